@@ -1,0 +1,242 @@
+"""The synthetic world: determinism, the truth arrays, and that the draws follow the stated model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recsampling.data import Interactions
+from recsampling.data.synthetic import LoggedLists, SyntheticWorld, make_world
+
+
+@pytest.fixture(scope="module")
+def world() -> SyntheticWorld:
+    return make_world(random_state=0)
+
+
+@pytest.fixture(scope="module")
+def noisy() -> SyntheticWorld:
+    return make_world(400, 600, 30_000, label_noise=0.3, n_logged_lists=0, random_state=3)
+
+
+def _pairs(x: Interactions) -> set:
+    return set(zip(x.user_index().tolist(), x.item_index().tolist()))
+
+
+def _gini(counts: np.ndarray) -> float:
+    c = np.sort(counts).astype(np.float64)
+    n = c.size
+    return float(1 - 2 * np.sum(np.cumsum(c) / c.sum()) / n + 1 / n)
+
+
+# ---------------------------------------------------------------------------- determinism
+def test_same_seed_same_world_other_seed_other_world():
+    a = make_world(200, 300, 8_000, n_logged_lists=500, random_state=7)
+    b = make_world(200, 300, 8_000, n_logged_lists=500, random_state=np.random.default_rng(7))
+    c = make_world(200, 300, 8_000, n_logged_lists=500, random_state=8)
+    for name in ("relevance", "exposure", "item_popularity", "unbiased_test_items", "unbiased_test_labels",
+                 "user_features", "item_features"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.clicks.matrix != b.clicks.matrix).nnz == 0
+    np.testing.assert_array_equal(a.clicks.timestamps, b.clicks.timestamps)
+    np.testing.assert_array_equal(a.logs.items, b.logs.items)
+    np.testing.assert_array_equal(a.logs.clicks, b.logs.clicks)
+    assert not np.array_equal(a.relevance, c.relevance)
+    assert (a.clicks.matrix != c.clicks.matrix).nnz > 0
+
+
+def test_parts_are_coupled_across_parameters():
+    """Changing the noise rate or position bias changes only that part of the world."""
+    w0 = make_world(300, 400, 12_000, n_logged_lists=2_000, random_state=1)
+    w1 = make_world(300, 400, 12_000, n_logged_lists=2_000, label_noise=0.2, position_eta=2.0, random_state=1)
+    w2 = make_world(300, 400, 12_000, n_logged_lists=2_000, label_noise=0.4, random_state=1)
+    np.testing.assert_array_equal(w0.relevance, w1.relevance)
+    assert _pairs(w0.true_positives) == _pairs(w1.true_positives) == _pairs(w2.true_positives)
+    assert _pairs(w1.hidden_positives) <= _pairs(w2.hidden_positives)  # nested as the rate grows
+    np.testing.assert_array_equal(w0.logs.items, w1.logs.items)
+    assert (w1.logs.examined <= w0.logs.examined).all()  # stronger bias examines a subset
+    np.testing.assert_array_equal(w0.unbiased_test_labels, w2.unbiased_test_labels)
+
+
+# ---------------------------------------------------------------------------- truth arrays
+def test_truth_arrays_have_the_documented_shapes_and_ranges(world):
+    U, I = 943, 1682
+    assert world.shape == (U, I) and world.clicks.shape == (U, I)
+    for name in ("relevance", "exposure"):
+        arr = getattr(world, name)
+        assert arr.shape == (U, I) and arr.dtype == np.float32, name
+        assert arr.min() > 0 and arr.max() <= 1, name
+    assert world.exposure.max() == 1.0  # the most popular items are always exposed
+    assert world.item_popularity.shape == (I,) and world.item_popularity.max() == 1.0
+    assert world.item_propensity.shape == (I,)
+    np.testing.assert_allclose(world.item_propensity, world.exposure.mean(0), rtol=1e-5)
+    assert world.user_noise_rate.shape == (U,) and world.item_noise_rate.shape == (I,)
+    assert world.user_features.shape == (U, 16) and world.item_features.shape == (I, 16)
+    assert world.user_features.dtype == np.float32
+    assert world.clicks.user_features is world.user_features
+    assert world.clicks.item_features is world.item_features
+    assert world.unbiased_test_items.shape == (U, 16) and world.unbiased_test_items.dtype == np.int64
+    assert world.unbiased_test_labels.shape == (U, 16)
+    assert world.logs.items.shape == (20 * U, 10) and world.logs.users.shape == (20 * U,)
+    assert world.position_propensity.shape == (10,)
+    assert world.clicks.ratings is None
+    assert world.hidden_positives.nnz == 0 and world.user_noise_rate.max() == 0
+    with pytest.raises(ValueError):
+        world.relevance[0, 0] = 0.5  # read-only truth
+
+
+def test_relevance_mean_and_click_count_hit_their_targets(world):
+    assert world.relevance.mean() == pytest.approx(0.2, abs=0.01)
+    p = world.exposure.astype(np.float64) * world.relevance
+    assert p.sum() == pytest.approx(100_000, rel=0.01)
+    # observed count = a sum of independent Bernoulli(exposure*relevance): within 4 standard deviations
+    sd = np.sqrt((p * (1 - p)).sum())
+    assert abs(world.clicks.nnz - p.sum()) < 4 * sd
+    # and per item, clicks follow exposure*relevance (correlation of counts with expectations)
+    assert np.corrcoef(world.clicks.item_counts(), p.sum(0))[0, 1] > 0.98
+
+
+def test_popularity_is_long_tailed_and_exposure_is_mnar(world):
+    counts = world.clicks.item_counts()
+    top = np.sort(counts)[::-1][: len(counts) // 5].sum() / counts.sum()
+    assert top > 0.5
+    assert _gini(counts) > 0.5
+    # the MNAR strength drives the tail: no popularity effect gives a much flatter click distribution
+    flat = make_world(400, 600, 30_000, exposure_eta=0.0, n_logged_lists=0, random_state=0)
+    assert _gini(flat.clicks.item_counts()) < 0.35
+    assert np.ptp(flat.exposure, axis=1).max() < 1e-6  # exposure does not depend on the item
+    # exposure increases with popularity (for a given user)
+    rho = stats.spearmanr(world.item_popularity, world.exposure[0])[0]
+    assert rho > 0.99
+
+
+def test_clicks_carry_their_true_propensities_and_timestamps(world):
+    c = world.clicks
+    np.testing.assert_array_equal(c.propensities, world.exposure[c.user_index(), c.item_index()])
+    assert c.timestamps is not None and c.timestamps.dtype.kind == "i"
+    assert c.timestamps.min() >= 874_724_710 and c.timestamps.max() <= 893_286_638
+    assert len(np.unique(c.timestamps)) > 0.9 * c.nnz
+    assert make_world(100, 200, 3_000, timestamps=False, n_logged_lists=0).clicks.timestamps is None
+
+
+def test_features_carry_the_latent_factors(world):
+    """A linear map of the user features recovers most of the latent user factors."""
+    X = np.hstack([world.user_features, np.ones((world.n_users, 1), np.float32)])
+    coef, *_ = np.linalg.lstsq(X, world.user_factors, rcond=None)
+    resid = world.user_factors - X @ coef
+    r2 = 1 - resid.var(0) / world.user_factors.var(0)
+    assert r2.mean() > 0.5
+
+
+# ---------------------------------------------------------------------------- label noise
+def test_label_noise_hides_the_asked_fraction_of_true_positives(noisy):
+    tp, clicks, hidden = _pairs(noisy.true_positives), _pairs(noisy.clicks), _pairs(noisy.hidden_positives)
+    assert clicks <= tp and hidden <= tp
+    assert not clicks & hidden and clicks | hidden == tp
+    n = noisy.true_positives.nnz
+    frac = noisy.hidden_positives.nnz / n
+    assert abs(frac - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n)
+    np.testing.assert_array_equal(
+        noisy.hidden_positives.propensities,
+        noisy.exposure[noisy.hidden_positives.user_index(), noisy.hidden_positives.item_index()])
+    q = noisy.noise_rate()
+    assert q.shape == noisy.shape and q.min() >= 0 and q.max() <= 1
+
+
+def test_noise_rates_vary_and_match_what_was_hidden(noisy):
+    assert noisy.item_noise_rate.std() > 0.05 and noisy.user_noise_rate.std() > 0.05
+    tp = noisy.true_positives.item_counts()
+    hid = noisy.hidden_positives.item_counts()
+    ok = tp >= 30
+    rho = stats.spearmanr(hid[ok] / tp[ok], noisy.item_noise_rate[ok])[0]
+    assert rho > 0.8
+    # the stated per-item rate is the expected hidden fraction: totals agree
+    assert (noisy.item_noise_rate * tp).sum() == pytest.approx(hid.sum(), rel=0.05)
+    even = make_world(400, 600, 30_000, label_noise=0.3, noise_heterogeneity=0.0, n_logged_lists=0, random_state=3)
+    np.testing.assert_allclose(even.item_noise_rate, 0.3, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- logged lists
+@pytest.mark.parametrize("eta", [0.5, 1.0, 2.0])
+def test_logged_clicks_follow_position_propensity_times_relevance(eta):
+    w = make_world(300, 500, 15_000, n_logged_lists=30_000, position_eta=eta, n_test_items=0, random_state=2)
+    logs = w.logs
+    assert isinstance(logs, LoggedLists)
+    theta = (1.0 / np.arange(1, 11)) ** eta
+    np.testing.assert_allclose(logs.position_propensity, theta, rtol=1e-6)
+    np.testing.assert_array_equal(logs.clicks, logs.examined & logs.relevant)
+    np.testing.assert_array_equal(logs.relevance, w.relevance[logs.users[:, None], logs.items])
+    # E[click_k] = theta_k * E[relevance at k]
+    expected = theta * logs.relevance.mean(0)
+    observed = logs.clicks.mean(0)
+    sd = np.sqrt(expected * (1 - expected) / logs.n_lists)
+    assert (np.abs(observed - expected) < 4 * sd + 1e-9).all()
+    # lists hold distinct items, ranked by a noisy but informative logging ranker
+    s = np.sort(logs.items, axis=1)
+    assert (s[:, 1:] != s[:, :-1]).all()
+    assert np.all(np.diff(logs.relevance.mean(0)) < 0)
+    assert (np.diff(logs.relevance, axis=1) > 0).any()  # noisy: not sorted by the truth
+    df = logs.to_dataframe()
+    assert len(df) == logs.n_lists * 10 and set(df["position"]) == set(range(1, 11))
+
+
+# ---------------------------------------------------------------------------- unbiased test set
+def test_unbiased_test_items_are_uniform_and_labelled_by_relevance(world):
+    items = world.unbiased_test_items
+    s = np.sort(items, axis=1)
+    assert (s[:, 1:] != s[:, :-1]).all()  # distinct per user
+    counts = np.bincount(items.ravel(), minlength=world.n_items)
+    chi2 = stats.chisquare(counts)
+    assert chi2.pvalue > 1e-3
+    # uniform, so unrelated to popularity (unlike the clicks)
+    assert abs(stats.spearmanr(counts, world.item_popularity)[0]) < 0.1
+    rel = world.test_relevance()
+    n = rel.size
+    assert abs(world.unbiased_test_labels.mean() - rel.mean()) < 4 * np.sqrt(rel.mean() / n)
+    # the positives Interactions are exactly the labelled-1 test pairs
+    pu, pk = np.nonzero(world.unbiased_test_labels)
+    assert _pairs(world.unbiased_test) == set(zip(pu.tolist(), items[pu, pk].tolist()))
+    assert (world.unbiased_test.propensities == 1).all()
+
+
+# ---------------------------------------------------------------------------- export
+@pytest.mark.parametrize("fmt,name,sep", [("100k", "u.data", "\t"), ("1m", "ratings.dat", "::")])
+def test_to_movielens_round_trips_through_pandas(tmp_path, fmt, name, sep):
+    w = make_world(120, 200, 4_000, n_logged_lists=0, random_state=5)
+    out = w.to_movielens(tmp_path / fmt, fmt=fmt)
+    assert out.name == name
+    df = pd.read_csv(out, sep=sep, header=None, names=["user", "item", "rating", "timestamp"], engine="python")
+    assert len(df) == w.clicks.nnz
+    assert (df["rating"] == 5).all() and df["user"].min() >= 1 and df["item"].min() >= 1
+    back = Interactions.from_indices(df["user"] - 1, df["item"] - 1, w.shape, timestamps=df["timestamp"])
+    assert (back.matrix != w.clicks.matrix).nnz == 0
+    np.testing.assert_array_equal(back.timestamps, w.clicks.timestamps)
+
+
+@pytest.mark.parametrize("fmt", ["100k", "1m"])
+def test_to_movielens_loads_with_the_readers_when_present(tmp_path, fmt):
+    readers = pytest.importorskip("recsampling.data.readers")
+    reader = getattr(readers, "read_movielens", None)
+    if reader is None:
+        pytest.skip("recsampling.data.readers has no read_movielens")
+    w = make_world(120, 200, 4_000, n_logged_lists=0, random_state=5)
+    w.to_movielens(tmp_path / "ml", fmt=fmt)
+    back = reader(tmp_path / "ml")
+    df = back.to_dataframe()
+    got = set(zip(df["user_id"].astype(int) - 1, df["item_id"].astype(int) - 1))
+    assert got == _pairs(w.clicks)
+
+
+def test_bad_parameters_raise_clear_errors():
+    with pytest.raises(ValueError, match="target_interactions"):
+        make_world(50, 60, 10_000)  # more clicks than relevant pairs
+    with pytest.raises(ValueError, match="label_noise"):
+        make_world(50, 60, 100, label_noise=1.0)
+    with pytest.raises(ValueError, match="n_test_items"):
+        make_world(50, 60, 100, n_test_items=61)
+    with pytest.raises(ValueError, match="log_candidates"):
+        make_world(50, 60, 100, list_length=10, log_candidates=5)
+    with pytest.raises(ValueError, match="fmt"):
+        make_world(50, 60, 100, n_logged_lists=0).to_movielens("/tmp/never", fmt="20m")
