@@ -240,3 +240,13 @@ def test_bad_parameters_raise_clear_errors():
         make_world(50, 60, 100, list_length=10, log_candidates=5)
     with pytest.raises(ValueError, match="fmt"):
         make_world(50, 60, 100, n_logged_lists=0).to_movielens("/tmp/never", fmt="20m")
+
+
+@pytest.mark.slow
+def test_movielens_1m_sized_world_builds_with_its_statistics():
+    w = make_world(6040, 3706, 1_000_209, random_state=0)
+    p_sum = float(np.sum(w.exposure.astype(np.float64) * w.relevance))
+    assert p_sum == pytest.approx(1_000_209, rel=0.02)
+    assert abs(w.true_positives.nnz - p_sum) < 5 * np.sqrt(p_sum)
+    assert _gini(w.clicks.item_counts()) > 0.5
+    assert w.logs.items.shape == (20 * 6040, 10) and w.unbiased_test_items.shape == (6040, 16)

@@ -447,7 +447,7 @@ def make_world(
     target_interactions: int = 100_000,
     *,
     factors: int = 10,
-    relevance_scale: float = 2.5,
+    relevance_scale: float = 1.5,
     quality_std: float = 1.0,
     relevance_rate: float = 0.2,
     popularity_exponent: float = 1.4,
