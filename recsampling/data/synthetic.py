@@ -459,7 +459,7 @@ def make_world(
     noise_heterogeneity: float = 1.0,
     n_logged_lists: int | None = None,
     list_length: int = 10,
-    log_candidates: int = 50,
+    log_candidates: int | None = None,
     logging_noise: float = 1.0,
     position_eta: float = 1.0,
     n_test_items: int = 16,
@@ -508,8 +508,9 @@ def make_world(
         Number of logged ranked lists; None gives 20 per user. 0 gives no lists.
     list_length : int
         Positions per logged list ``L``.
-    log_candidates : int
-        Candidate items (uniform, distinct) the logging ranker ranks per list; >= ``list_length``.
+    log_candidates : int or None
+        Candidate items (uniform, distinct) the logging ranker ranks per list, in
+        [``list_length``, ``n_items``]; None gives ``min(5 · list_length, n_items)``.
     logging_noise : float
         Standard deviation of the Gaussian noise the logging ranker adds to ``logit(relevance)``.
     position_eta : float
@@ -558,7 +559,10 @@ def make_world(
     n_logged_lists = 20 * n_users if n_logged_lists is None else _check_positive_int(
         n_logged_lists, "n_logged_lists", 0)
     list_length = _check_positive_int(list_length, "list_length")
-    log_candidates = _check_positive_int(log_candidates, "log_candidates")
+    if list_length > n_items:
+        raise ValueError(f"list_length must be <= n_items ({n_items}), got {list_length}")
+    log_candidates = (min(5 * list_length, n_items) if log_candidates is None
+                      else _check_positive_int(log_candidates, "log_candidates"))
     if log_candidates < list_length:
         raise ValueError(f"log_candidates must be >= list_length ({list_length}), got {log_candidates}")
     if log_candidates > n_items:
@@ -710,6 +714,9 @@ def make_world(
         else "Generator",
         relevance_offset=offset, exposure_scale=exposure_scale, noise_scale=noise_scale,
     )
+    logger.debug("synthetic world %dx%d: relevance offset %.4f, exposure scale %.4g, noise scale %.4g, "
+                 "%d true positives, %d hidden", n_users, n_items, offset, exposure_scale, noise_scale, n_tp,
+                 int(hidden.sum()))
     return SyntheticWorld(
         clicks=clicks,
         true_positives=true_positives,
