@@ -33,6 +33,11 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _plain(value):
+    """A numpy scalar as the Python value, so messages read ``30``, not ``np.int64(30)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_ids(values, name: str) -> None:
     arr = np.asarray(values)
     if arr.dtype.kind == "f":
@@ -56,7 +61,7 @@ def _check_indices(idx, n: int | None, name: str) -> np.ndarray:
             raise ValueError(f"{name} has a missing (NaN) index at row {_first_bad(bad)}")
         bad = arr != np.round(arr)
         if bad.any():
-            raise ValueError(f"{name} must hold integers, found {arr[_first_bad(bad)]!r} at row {_first_bad(bad)}")
+            raise ValueError(f"{name} must hold integers, found {arr[_first_bad(bad)].item()!r} at row {_first_bad(bad)}")
     elif arr.dtype.kind not in "iub":
         raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
@@ -339,7 +344,7 @@ class Interactions:
             ok = codes >= 0
             if not ok.all() and unknown == "error":
                 row = _first_bad(~ok)
-                raise ValueError(f"column {col!r} has id {values[row]!r} at row {row} that is not in the given id list")
+                raise ValueError(f"column {col!r} has id {_plain(values[row])!r} at row {row} that is not in the given id list")
             return codes, universe, ok
 
         u_codes, uids, ok_u = encode(df[user_col].to_numpy(), user_ids, user_col)

@@ -151,7 +151,7 @@ def _dense(src: Source, fname: str, integer: bool) -> np.ndarray:
     if bad.any():
         r, c = (int(x[0]) for x in np.nonzero(bad))
         what = "a whole number >= 0 (0 = unrated)" if integer else "a finite number >= 0"
-        raise ValueError(f"{label}: value {arr[r, c]!r} at line {r + 1}, column {c + 1}; expected {what}")
+        raise ValueError(f"{label}: value {arr[r, c].item()!r} at line {r + 1}, column {c + 1}; expected {what}")
     return arr
 
 

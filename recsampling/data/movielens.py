@@ -154,10 +154,10 @@ def find_movielens(name: str, data_dir: str | Path | None = None, download: bool
     if download:
         return Source(download_movielens(name))
     where = Path(data_dir).expanduser() if data_dir is not None else cache_dir()
-    hint = "" if data_dir is not None else " or pass data_dir (the folder holding it),"
+    hint = "" if data_dir is not None else " or pass data_dir (--data-dir, the folder holding it),"
     raise FileNotFoundError(
         f"{name} not found: put {spec['ratings']} in {where / spec['folder']}/ (or {name}.zip in {where}/),"
-        f"{hint} or pass download=True"
+        f"{hint} or pass download=True (--download)"
     )
 
 
