@@ -437,3 +437,12 @@ def test_real_coat(shared_data):
     assert (ds.interactions.user_counts() == 24).all()
     assert ds.interactions.item_features.shape == (300, 33)
     assert ds.interactions.user_feature_names[0] == "gender:men"
+
+
+def test_generic_compressed_csv(tmp_path):
+    df = pd.DataFrame({"user_id": [1, 2, 2], "item_id": [5, 5, 6]})
+    df.to_csv(tmp_path / "p.csv.gz", index=False)
+    df.to_csv(tmp_path / "p.csv.zip", index=False)
+    for name in ("p.csv.gz", "p.csv.zip"):
+        data = read_interactions(tmp_path / name)
+        assert data.shape == (2, 2) and data.nnz == 3

@@ -135,19 +135,23 @@ def _register(name, loader, size, license, url, users=None, items=None, interact
 def _init_registry() -> None:
     from recsampling.data.movielens import GROUPLENS_URL, MOVIELENS_RELEASES
 
+    # figures from each release's README (movies = listed in the movies file; the matrix has the rated ones)
     sizes = {
-        "ml-100k": "100,000 ratings, 943 users x 1,682 movies (5 MB)",
-        "ml-1m": "1,000,209 ratings, 6,040 users x 3,706 movies (6 MB)",
-        "ml-10m": "10,000,054 ratings, 69,878 users x 10,677 movies (63 MB)",
-        "ml-20m": "20,000,263 ratings, 138,493 users x 26,744 movies (190 MB)",
-        "ml-25m": "25,000,095 ratings, 162,541 users x 59,047 movies (250 MB)",
-        "ml-32m": "32,000,204 ratings, 200,948 users x 84,432 movies (239 MB)",
-        "ml-latest": "~33M ratings, ~330k users (changes over time; 335 MB)",
-        "ml-latest-small": "~100k ratings, ~610 users x ~9.7k movies (changes over time; 1 MB)",
+        "ml-100k": "100,000 ratings (1-5), 943 users x 1,682 movies",
+        "ml-1m": "1,000,209 ratings (1-5), 6,040 users x 3,706 rated movies",
+        "ml-10m": "10,000,054 ratings (0.5-5), 10,681 movies, 71,567 users listed",
+        "ml-20m": "20,000,263 ratings (0.5-5), 138,493 users, 27,278 movies",
+        "ml-25m": "25,000,095 ratings (0.5-5), 162,541 users, 62,423 movies",
+        "ml-32m": "32,000,204 ratings (0.5-5), 200,948 users, 87,585 movies",
+        "ml-latest": "the full current release (grows over time; ~33M+ ratings)",
+        "ml-latest-small": "~100k ratings, ~600 users, ~9,700 movies (changes over time)",
     }
-    for name, spec in MOVIELENS_RELEASES.items():
+    users = {"ml-100k": 943, "ml-1m": 6040, "ml-20m": 138_493, "ml-25m": 162_541, "ml-32m": 200_948}
+    ratings = {"ml-100k": 100_000, "ml-1m": 1_000_209, "ml-10m": 10_000_054, "ml-20m": 20_000_263,
+               "ml-25m": 25_000_095, "ml-32m": 32_000_204}
+    for name in MOVIELENS_RELEASES:
         _register(name, _movielens(name), sizes[name], _MOVIELENS_LICENSE, GROUPLENS_URL.format(name=name),
-                  spec["users"], spec["items"], spec["ratings_n"])
+                  users.get(name), {"ml-100k": 1682, "ml-1m": 3706}.get(name), ratings.get(name))
     from recsampling.data.mnar import COAT_URL, YAHOO_URL
 
     _register("coat", _mnar("coat"), "290 users x 300 items; train 6,960 self-selected ratings (MNAR), "

@@ -59,21 +59,16 @@ logger = logging.getLogger(__name__)
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
 
-# name -> folder inside the official zip, the ratings file that marks the format, facts for docs
+# name -> the folder inside the official zip and the ratings file that marks the release's format
 MOVIELENS_RELEASES: dict[str, dict] = {
-    "ml-100k": {"folder": "ml-100k", "ratings": "u.data", "users": 943, "items": 1682, "ratings_n": 100_000},
-    "ml-1m": {"folder": "ml-1m", "ratings": "ratings.dat", "users": 6040, "items": 3706, "ratings_n": 1_000_209},
-    "ml-10m": {"folder": "ml-10M100K", "ratings": "ratings.dat", "users": 69_878, "items": 10_677,
-               "ratings_n": 10_000_054},
-    "ml-20m": {"folder": "ml-20m", "ratings": "ratings.csv", "users": 138_493, "items": 26_744,
-               "ratings_n": 20_000_263},
-    "ml-25m": {"folder": "ml-25m", "ratings": "ratings.csv", "users": 162_541, "items": 59_047,
-               "ratings_n": 25_000_095},
-    "ml-32m": {"folder": "ml-32m", "ratings": "ratings.csv", "users": 200_948, "items": 84_432,
-               "ratings_n": 32_000_204},
-    "ml-latest": {"folder": "ml-latest", "ratings": "ratings.csv", "users": None, "items": None, "ratings_n": None},
-    "ml-latest-small": {"folder": "ml-latest-small", "ratings": "ratings.csv", "users": 610, "items": 9724,
-                        "ratings_n": 100_836},
+    "ml-100k": {"folder": "ml-100k", "ratings": "u.data"},
+    "ml-1m": {"folder": "ml-1m", "ratings": "ratings.dat"},
+    "ml-10m": {"folder": "ml-10M100K", "ratings": "ratings.dat"},
+    "ml-20m": {"folder": "ml-20m", "ratings": "ratings.csv"},
+    "ml-25m": {"folder": "ml-25m", "ratings": "ratings.csv"},
+    "ml-32m": {"folder": "ml-32m", "ratings": "ratings.csv"},
+    "ml-latest": {"folder": "ml-latest", "ratings": "ratings.csv"},
+    "ml-latest-small": {"folder": "ml-latest-small", "ratings": "ratings.csv"},
 }
 
 # sha256 of files *inside* a release that we know for certain (checked after a download).

@@ -12,7 +12,6 @@ delimited file with pandas' C parser and then checks it, so that a malformed fil
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 from typing import IO, Sequence
@@ -72,8 +71,10 @@ class Source:
         if not self.has(name):
             raise FileNotFoundError(f"{self.label(name)} does not exist")
         if self.is_zip:
-            with zipfile.ZipFile(self.path) as zf:
-                return io.BytesIO(zf.read(self._members[name]))
+            zf = zipfile.ZipFile(self.path)
+            member = zf.open(self._members[name])  # streams; keeps the archive open until closed
+            zf.close()
+            return member
         return open(self.path / name, "rb")
 
 
@@ -357,6 +358,13 @@ def _sniff_sep(path: Path) -> str:
 
 
 def _header_names(path: Path, sep: str) -> list[str]:
+    if len(sep) == 1:
+        try:
+            return [str(c).strip() for c in pd.read_csv(path, sep=sep, nrows=0, compression="infer").columns]
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path}: the file is empty; expected a header line") from None
+        except Exception as e:  # noqa: BLE001 - any parse error means a bad file
+            raise ValueError(f"{path}: could not read the header line ({e})") from None
     line = _first_line(path)
     if not line:
         raise ValueError(f"{path}: the file is empty; expected a header line")
