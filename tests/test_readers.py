@@ -446,3 +446,16 @@ def test_generic_compressed_csv(tmp_path):
     for name in ("p.csv.gz", "p.csv.zip"):
         data = read_interactions(tmp_path / name)
         assert data.shape == (2, 2) and data.nnz == 3
+
+
+def test_load_dataset_by_folder_path_and_release_format_check(tmp_path, rng):
+    write_coat(tmp_path / "coat", rng)
+    ds = load_dataset(str(tmp_path / "coat"))
+    assert ds.test is not None and ds.test.nnz == 4 and ds.info["test_items"].shape == (4, 1)
+    folder = write_ml100k(tmp_path / "ml-100k")
+    assert load_dataset(str(folder)).interactions.nnz == 5
+    with pytest.raises(FileNotFoundError, match="put ratings.dat in"):
+        load_dataset("ml-1m", folder)  # a 100K folder is not read as ML-1M
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found no MovieLens, Coat or Yahoo! R3 files"):
+        load_dataset(str(tmp_path / "empty"))

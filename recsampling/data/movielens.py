@@ -144,7 +144,7 @@ def find_movielens(name: str, data_dir: str | Path | None = None, download: bool
         for cand in _candidates(name, root):
             if cand.is_dir() or (cand.is_file() and zipfile.is_zipfile(cand)):
                 src = Source(cand)
-                if _is_movielens(src):
+                if src.has(spec["ratings"]) or src.has("pairs.csv.gz"):  # this release's format
                     return src
     if download:
         return Source(download_movielens(name))

@@ -144,7 +144,8 @@ def random_split(data: Interactions, test_fraction: float = 0.2, random_state: R
     n_test = _per_user_count(data.user_counts(), fraction)
     rank = _rank_within_user(data, rng.random(data.nnz))
     mask = rank < n_test[data.user_index()]
-    return _finish(data, mask, {"method": "random", "test_fraction": fraction, "random_state": _seed_info(random_state)})
+    info = {"method": "random", "test_fraction": fraction, "random_state": _seed_info(random_state)}
+    return _finish(data, mask, info)
 
 
 def leave_one_out(data: Interactions, by: str = "time", random_state: RandomState = None) -> Split:
