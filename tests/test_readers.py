@@ -193,6 +193,9 @@ def test_non_numeric_and_fractional_values(tmp_path):
     _write(folder / "u.data", "1\t10\t5\t881250949\n1\tx\t3\t1\n")
     with pytest.raises(ValueError, match=r"u.data: column 'item_id' has non-numeric value 'x' at line 2"):
         read_movielens(folder)
+    _write(folder / "u.data", "1\t10\t5\t881250949\n\n1\t10\t5\t1\n1\ty\t3\t1\n")
+    with pytest.raises(ValueError, match=r"column 'item_id' has non-numeric value 'y' at line 4"):
+        read_movielens(folder)  # blank lines are skipped but counted
     _write(folder / "u.data", "1\t10\t5\t881250949\n1.5\t10\t3\t1\n")
     with pytest.raises(ValueError, match=r"column 'user_id' must hold whole numbers, found '1.5' at line 2"):
         read_movielens(folder)

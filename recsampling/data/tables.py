@@ -146,7 +146,7 @@ def parse_table(
         else:
             fast[pos] = str
 
-    def read(dtype):
+    def read(dtype, skip_blank=True):
         if hasattr(fileobj, "seek"):
             fileobj.seek(0)
         try:
@@ -162,7 +162,7 @@ def parse_table(
                 encoding=encoding,
                 compression=compression,
                 engine="c",
-                skip_blank_lines=True,
+                skip_blank_lines=skip_blank,
             )
         except pd.errors.ParserError as e:
             msg = str(e).strip().splitlines()[-1] if str(e).strip() else "could not be parsed"
@@ -183,7 +183,8 @@ def parse_table(
             raise
         df = None
     if df is None or df.isna().to_numpy().any():
-        df = _diagnose(read(str), label, names, header, numeric, integer, expected)
+        # read again as text, blank lines kept so that row k is line k (+ header): find the culprit
+        df = _diagnose(read(str, skip_blank=False), label, names, header, numeric, integer, expected)
     if df.shape[1] != n_fields:
         raise ValueError(f"{label}: found {df.shape[1]} columns; {expected}")
     df.columns = names
@@ -198,6 +199,8 @@ def _diagnose(df, label, names, header, numeric, integer, expected) -> pd.DataFr
         raise ValueError(f"{label}: found {df.shape[1]} columns; {expected}")
     df.columns = list(names)
     missing = df.isna().to_numpy()
+    blank = missing.all(1)  # blank lines are skipped, as the fast path does
+    missing[blank] = False
     if missing.any():  # a short line leaves NaN in its last fields
         row = int(np.flatnonzero(missing.any(1))[0])
         col = names[int(np.flatnonzero(missing[row])[0])]
@@ -205,7 +208,7 @@ def _diagnose(df, label, names, header, numeric, integer, expected) -> pd.DataFr
     for col in list(numeric) + [c for c in integer if c not in numeric]:
         raw = df[col]
         values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna().to_numpy()
+        bad = values.isna().to_numpy() & ~blank
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(
@@ -213,18 +216,18 @@ def _diagnose(df, label, names, header, numeric, integer, expected) -> pd.DataFr
             )
         values = values.to_numpy()
         if col in integer:
-            frac = values != np.round(values)
+            frac = (values != np.round(values)) & ~blank
             if frac.any():
                 row = int(np.flatnonzero(frac)[0])
                 raise ValueError(
                     f"{label}: column {col!r} must hold whole numbers, found {raw.iloc[row]!r} "
                     f"at line {_line_of(row, header)}"
                 )
-            values = values.astype(np.int64)
+            values = np.where(blank, 0, values).astype(np.int64)
         else:
             values = values.astype(np.float64)
         df[col] = values
-    return df
+    return df[~blank].reset_index(drop=True)
 
 
 def _guess_format(path: Path) -> tuple[str, str | None]:
