@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recsampling.fast import bpr as fast_bpr
 from recsampling.fast import alias_table, draw_negatives, mf_bpr_epoch, popularity_weights
 
 
@@ -60,8 +61,11 @@ def auc(model, m, rng, n=4000):
 
 
 # ------------------------------------------------------------------------------ negatives
+@pytest.mark.parametrize("bitmap", [True, False], ids=["bitmap", "binary-search"])
 @pytest.mark.parametrize("alpha", [None, 1.0, 0.5])
-def test_redraw_never_returns_a_positive(alpha):
+def test_redraw_never_returns_a_positive(alpha, bitmap, monkeypatch):
+    if not bitmap:
+        monkeypatch.setattr(fast_bpr, "BITMAP_MAX_BYTES", 0)
     m = clustered(n_users=60, n_items=40, p_in=0.8, p_out=0.2, seed=1)
     users = np.repeat(np.arange(60), 200)
     neg = draw_negatives(m, users, n_negatives=3, alpha=alpha, collision="redraw", rng=0)
@@ -71,7 +75,10 @@ def test_redraw_never_returns_a_positive(alpha):
     assert not dense[users[:, None], neg].any()
 
 
-def test_skip_marks_collisions_and_keeps_the_rest():
+@pytest.mark.parametrize("bitmap", [True, False], ids=["bitmap", "binary-search"])
+def test_skip_marks_collisions_and_keeps_the_rest(bitmap, monkeypatch):
+    if not bitmap:
+        monkeypatch.setattr(fast_bpr, "BITMAP_MAX_BYTES", 0)
     m = clustered(n_users=30, n_items=20, p_in=0.9, p_out=0.3, seed=2)
     users = np.repeat(np.arange(30), 300)
     neg = draw_negatives(m, users, collision="skip", rng=1)[:, 0]
@@ -178,6 +185,17 @@ def test_without_item_bias():
     model = TinyMF(*m.shape, item_bias=False)
     loss = mf_bpr_epoch(model, m, lr=0.05, l2=0.0, rng=0, n_threads=1)
     assert np.isfinite(loss)
+
+
+def test_bitmap_and_binary_search_train_identically(monkeypatch):
+    m = clustered(seed=12)
+    tables = []
+    for limit in (fast_bpr.BITMAP_MAX_BYTES, 0):
+        monkeypatch.setattr(fast_bpr, "BITMAP_MAX_BYTES", limit)
+        model = TinyMF(*m.shape)
+        mf_bpr_epoch(model, m, lr=0.05, l2=1e-3, rng=3, n_threads=1)
+        tables.append(model.item_factors.weight.detach().clone())
+    assert torch.equal(*tables)
 
 
 def test_one_thread_is_deterministic():

@@ -44,8 +44,9 @@ Negatives
   interactions (items never interacted with are never drawn), by Walker's alias method (O(1) per
   draw). ``alpha=1`` is the distribution of ``implicit``'s draw (the item of a random nonzero).
 
-Collisions (j is one of the user's positives), checked by binary search in the user's sorted
-CSR row:
+Collisions (j is one of the user's positives) are checked exactly, with one bit test in a bit
+matrix of the interactions (built per epoch, n_users * n_items / 8 bytes, up to
+``BITMAP_MAX_BYTES``) or, for larger matrices, by binary search in the user's sorted CSR row:
 
 - ``"redraw"``: draw again until j is not a positive (exact rejection sampling, the
   distribution restricted to the user's unobserved items). A user who has every drawable item
@@ -76,10 +77,12 @@ import scipy.sparse as sp
 from recsampling._utils import RandomState, check_random_state
 
 __all__ = [
+    "BITMAP_MAX_BYTES",
     "BLOCK_SIZE",
     "alias_table",
     "bpr_sgd_epoch",
     "draw_negatives",
+    "interaction_bitmap",
     "mf_bpr_epoch",
     "popularity_weights",
 ]
@@ -88,6 +91,9 @@ logger = logging.getLogger("recsampling")
 
 #: Interactions per parallel block (the unit of work and of random streams).
 BLOCK_SIZE = 1 << 15
+
+#: Largest bit matrix of the interactions built for collision tests (bytes); above it, binary search.
+BITMAP_MAX_BYTES = 64 << 20
 
 _COLLISIONS = ("redraw", "skip")
 
@@ -149,13 +155,32 @@ def _draw_item(state, n_items, alias_prob, alias_index):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _draw_negative(state, indptr, indices, u, n_items, alias_prob, alias_index, skip):
+def _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+    """Whether (u, j) is a training interaction: one bit test, or a binary search in u's row."""
+    if bitmap.shape[0] > 0:
+        return ((bitmap[u * row_bytes + (j >> 3)] >> (j & 7)) & 1) != 0
+    return _in_row(indices, indptr[u], indptr[u + 1], j)
+
+
+@numba.njit(nogil=True, cache=True)
+def _build_bitmap(indptr, indices, row_bytes):
+    """Row-major bit matrix of the interactions, ``row_bytes`` bytes per user."""
+    n_users = indptr.shape[0] - 1
+    bitmap = np.zeros(n_users * row_bytes, dtype=np.uint8)
+    for u in range(n_users):
+        base = u * row_bytes
+        for k in range(indptr[u], indptr[u + 1]):
+            j = indices[k]
+            bitmap[base + (j >> 3)] |= np.uint8(1 << (j & 7))
+    return bitmap
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _draw_negative(state, indptr, indices, bitmap, row_bytes, u, n_items, alias_prob, alias_index, skip):
     """A negative for user ``u``; returns (state, j) with j = -1 for a skipped collision."""
-    start = indptr[u]
-    end = indptr[u + 1]
     while True:
         state, j = _draw_item(state, n_items, alias_prob, alias_index)
-        if not _in_row(indices, start, end, j):
+        if not _is_positive(bitmap, row_bytes, indptr, indices, u, j):
             return state, j
         if skip:
             return state, np.int64(-1)
@@ -208,6 +233,7 @@ def bpr_sgd_epoch(
     alias_index,
     skip,
     seed,
+    bitmap,
 ):
     """One shuffled epoch of hogwild BPR-SGD over numpy arrays (the numba kernel).
 
@@ -232,6 +258,9 @@ def bpr_sgd_epoch(
         True: a negative that is a positive is skipped; False: redrawn (exact rejection).
     seed : uint64
         Seed of the epoch's random streams.
+    bitmap : uint8 array, shape (n_users * ceil(n_items / 8),) or (0,)
+        The interactions as a bit matrix (:func:`interaction_bitmap`) for one-load membership
+        tests; an empty array means binary search in the CSR row instead.
 
     Returns
     -------
@@ -247,6 +276,7 @@ def bpr_sgd_epoch(
     d = item_factors.shape[1]
     nnz = indices.shape[0]
     has_bias = item_biases.shape[0] > 0
+    row_bytes = (n_items + 7) // 8
     if alias_prob.shape[0] > 0:
         n_drawable = 0
         for k in range(alias_prob.shape[0]):
@@ -290,7 +320,8 @@ def bpr_sgd_epoch(
                 skipped += n_negatives
                 continue
             for _ in range(n_negatives):
-                s, j = _draw_negative(s, indptr, indices, u, n_items, alias_prob, alias_index, skip)
+                s, j = _draw_negative(s, indptr, indices, bitmap, row_bytes, u, n_items, alias_prob,
+                                      alias_index, skip)
                 if j < 0:
                     skipped += 1
                     continue
@@ -328,12 +359,15 @@ def bpr_sgd_epoch(
 
 
 @numba.njit(nogil=True, cache=True)
-def _draw_negatives_kernel(indptr, indices, users, n_items, n_negatives, alias_prob, alias_index, skip, seed):
+def _draw_negatives_kernel(indptr, indices, bitmap, users, n_items, n_negatives, alias_prob, alias_index, skip,
+                           seed):
     out = np.empty((users.shape[0], n_negatives), dtype=np.int64)
+    row_bytes = (n_items + 7) // 8
     s = np.uint64(seed)
     for t in range(users.shape[0]):
         for r in range(n_negatives):
-            s, j = _draw_negative(s, indptr, indices, users[t], n_items, alias_prob, alias_index, skip)
+            s, j = _draw_negative(s, indptr, indices, bitmap, row_bytes, users[t], n_items, alias_prob,
+                                  alias_index, skip)
             out[t, r] = j
     return out
 
@@ -450,6 +484,28 @@ def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return indptr, indices
 
 
+def interaction_bitmap(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
+    """The interactions as a row-major bit matrix, or an empty array when it would be too big.
+
+    Parameters
+    ----------
+    indptr : int64 array, shape (n_users + 1,)
+    indices : int32 array, shape (nnz,)
+    n_items : int
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        ``ceil(n_items / 8)`` bytes per user (bit ``j % 8`` of byte ``j // 8`` is item j), or an
+        empty array when that exceeds :data:`BITMAP_MAX_BYTES` (the kernels then binary-search
+        the sorted CSR rows instead; same results, slower).
+    """
+    row_bytes = (n_items + 7) // 8
+    if (indptr.shape[0] - 1) * row_bytes > BITMAP_MAX_BYTES:
+        return np.empty(0, dtype=np.uint8)
+    return _build_bitmap(indptr, indices, row_bytes)
+
+
 def _negative_table(indices: np.ndarray, n_items: int, alpha: float | None) -> tuple[np.ndarray, np.ndarray]:
     if alpha is None or alpha == 0:
         return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32)
@@ -549,7 +605,8 @@ def draw_negatives(
     full = np.diff(indptr)[users] >= n_drawable
     if collision == "redraw" and full.any():
         raise ValueError(f"user {int(users[full][0])} has interacted with every drawable item: no negative exists")
-    return _draw_negatives_kernel(indptr, indices, users, n_items, int(n_negatives), prob, alias,
+    bitmap = interaction_bitmap(indptr, indices, n_items)
+    return _draw_negatives_kernel(indptr, indices, bitmap, users, n_items, int(n_negatives), prob, alias,
                                   collision == "skip", _seed(rng))
 
 
@@ -636,9 +693,10 @@ def mf_bpr_epoch(
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
+        bitmap = interaction_bitmap(indptr, indices, n_items)
         loss_sum, updates, skipped = bpr_sgd_epoch(
             indptr, indices, uf, itf, ib, float(lr), float(l2), int(n_negatives), prob, alias,
-            collision == "skip", seed,
+            collision == "skip", seed, bitmap,
         )
     finally:
         numba.set_num_threads(previous)
