@@ -1,0 +1,297 @@
+"""Batched top-k scoring: the one implementation that turns two embedding tables into rankings.
+
+Every model of the toolkit ends as a user table ``U`` (n_users × d) and an item table ``V``
+(n_items × d); the score of a pair is ``U_u · V_i``. :func:`topk` ranks all items for many users
+at once:
+
+1. the users are cut into chunks of rows so that one chunk of scores (``rows × n_items``
+   float32) fits in ``memory_budget_mb``;
+2. a chunk of scores is one matrix product ``U[chunk] @ V.T`` (MKL/oneDNN on CPU, cuBLAS on
+   CUDA) written into a buffer reused between chunks;
+3. the already-seen items of those users (a users × items CSR, e.g. the training interactions)
+   are set to ``-inf`` in one vectorized scatter built from the CSR ``indptr``/``indices``;
+4. ``torch.topk`` keeps ``k + 1`` candidates per row; the extra one tells whether the k-th place
+   is tied with an item left out, and only such rows are re-ranked with a stable full sort.
+
+Determinism
+-----------
+Ties are broken by item index: among equal scores the **lower item index ranks first**, both for
+which items enter the top-k and for their order. Results are therefore identical whatever the
+chunk size or device (up to floating-point differences of the matrix product between devices).
+Items scored ``-inf`` (excluded ones) are never returned: a row with fewer than ``k`` candidates
+is padded with id ``-1`` and score ``-inf``.
+
+:func:`iter_score_chunks` exposes steps 1-3 (the masked score chunks) for evaluation code that
+needs more than the top-k, e.g. the full-ranking AUC of :mod:`recsampling.evaluation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from recsampling._utils import resolve_device
+
+__all__ = ["topk", "iter_score_chunks", "chunk_rows"]
+
+logger = logging.getLogger(__name__)
+
+_NEG_INF = float("-inf")
+# Bytes per scored item per row that the budget must cover: the float32 score chunk (4) plus, in
+# the worst case (every row tied at the k-th place), a stable sort of a third of the chunk at a
+# time (float32 values + int64 indices = 12 per cell, over a third of the rows: 4). Chunk rows
+# are chosen so that ``rows * n_items * _BYTES_PER_CELL <= budget``.
+_BYTES_PER_CELL = 8
+
+
+def chunk_rows(n_items: int, memory_budget_mb: float, n_rows: int | None = None) -> int:
+    """Number of user rows scored at once so that a chunk fits in ``memory_budget_mb``.
+
+    Parameters
+    ----------
+    n_items : int
+        Width of a score row.
+    memory_budget_mb : float
+        Memory for the score chunk and the top-k workspace, in MiB.
+    n_rows : int, optional
+        Total number of rows; the result never exceeds it.
+
+    Returns
+    -------
+    int
+        At least 1 (one row is always scored, even if it exceeds the budget).
+    """
+    rows = int(memory_budget_mb * 2**20) // max(1, int(n_items) * _BYTES_PER_CELL)
+    rows = max(1, rows)
+    if n_rows is not None:
+        rows = max(1, min(rows, int(n_rows)))
+    return rows
+
+
+def _as_tensor(x, name: str, device: torch.device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "iufb":
+            raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be two-dimensional (rows x factors), got shape {tuple(t.shape)}")
+    t = t.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} has NaN or infinite values; scores would not be comparable")
+    return t
+
+
+def _check_users(users, n_users: int) -> np.ndarray:
+    if users is None:
+        return np.arange(n_users, dtype=np.int64)
+    if isinstance(users, torch.Tensor):
+        users = users.detach().cpu().numpy()
+    arr = np.asarray(users)
+    if arr.ndim != 1:
+        raise ValueError(f"users must be a one-dimensional index array, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"users must hold integer indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
+        bad = arr[(arr < 0) | (arr >= n_users)][0]
+        raise ValueError(f"users must be indices in [0, {n_users}), found {bad}")
+    return arr
+
+
+def _check_exclude(exclude, n_users: int, n_items: int) -> sp.csr_matrix | None:
+    if exclude is None:
+        return None
+    exclude = getattr(exclude, "matrix", exclude)  # an Interactions
+    if not sp.issparse(exclude):
+        raise ValueError(f"exclude must be a scipy sparse users x items matrix or Interactions, "
+                         f"got {type(exclude).__name__}")
+    if exclude.shape != (n_users, n_items):
+        raise ValueError(f"exclude must have shape (n_users, n_items) = {(n_users, n_items)}, "
+                         f"got {exclude.shape}")
+    exclude = exclude.tocsr()
+    if not exclude.has_canonical_format:
+        exclude = exclude.copy()
+        exclude.sum_duplicates()
+    return exclude
+
+
+def _chunk_mask_index(exclude: sp.csr_matrix, rows: np.ndarray, n_items: int) -> np.ndarray:
+    """Flat positions ``row_in_chunk * n_items + item`` of the excluded entries of ``rows``."""
+    indptr = exclude.indptr
+    start = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - start
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    # positions into exclude.indices of every entry of every row, without a per-row loop
+    offsets = np.cumsum(lengths) - lengths
+    pos = np.arange(total, dtype=np.int64) + np.repeat(start - offsets, lengths)
+    row_in_chunk = np.repeat(np.arange(rows.size, dtype=np.int64), lengths)
+    return row_in_chunk * n_items + exclude.indices[pos].astype(np.int64)
+
+
+def _prepare(user_vectors, item_vectors, exclude, users, device):
+    dev = resolve_device(device)
+    V = _as_tensor(item_vectors, "item_vectors", dev)
+    U = _as_tensor(user_vectors, "user_vectors", dev)
+    if U.shape[1] != V.shape[1]:
+        raise ValueError(f"user_vectors and item_vectors must have the same number of factors, "
+                         f"got {U.shape[1]} and {V.shape[1]}")
+    users = _check_users(users, U.shape[0])
+    exclude = _check_exclude(exclude, U.shape[0], V.shape[0])
+    return dev, U, V, users, exclude
+
+
+def iter_score_chunks(
+    user_vectors,
+    item_vectors,
+    exclude=None,
+    users=None,
+    device: str = "auto",
+    memory_budget_mb: float = 256,
+    progress: bool = False,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield masked score chunks ``(start, stop, scores)`` over the selected users.
+
+    Parameters
+    ----------
+    user_vectors, item_vectors, exclude, users, device, memory_budget_mb, progress
+        As in :func:`topk`.
+
+    Yields
+    ------
+    start, stop : int
+        The chunk covers positions ``start:stop`` of ``users``.
+    scores : torch.Tensor
+        float32 (stop - start, n_items) on the scoring device, excluded items at ``-inf``. The
+        buffer is reused by the next chunk: copy what you keep.
+    """
+    dev, U, V, users, exclude = _prepare(user_vectors, item_vectors, exclude, users, device)
+    yield from _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress)
+
+
+def _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress):
+    n, n_items = users.size, V.shape[0]
+    if n == 0:
+        return
+    rows = chunk_rows(n_items, memory_budget_mb, n)
+    buf = torch.empty((rows, n_items), dtype=torch.float32, device=dev)
+    Vt = V.T
+    contiguous = n > 0 and bool(np.all(np.diff(users) == 1))
+    users_t = torch.from_numpy(users).to(dev) if not contiguous else None
+    bar = tqdm(total=n, desc="scoring", unit="user", disable=not progress, leave=False)
+    try:
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            out = buf[: stop - start]
+            if contiguous:
+                Uc = U[users[0] + start: users[0] + stop]
+            else:
+                Uc = U.index_select(0, users_t[start:stop])
+            torch.mm(Uc, Vt, out=out)
+            if exclude is not None:
+                flat = _chunk_mask_index(exclude, users[start:stop], n_items)
+                if flat.size:
+                    out.view(-1).index_fill_(0, torch.from_numpy(flat).to(dev), _NEG_INF)
+            yield start, stop, out
+            bar.update(stop - start)
+    finally:
+        bar.close()
+
+
+def _topk_chunk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic top-k of a score chunk (ties: lower item index first); -inf stays -inf."""
+    n_items = scores.shape[1]
+    kk = min(k + 1, n_items)
+    vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
+    if kk > k:
+        # the k-th place is ambiguous only when it ties with the first item left out
+        amb = (vals[:, k - 1] == vals[:, k]) & torch.isfinite(vals[:, k - 1])
+        vals, idx = vals[:, :k], idx[:, :k]
+        amb_rows = torch.nonzero(amb).flatten()
+        if amb_rows.numel():
+            vals, idx = vals.clone(), idx.clone()
+            step = max(1, scores.shape[0] // 3)  # a stable sort needs 12 bytes per cell
+            for s in range(0, amb_rows.numel(), step):
+                r = amb_rows[s: s + step]
+                sv, si = torch.sort(scores.index_select(0, r), dim=1, descending=True, stable=True)
+                vals[r], idx[r] = sv[:, :k], si[:, :k]
+    # order inside the top-k: score descending, then item index ascending
+    idx, order = torch.sort(idx, dim=1)
+    vals = torch.gather(vals, 1, order)
+    vals, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    idx = torch.gather(idx, 1, order)
+    return vals, idx
+
+
+def topk(
+    user_vectors,
+    item_vectors,
+    k: int,
+    exclude=None,
+    users=None,
+    device: str = "auto",
+    memory_budget_mb: float = 256,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` items by dot-product score for many users, with seen items removed exactly.
+
+    Parameters
+    ----------
+    user_vectors : array-like or torch.Tensor, shape (n_users, d)
+        User embedding table (numpy or torch, any float dtype; scored in float32).
+    item_vectors : array-like or torch.Tensor, shape (n_items, d)
+        Item embedding table.
+    k : int
+        Number of items per user (>= 1). ``k`` may exceed the number of candidates.
+    exclude : scipy sparse matrix or Interactions, shape (n_users, n_items), optional
+        Items never to return per user (e.g. the training interactions); rows are indexed like
+        ``user_vectors`` (not like ``users``).
+    users : array-like of int, optional
+        Rows of ``user_vectors`` (and of ``exclude``) to score; all users when None.
+    device : str or torch.device
+        ``"auto"`` (CUDA when torch sees a GPU, else CPU), ``"cpu"``, ``"cuda"``, ...
+    memory_budget_mb : float
+        Memory for one chunk of scores and the top-k workspace (MiB). Chunk rows are chosen so
+        that ``rows × n_items × 8`` bytes fit (the scores and the
+        worst-case tie-breaking sort; the index of the excluded entries comes on top); at least one row is scored at a time.
+    progress : bool
+        Show a tqdm bar over users.
+
+    Returns
+    -------
+    ids : numpy.ndarray of int64, shape (n, k)
+        Item indices, best first; ``-1`` pads rows with fewer than ``k`` candidates.
+    scores : numpy.ndarray of float32, shape (n, k)
+        Their scores; ``-inf`` where the id is ``-1``.
+
+    Notes
+    -----
+    Ties are broken deterministically: among equal scores the lower item index ranks first.
+    ``n`` is ``len(users)`` (or ``n_users``). Results are the same for any ``memory_budget_mb``.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = int(k)
+    if not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) or not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
+    dev, U, V, users, exclude = _prepare(user_vectors, item_vectors, exclude, users, device)
+    n, n_items = users.size, V.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), _NEG_INF, dtype=np.float32)
+    kk = min(k, n_items)
+    for start, stop, chunk in _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress):
+        vals, idx = _topk_chunk(chunk, kk)
+        ids[start:stop, :kk] = idx.cpu().numpy()
+        scores[start:stop, :kk] = vals.cpu().numpy()
+    gone = ~np.isfinite(scores) & (scores < 0)
+    ids[gone] = -1
+    return ids, scores
