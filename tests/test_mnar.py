@@ -174,7 +174,7 @@ def test_relmf_sampler_batch_loss_is_unbiased_for_the_full_estimator(delta):
     full = relmf_loss(torch.as_tensor(scores), y, np.where(y > 0, theta, 1.0), delta, clip=None).item()
     losses = []
     with torch.no_grad():
-        for _ in range(3000):
+        for _ in range(1500):
             for batch in sampler.batches(3, rng):  # several batches per epoch
                 losses.append(sampler.loss(model, to_tensors(batch, torch.device("cpu"))).item())
     losses = np.asarray(losses)
@@ -300,7 +300,7 @@ def test_ubpr_sampler_batch_loss_is_unbiased_for_the_full_estimator():
     full = terms[:, ~np.eye(n_items, dtype=bool)].sum().item() / (train.nnz * (n_items - 1))
     losses = []
     with torch.no_grad():
-        for _ in range(3000):
+        for _ in range(1500):
             for batch in sampler.batches(train.nnz, rng):
                 losses.append(sampler.loss(model, to_tensors(batch, torch.device("cpu"))).item())
     losses = np.asarray(losses)
