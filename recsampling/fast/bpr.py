@@ -479,9 +479,13 @@ def _check_csr(train: Any) -> sp.csr_matrix:
 
 
 def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    indptr = np.ascontiguousarray(matrix.indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(matrix.indices, dtype=np.int32)
-    return indptr, indices
+    """int64 indptr and int32 indices as read-only views (one numba signature for every input)."""
+    out = []
+    for arr, dtype in ((matrix.indptr, np.int64), (matrix.indices, np.int32)):
+        view = np.ascontiguousarray(arr, dtype=dtype).view()
+        view.flags.writeable = False
+        out.append(view)
+    return out[0], out[1]
 
 
 def interaction_bitmap(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
