@@ -79,6 +79,30 @@ class EmbeddingModel(nn.Module):
             u = u.unsqueeze(-2)
         return (u * v).sum(-1)
 
+    def recommend(self, users=None, k: int = 10, exclude=None, device: str = "auto"):
+        """Top-``k`` items of ``users`` by score (the shared :func:`recsampling.scoring.topk`).
+
+        Parameters
+        ----------
+        users : array of int, optional
+            User indices; all users when None.
+        k : int
+        exclude : scipy sparse users x items matrix or Interactions, optional
+            Items to leave out per user (e.g. the training interactions).
+        device : str
+            Where to score (``"auto"``: CUDA when present).
+
+        Returns
+        -------
+        ids, scores : numpy arrays of shape (n_users, k)
+            Short lists are padded with -1 (ids) and -inf (scores).
+        """
+        from recsampling.scoring import topk
+
+        U, V = self.embedding_tables()
+        exclude = getattr(exclude, "matrix", exclude)
+        return topk(U, V, k, exclude=exclude, users=users, device=device)
+
     @torch.no_grad()
     def embedding_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """All user and all item vectors as float32 numpy arrays (what scoring consumes)."""

@@ -1,0 +1,114 @@
+r"""In-batch negatives with the sampling-bias (logQ) correction.
+
+Paper: X. Yi, J. Yang, L. Hong, D. Z. Cheng, L. Heldt, A. Kumthekar, Z. Zhao, L. Wei, E. Chi,
+"Sampling-Bias-Corrected Neural Modeling for Large Corpus Item Recommendations", RecSys 2019.
+
+A batch is B training interactions ``(u_r, i_r)``, drawn as one shuffled pass over the data.
+The other rows' positive items serve as the negatives of each row, so an item appears as a
+negative with probability proportional to its frequency; the batch softmax is therefore biased
+towards penalizing popular items. Yi et al. correct every logit by the log of the item's
+sampling probability (Sec. 3, eq. 3)::
+
+    (3)  s^c(x_r, y_c) = s(x_r, y_c) − log p_c
+
+and minimize the batch softmax cross-entropy (eq. 2 with the corrected logits, eq. 4)::
+
+    (4)  L = −(1/B) Σ_r log [ exp(s^c(x_r, y_r)) / Σ_c exp(s^c(x_r, y_c)) ]
+
+Here ``p_c`` is known exactly (no streaming estimate needed): in an epoch every interaction is
+drawn once, so an item c is in the batch with probability ``n_c / nnz`` per slot, and
+``log p_c = log(n_c / nnz)``. ``logq=False`` drops the correction (the plain in-batch softmax).
+``temperature`` divides the logits (before the correction).
+
+Accidental hits
+---------------
+Column c is an *accidental hit* for row r when its item is one of u_r's training positives but
+not the row's own target: another row with the same item (duplicates in the batch) or another of
+u_r's positives. Treating those as negatives would push down items the user is known to like, so
+their logits are masked to −∞ (left out of the softmax); the diagonal (the target) is always kept.
+The mask is computed when the batch is drawn (``"hits"``, (B, B) bool) from the CSR matrix.
+
+Both models work: the logits are the dot products of ``model.user_embeddings(users)`` and
+``model.item_embeddings(items)``, which include the folded biases.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recsampling.data.interactions import Interactions
+from recsampling.samplers.base import Batch, Sampler, register
+
+__all__ = ["InBatchSampler"]
+
+
+@register("inbatch")
+class InBatchSampler(Sampler):
+    """In-batch softmax negatives with the logQ correction (Yi et al., RecSys 2019).
+
+    Parameters
+    ----------
+    logq : bool, default True
+        Subtract ``log p_c`` (the item's in-batch sampling probability) from every logit.
+    temperature : float, default 1.0
+        Logits are divided by it before the correction.
+    mask_hits : bool, default True
+        Mask accidental hits (in-batch items that are positives of the row's user) out of the
+        softmax (see the module docstring).
+
+    Notes
+    -----
+    A batch holds ``"users"`` (B,), ``"items"`` (B, 1) (each row's positive; the candidate set
+    of a row is the whole batch's positive items), ``"log_q"`` (B,) and ``"hits"`` (B, B).
+    The batch size is the number of negatives: larger batches give a better estimate.
+    """
+
+    def __init__(self, logq: bool = True, temperature: float = 1.0, mask_hits: bool = True):
+        super().__init__()
+        self.logq = logq
+        self.temperature = temperature
+        self.mask_hits = mask_hits
+
+    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise ValueError(f"temperature must be a number > 0, got {self.temperature!r}")
+        super().prepare(train, rng)
+        self.users_ = train.user_index()
+        self.items_ = train.item_index()
+        counts = train.item_counts().astype(np.float64)
+        with np.errstate(divide="ignore"):
+            self.log_q_ = np.log(counts / counts.sum()).astype(np.float32)
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch: every training interaction once, in random order."""
+        self._check_prepared()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        order = rng.permutation(self.users_.size)
+        m = self.train_.matrix
+        for start in range(0, order.size, batch_size):
+            idx = order[start:start + batch_size]
+            users, items = self.users_[idx], self.items_[idx]
+            batch = {"users": users, "items": items[:, None], "log_q": self.log_q_[items]}
+            if self.mask_hits:
+                # (B, B): is column c's item a positive of row r's user? (scipy row+column slicing)
+                hits = m[users][:, items].toarray() > 0
+                np.fill_diagonal(hits, False)
+                batch["hits"] = hits
+            yield batch
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        u = model.user_embeddings(batch["users"])
+        v = model.item_embeddings(batch["items"][:, 0])
+        logits = (u @ v.T) / float(self.temperature)
+        if self.logq:
+            logits = logits - batch["log_q"].to(logits.dtype)[None, :]
+        if "hits" in batch:
+            logits = logits.masked_fill(batch["hits"], float("-inf"))
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return F.cross_entropy(logits, target)

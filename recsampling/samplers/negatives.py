@@ -1,0 +1,437 @@
+r"""Pairwise samplers of the BPR family: uniform, popularity-biased and dynamic hard negatives.
+
+Papers
+------
+- S. Rendle, C. Freudenthaler, Z. Gantner, L. Schmidt-Thieme, "BPR: Bayesian Personalized
+  Ranking from Implicit Feedback", UAI 2009.
+- W. Zhang, T. Chen, J. Wang, Y. Yu, "Optimizing Top-N Collaborative Filtering via Dynamic
+  Negative Item Sampling", SIGIR 2013 (DNS).
+
+The loss
+--------
+Every sampler here draws, for each training interaction (u, i), ``k`` items j from the user's
+unobserved items and minimizes the BPR criterion (Rendle et al., Sec. 4.1, eq. 5, written as a
+loss to minimize; the L2 term ``λ‖Θ‖²`` is added by the Trainer)::
+
+    (1)  ℓ(u, i, j) = −ln σ(x̂_ui − x̂_uj)
+
+averaged over the batch's triples, computed as ``-F.logsigmoid(s_i - s_j)`` (finite for any
+score). The batch layout is ``"users"`` (B,) and ``"items"`` (B, 1 + k), column 0 the positive.
+An epoch is one shuffled pass over the training interactions (``n_samples = nnz``), the same
+definition as the fused kernel's.
+
+How the negatives j are drawn
+-----------------------------
+- ``"bpr"``: j uniform over all items, exactly rejecting the user's positives (the distribution
+  restricted to u's unobserved items, as in Rendle et al.'s LearnBPR).
+- ``"popularity"``: P(j) ∝ n_j^α, n_j the item's number of training interactions (items never
+  interacted with are never drawn when α > 0; α = 0 is uniform). With α = 1 and
+  ``collision="skip"`` this reproduces the ``implicit`` library's draw: its CPU BPR
+  (``implicit/cpu/bpr.pyx``) takes the item of a uniformly random non-zero of the matrix as the
+  negative (so P(j) ∝ n_j) and, when the user has interacted with it, *skips* the triple instead
+  of drawing again (implicit issue #255). ``collision="redraw"`` is exact rejection.
+- ``"dns"``: DNS (Zhang et al., Alg. 1, "dynamic sampling"): draw ``m = n_candidates`` uniform
+  unobserved candidates, score them with the current model and keep the highest-scored one
+  (``n_negatives`` > 1 keeps the top ones), i.e. ``j = argmax_{c ∈ C} x̂_uc``; the selection
+  takes no gradient, the loss (1) is then taken on the chosen j.
+
+Collisions are handled by :func:`draw_negatives` (vectorized rejection, see there).
+
+The fused path
+--------------
+``"bpr"`` and ``"popularity"`` also expose ``fused_epoch`` / ``supports_fused``: for matrix
+factorization trained with plain SGD on CPU the Trainer (``backend="auto"``) runs a whole epoch
+in the numba kernel :func:`recsampling.fast.bpr.mf_bpr_epoch` (same sampling, same loss, one
+SGD step per triple) instead of the torch loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recsampling.data.interactions import Interactions
+from recsampling.samplers.base import Batch, Sampler, register
+
+__all__ = ["draw_negatives", "bpr_loss", "BPRSampler", "PopularitySampler", "DNSSampler"]
+
+logger = logging.getLogger("recsampling")
+
+_COLLISIONS = ("redraw", "skip")
+_MAX_ROUNDS = 64  # redraw rounds before checking whether the remaining users have any negative at all
+
+
+def bpr_loss(pos: Tensor, neg: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean of ``-log σ(pos - neg)`` (eq. 1), optionally over the entries where ``weight`` > 0.
+
+    Parameters
+    ----------
+    pos : Tensor of shape (B, 1) or (B,)
+    neg : Tensor of shape (B, k)
+    weight : Tensor of shape (B, k), optional
+        Per-triple weights (a 0/1 validity mask in ``collision="skip"`` mode); the result is
+        the weighted mean.
+    """
+    if pos.dim() == neg.dim() - 1:
+        pos = pos.unsqueeze(-1)
+    terms = -F.logsigmoid(pos - neg)
+    if weight is None:
+        return terms.mean()
+    weight = weight.to(terms.dtype)
+    return (terms * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def _as_csr(matrix) -> sp.csr_matrix:
+    m = getattr(matrix, "matrix", matrix)
+    if not sp.issparse(m):
+        raise ValueError(f"matrix must be an Interactions or a scipy sparse users x items matrix, got "
+                         f"{type(matrix).__name__}")
+    m = m.tocsr()
+    if not m.has_sorted_indices:
+        m = m.copy()
+        m.sort_indices()
+    return m
+
+
+def _in_rows(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Whether ``items[t]`` is in row ``users[t]`` of a sorted CSR (vectorized binary search)."""
+    lo = indptr[users].astype(np.int64)
+    end = indptr[users + 1].astype(np.int64)
+    hi = end.copy()
+    if indices.size == 0:
+        return np.zeros(items.shape, dtype=bool)
+    longest = int((end - lo).max()) if lo.size else 0
+    for _ in range(max(1, longest).bit_length()):
+        mid = (lo + hi) >> 1
+        v = indices[np.minimum(mid, indices.size - 1)]
+        go_right = (mid < hi) & (v < items)
+        lo = np.where(go_right, mid + 1, lo)
+        hi = np.where(go_right | (mid >= hi), hi, mid)
+    at = np.minimum(lo, indices.size - 1)
+    return (lo < end) & (indices[at] == items)
+
+
+def _item_cdf(item_probs, n_items: int) -> np.ndarray | None:
+    if item_probs is None:
+        return None
+    p = np.asarray(item_probs, dtype=np.float64)
+    if p.shape != (n_items,):
+        raise ValueError(f"item_probs must have one entry per item ({n_items}), got shape {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or not p.sum() > 0:
+        raise ValueError("item_probs must be finite, non-negative and have a positive sum")
+    return np.cumsum(p / p.sum())
+
+
+def _draw_items(cdf: np.ndarray | None, n_items: int, size, rng: np.random.Generator) -> np.ndarray:
+    if cdf is None:
+        return rng.integers(0, n_items, size=size, dtype=np.int64)
+    j = np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
+    return np.minimum(j, n_items - 1).astype(np.int64)
+
+
+def _has_negative(indptr, indices, users, cdf, n_items) -> np.ndarray:
+    """Whether each user has at least one drawable item outside their positives."""
+    counts = np.diff(indptr)[users]
+    if cdf is None:
+        return counts < n_items
+    p = np.diff(cdf, prepend=0.0) > 0
+    drawable = int(p.sum())
+    # positives that are drawable, per user
+    rows = np.repeat(np.arange(users.size), counts)
+    cols = np.concatenate([indices[indptr[u]:indptr[u + 1]] for u in users]) if users.size else np.empty(0, int)
+    pos_drawable = np.bincount(rows, weights=p[cols], minlength=users.size)
+    return pos_drawable < drawable
+
+
+def draw_negatives(
+    matrix,
+    users: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    item_probs: np.ndarray | None = None,
+    collision: str = "redraw",
+):
+    """Draw ``k`` negatives per user, vectorized, with exact rejection of the user's positives.
+
+    Parameters
+    ----------
+    matrix : scipy sparse users x items matrix or Interactions
+        The positives (every stored entry).
+    users : array of int, shape (n,)
+        The user of each row.
+    k : int
+        Negatives per row.
+    rng : numpy.random.Generator
+    item_probs : array of float, shape (n_items,), optional
+        Drawing distribution (normalized here); uniform when None.
+    collision : {"redraw", "skip"}
+        ``"redraw"``: exact rejection sampling. All draws are made at once; the membership of
+        each (user, item) in the user's sorted CSR row is tested by a vectorized binary search,
+        and only the colliding entries are drawn again (the loop runs over redraw rounds, never
+        over examples). ``"skip"``: one draw; collisions are reported in a mask (``implicit``'s
+        behaviour: the caller skips those triples).
+
+    Returns
+    -------
+    negatives : numpy.ndarray of int64, shape (n, k)
+        With ``collision="redraw"``, only this.
+    valid : numpy.ndarray of bool, shape (n, k)
+        With ``collision="skip"`` the return is ``(negatives, valid)``; ``valid`` is False
+        where the drawn item is one of the user's positives.
+
+    Raises
+    ------
+    ValueError
+        On bad arguments, and in ``"redraw"`` mode when a user has no drawable unobserved item.
+    """
+    if collision not in _COLLISIONS:
+        raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    m = _as_csr(matrix)
+    n_users, n_items = m.shape
+    users = np.asarray(users)
+    if users.ndim != 1 or (users.size and users.dtype.kind not in "iu"):
+        raise ValueError(f"users must be a 1-d integer array, got shape {users.shape} and dtype {users.dtype}")
+    users = users.astype(np.int64)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"users must be in [0, {n_users}), got values in [{users.min()}, {users.max()}]")
+    cdf = _item_cdf(item_probs, n_items)
+    indptr = m.indptr.astype(np.int64)
+    indices = m.indices.astype(np.int64)
+    uu = np.repeat(users, k)
+    neg = _draw_items(cdf, n_items, uu.size, rng)
+    hit = _in_rows(indptr, indices, uu, neg)
+    if collision == "skip":
+        return neg.reshape(users.size, k), (~hit).reshape(users.size, k)
+    rounds = 0
+    todo = np.flatnonzero(hit)
+    while todo.size:
+        rounds += 1
+        if rounds % _MAX_ROUNDS == 0:
+            stuck = np.unique(uu[todo])
+            ok = _has_negative(indptr, indices, stuck, cdf, n_items)
+            if not ok.all():
+                raise ValueError(f"user {int(stuck[~ok][0])} has interacted with every drawable item: "
+                                 "no negative exists (drop such users or use collision='skip')")
+        neg[todo] = _draw_items(cdf, n_items, todo.size, rng)
+        todo = todo[_in_rows(indptr, indices, uu[todo], neg[todo])]
+    return neg.reshape(users.size, k)
+
+
+def popularity_probs(item_counts: np.ndarray, alpha: float) -> np.ndarray:
+    """``n_j^α`` normalized (items with no interaction get 0 when α > 0; α = 0 is uniform)."""
+    c = np.asarray(item_counts, dtype=np.float64)
+    w = np.ones_like(c) if alpha == 0 else np.where(c > 0, np.power(np.maximum(c, 1.0), alpha), 0.0)
+    return w / w.sum()
+
+
+def _check_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _PairwiseSampler(Sampler):
+    """One row per training interaction: (u, i) plus ``k`` negatives; BPR loss (eq. 1)."""
+
+    #: popularity exponent of the negative distribution (None: uniform)
+    _alpha: float | None = None
+
+    def __init__(self, n_negatives: int = 1, collision: str = "redraw"):
+        super().__init__()
+        self.n_negatives = n_negatives
+        self.collision = collision
+
+    # -- the per-sampler parts ----------------------------------------------------------------
+    def _k(self) -> int:
+        """Columns of negatives drawn per row."""
+        return int(self.n_negatives)
+
+    def _validate(self) -> None:
+        _check_int(self.n_negatives, "n_negatives")
+        if self.collision not in _COLLISIONS:
+            raise ValueError(f"collision must be one of {_COLLISIONS}, got {self.collision!r}")
+
+    # -- the contract ----------------------------------------------------------------------------
+    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        """Validate the parameters, index the positives, build the negative distribution.
+
+        Users with no drawable unobserved item (they interacted with everything) have no
+        negative: in ``"redraw"`` mode their interactions are left out of the epochs (logged).
+        """
+        self._validate()
+        super().prepare(train, rng)
+        n_items = train.n_items
+        self.item_probs_ = None if self._alpha is None else popularity_probs(train.item_counts(), self._alpha)
+        users = train.user_index()
+        items = train.item_index()
+        keep = np.ones(users.size, dtype=bool)
+        if self.collision == "redraw":
+            all_users = np.flatnonzero(train.user_counts() > 0)
+            cdf = _item_cdf(self.item_probs_, n_items)
+            ok = np.zeros(train.n_users, dtype=bool)
+            ok[all_users] = _has_negative(train.matrix.indptr.astype(np.int64), train.matrix.indices.astype(np.int64),
+                                          all_users, cdf, n_items)
+            keep = ok[users]
+            if not keep.all():
+                logger.warning("%s: %d users have no drawable unobserved item; their %d interactions are "
+                               "left out", self.name, int((~ok[all_users]).sum()), int((~keep).sum()))
+                if not keep.any():
+                    raise ValueError("no user has an unobserved item to draw as a negative")
+        self.users_ = users[keep]
+        self.items_ = items[keep]
+
+    def n_samples(self) -> int:
+        self._check_prepared()
+        return int(self.users_.size)
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch: every training interaction once, in random order, with its negatives."""
+        self._check_prepared()
+        batch_size = _check_int(batch_size, "batch_size")
+        order = rng.permutation(self.users_.size)
+        k = self._k()
+        for start in range(0, order.size, batch_size):
+            idx = order[start:start + batch_size]
+            users = self.users_[idx]
+            out = draw_negatives(self.train_.matrix, users, k, rng, self.item_probs_, self.collision)
+            batch = {"users": users}
+            if self.collision == "skip":
+                neg, valid = out
+                batch["valid"] = valid
+            else:
+                neg = out
+            batch["items"] = np.concatenate([self.items_[idx, None], neg], axis=1)
+            yield batch
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        s = model.score(batch["users"], batch["items"])
+        return bpr_loss(s[:, :1], s[:, 1:], batch.get("valid"))
+
+    # -- the fused CPU path ------------------------------------------------------------------------
+    def supports_fused(self, model: nn.Module, optimizer: str, device) -> bool:
+        """Whether :meth:`fused_epoch` can train ``model``: MF, plain SGD, CPU, numba present."""
+        from recsampling.models.mf import MatrixFactorization
+
+        return (isinstance(model, MatrixFactorization) and optimizer == "sgd"
+                and torch.device(device).type == "cpu" and model.user_factors.weight.device.type == "cpu"
+                and importlib.util.find_spec("numba") is not None)
+
+    def fused_epoch(self, model: nn.Module, *, lr: float, l2: float, rng: np.random.Generator,
+                    n_threads: int | None = None) -> float:
+        """One epoch of per-triple SGD in the numba kernel, in place; returns the mean loss.
+
+        Parameters
+        ----------
+        model : MatrixFactorization on CPU
+        lr : float
+            Per-triple SGD step (the torch path's ``"sgd"`` uses the same meaning).
+        l2 : float
+            The Trainer's L2 coefficient on ``‖·‖²`` (the kernel receives ``2 * l2``: its step
+            subtracts ``lr * l2' * vector``, the gradient of ``l2'/2 ‖·‖²``).
+        rng : numpy.random.Generator
+        n_threads : int or None
+            Hogwild threads; only 1 is bit-reproducible.
+        """
+        self._check_prepared()
+        from recsampling.fast.bpr import mf_bpr_epoch
+
+        return mf_bpr_epoch(model, self.train_, lr=lr, l2=2.0 * l2, n_negatives=int(self.n_negatives),
+                            alpha=self._alpha, collision=self.collision, rng=rng, n_threads=n_threads)
+
+
+@register("bpr")
+class BPRSampler(_PairwiseSampler):
+    """Uniform BPR (Rendle et al., UAI 2009): ``n_negatives`` uniform unobserved items per positive.
+
+    Parameters
+    ----------
+    n_negatives : int, default 1
+        Negatives per training interaction (each one a triple of eq. 1).
+    collision : {"redraw", "skip"}, default "redraw"
+        Exact rejection of the user's positives, or ``implicit``-style skipping.
+    """
+
+
+@register("popularity")
+class PopularitySampler(_PairwiseSampler):
+    """Popularity-biased negatives: P(j) ∝ n_j^α; α = 1 with ``collision="skip"`` is ``implicit``'s BPR.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Popularity exponent (0: uniform over all items; items never interacted with are never
+        drawn when α > 0).
+    n_negatives : int, default 1
+    collision : {"redraw", "skip"}, default "redraw"
+    """
+
+    def __init__(self, alpha: float = 1.0, n_negatives: int = 1, collision: str = "redraw"):
+        super().__init__(n_negatives=n_negatives, collision=collision)
+        self.alpha = alpha
+
+    def _validate(self) -> None:
+        super()._validate()
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.number)) \
+                or not np.isfinite(self.alpha) or self.alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        self._alpha = float(self.alpha)
+
+
+@register("dns")
+class DNSSampler(_PairwiseSampler):
+    """Dynamic negative sampling (Zhang et al., SIGIR 2013): the hardest of ``m`` uniform candidates.
+
+    Parameters
+    ----------
+    n_candidates : int, default 10
+        ``m``: uniform unobserved candidates drawn per positive (exact rejection).
+    n_negatives : int, default 1
+        How many of the highest-scored candidates enter the loss (1 in the paper).
+    collision : {"redraw", "skip"}, default "redraw"
+
+    Notes
+    -----
+    The batch's ``"items"`` is (B, 1 + m): the positive and all candidates; the selection
+    happens in :meth:`loss` with the current model, without gradient.
+    """
+
+    def __init__(self, n_candidates: int = 10, n_negatives: int = 1, collision: str = "redraw"):
+        super().__init__(n_negatives=n_negatives, collision=collision)
+        self.n_candidates = n_candidates
+
+    def _k(self) -> int:
+        return int(self.n_candidates)
+
+    def _validate(self) -> None:
+        super()._validate()
+        _check_int(self.n_candidates, "n_candidates")
+        if self.n_negatives > self.n_candidates:
+            raise ValueError(f"n_negatives ({self.n_negatives}) must be <= n_candidates ({self.n_candidates})")
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        s = model.score(batch["users"], batch["items"])
+        cand = s[:, 1:]
+        with torch.no_grad():
+            sel = cand.detach()
+            if "valid" in batch:
+                sel = sel.masked_fill(~batch["valid"], float("-inf"))
+            top = sel.topk(int(self.n_negatives), dim=1).indices
+        neg = cand.gather(1, top)
+        weight = None if "valid" not in batch else batch["valid"].gather(1, top)
+        return bpr_loss(s[:, :1], neg, weight)
+
+    def supports_fused(self, model, optimizer, device) -> bool:
+        """DNS needs the model's scores to pick negatives: torch path only."""
+        return False
+
+    def fused_epoch(self, model, **kwargs) -> float:
+        raise ValueError("DNS has no fused kernel (its negatives depend on the model's scores); use backend='torch'")

@@ -1,0 +1,582 @@
+"""The Trainer: epochs of a sampler's batches through a model, with early stopping and checkpoints.
+
+One loop serves every sampler and every model::
+
+    sampler.prepare(train, rng)
+    for epoch in range(epochs):
+        for batch in sampler.batches(batch_size, rng):         # numpy, vectorized
+            b = to_tensors(batch, device)
+            loss = sampler.loss(model, b) + l2 * model.regularization(b["users"], b["items"]).mean()
+            loss.backward(); optimizer.step()
+        validate, early-stop, call the callbacks, checkpoint
+
+Backends
+--------
+``backend="torch"`` is the loop above (autograd; any model, any sampler, CPU or CUDA).
+``backend="fused"`` runs each epoch as ``sampler.fused_epoch(model, lr=, l2=, rng=)`` (the numba
+MF-BPR kernel: many times faster on CPU). ``"auto"`` takes the fused path when the sampler says
+``sampler.supports_fused(model, optimizer, device)`` (MF, ``optimizer="sgd"``, CPU), else torch.
+
+The meaning of ``lr`` and ``l2`` is the same on both paths: the objective is
+``mean(loss) + l2 * mean(||touched vectors||²)``; with ``optimizer="sgd"`` the torch path steps on
+the batch *sum* (the mean times the batch size) so that ``lr`` is a per-example step, as in the
+fused kernel and in ``implicit``. Adam and Adagrad step on the batch mean.
+
+Sampler parameters
+------------------
+Samplers with learnable parameters (NBPO's flip rates, DLA's propensity model) are optimized with
+the model. By default all of ``sampler.parameters()`` join the optimizer with the Trainer's lr.
+A sampler can take control by defining ``param_groups(lr) -> list[dict]`` (torch optimizer
+parameter groups, e.g. ``[{"params": [...], "lr": 0.05, "weight_decay": 0.0}]``); then exactly
+those groups are used for its parameters. Any L2 of sampler parameters belongs in the sampler's
+loss; the Trainer's ``l2`` acts on the model only.
+
+Reproducibility
+---------------
+Everything random comes from one ``numpy.random.Generator`` resolved from ``random_state``
+(batches, negatives, model-independent draws), and torch's own randomness (dropout) runs inside
+``torch.random.fork_rng`` seeded from it, so the global torch state is left as it was. Same seed,
+same result on CPU with the torch backend; the fused backend is reproducible with
+``n_threads=1`` (hogwild updates with more threads are not).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsampling._utils import RandomState, check_random_state, resolve_device, torch_seed
+from recsampling.data.interactions import Interactions
+from recsampling.samplers.base import Sampler, to_tensors
+
+__all__ = ["Trainer", "TrainResult", "StopTraining", "save_checkpoint", "load_checkpoint", "Checkpoint"]
+
+logger = logging.getLogger("recsampling")
+
+_OPTIMIZERS = ("adam", "adagrad", "sgd")
+_BACKENDS = ("auto", "torch", "fused")
+_FORMAT = "recsampling-checkpoint"
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end training after the current epoch (the result is kept).
+
+    Any other exception raised by a callback (e.g. ``optuna.TrialPruned``) propagates.
+    """
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes
+    ----------
+    history : list of dict
+        One dict per epoch: ``epoch``, ``loss``, ``time`` (s), ``samples``, ``samples_per_s``
+        and, on validation epochs, the metric (e.g. ``"ndcg@10"``).
+    best_epoch : int or None
+        Epoch whose weights the model holds after fit when validation ran (else None).
+    best_metric : float or None
+    stopped_early : bool
+        Stopped by patience or by a callback.
+    backend : str
+        ``"torch"`` or ``"fused"``.
+    metric : str
+    """
+
+    history: list = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metric: float | None = None
+    stopped_early: bool = False
+    backend: str = "torch"
+    metric: str = "ndcg@10"
+
+    @property
+    def losses(self) -> list[float]:
+        return [h["loss"] for h in self.history]
+
+    @property
+    def metrics(self) -> list[float]:
+        return [h[self.metric] for h in self.history if self.metric in h]
+
+    def to_dict(self) -> dict:
+        return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric,
+                "stopped_early": self.stopped_early, "backend": self.backend, "metric": self.metric}
+
+
+def _check_number(value, name: str, low: float, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < low or (strict and value == low):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+    return float(value)
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _parse_metric(metric: str) -> tuple[str, int]:
+    if not isinstance(metric, str) or "@" not in metric:
+        raise ValueError(f"metric must look like 'ndcg@10' or 'recall@20', got {metric!r}")
+    name, _, k = metric.partition("@")
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"metric must look like 'ndcg@10' (a positive cutoff after '@'), got {metric!r}")
+    return name, int(k)
+
+
+def validation_metric(model: nn.Module, valid: Interactions, train: Interactions, metric: str) -> float:
+    """``metric`` (e.g. ``"ndcg@10"``) of ``model`` on ``valid``, training items excluded.
+
+    Uses :func:`recsampling.metrics.evaluate` (full ranking).
+    """
+    _, k = _parse_metric(metric)
+    try:
+        from recsampling.metrics import evaluate
+    except ImportError as e:  # pragma: no cover - only while the metrics module is missing
+        raise ValueError("validation needs recsampling.metrics.evaluate, which is not available "
+                         f"({e}); train without valid=") from None
+    res = evaluate(model, valid, train=train, ks=(k,))
+    values = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+    if metric not in values:
+        raise ValueError(f"metric {metric!r} is not computed by recsampling.metrics.evaluate; "
+                         f"available: {sorted(values)}")
+    return float(values[metric])
+
+
+class Trainer:
+    """Fit a model with a sampler: epochs, optimizer, device, seed, early stopping, checkpoints.
+
+    Parameters
+    ----------
+    epochs : int, default 20
+    batch_size : int, default 1024
+        Rows per batch on the torch path (the fused path visits single triples).
+    optimizer : {"adam", "adagrad", "sgd"}, default "adam"
+    lr : float, default 0.01
+        Learning rate (per example for ``"sgd"``, see the module docstring).
+    l2 : float, default 0.0
+        Coefficient of ``model.regularization`` (squared L2 of the touched embeddings).
+    device : str, default "auto"
+        ``"auto"``: CUDA when torch sees one, else CPU.
+    random_state : int, numpy.random.Generator or None
+    backend : {"auto", "torch", "fused"}, default "auto"
+    n_threads : int or None
+        Threads of the fused kernel (None: numba's setting; 1 is bit-reproducible).
+    patience : int or None
+        Stop after this many validation rounds without improvement (needs ``valid``); the best
+        weights are restored at the end whenever validation ran.
+    metric : str, default "ndcg@10"
+        Validation metric (higher is better), a key of ``metrics.evaluate(...).to_dict()``.
+    eval_every : int, default 1
+        Validate every this many epochs (and after the last).
+    progress : bool, default True
+        Show a tqdm bar with the loss and the metric.
+    callbacks : sequence of callables ``callback(epoch, logs) -> None``
+        Called after each epoch with that epoch's history entry. Raise :class:`StopTraining` to
+        stop; any other exception (``optuna.TrialPruned``) propagates out of ``fit``.
+    checkpoint_dir : str or Path, optional
+        Save ``last.pt`` after each epoch (and ``best.pt`` on each improvement) there.
+    """
+
+    def __init__(
+        self,
+        epochs: int = 20,
+        batch_size: int = 1024,
+        optimizer: str = "adam",
+        lr: float = 0.01,
+        l2: float = 0.0,
+        device: str = "auto",
+        random_state: RandomState = None,
+        backend: str = "auto",
+        n_threads: int | None = None,
+        patience: int | None = None,
+        metric: str = "ndcg@10",
+        eval_every: int = 1,
+        progress: bool = True,
+        callbacks: Sequence[Callable[[int, dict], Any]] = (),
+        checkpoint_dir: str | os.PathLike | None = None,
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.l2 = l2
+        self.device = device
+        self.random_state = random_state
+        self.backend = backend
+        self.n_threads = n_threads
+        self.patience = patience
+        self.metric = metric
+        self.eval_every = eval_every
+        self.progress = progress
+        self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
+
+    # ------------------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        _check_int(self.epochs, "epochs", 0)
+        _check_int(self.batch_size, "batch_size", 1)
+        _check_int(self.eval_every, "eval_every", 1)
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
+        _check_number(self.lr, "lr", 0.0, strict=True)
+        _check_number(self.l2, "l2", 0.0)
+        if self.patience is not None:
+            _check_int(self.patience, "patience", 1)
+        _parse_metric(self.metric)
+        if any(not callable(c) for c in self.callbacks):
+            raise ValueError("callbacks must be callables callback(epoch, logs)")
+
+    def _optimizer(self, model: nn.Module, sampler: Sampler) -> torch.optim.Optimizer | None:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        own = [p for p in sampler.parameters() if p.requires_grad]
+        if hasattr(sampler, "param_groups"):
+            sg = list(sampler.param_groups(float(self.lr)))
+            covered = {id(p) for g in sg for p in g["params"]}
+            missing = [p for p in own if id(p) not in covered]
+            groups += sg + ([{"params": missing}] if missing else [])
+        elif own:
+            groups.append({"params": own})
+        groups = [g for g in groups if len(list(g["params"]))]
+        if not groups:
+            return None
+        cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}[self.optimizer]
+        return cls(groups, lr=float(self.lr))
+
+    def _use_fused(self, model, sampler, device) -> bool:
+        supports = getattr(sampler, "supports_fused", None)
+        ok = bool(supports(model, self.optimizer, device)) if supports is not None else False
+        if self.backend == "fused" and not ok:
+            raise ValueError(
+                f"backend='fused' needs a sampler with a fused kernel (bpr, popularity), a MatrixFactorization "
+                f"model, optimizer='sgd' and a CPU device; got sampler {type(sampler).__name__}, model "
+                f"{type(model).__name__}, optimizer {self.optimizer!r}, device {device}")
+        return self.backend == "fused" or (self.backend == "auto" and ok)
+
+    # ------------------------------------------------------------------------------------------
+    def fit(self, model: nn.Module, sampler: Sampler, train: Interactions,
+            valid: Interactions | None = None) -> TrainResult:
+        """Train ``model`` in place with ``sampler`` on ``train``.
+
+        Parameters
+        ----------
+        model : EmbeddingModel
+            Sized to ``train`` (``n_users``, ``n_items``).
+        sampler : Sampler
+            Prepared here (``sampler.prepare(train, rng)``).
+        train : Interactions
+        valid : Interactions, optional
+            Same index space as ``train``; enables the validation metric, early stopping
+            (``patience``) and restoring the best weights.
+
+        Returns
+        -------
+        TrainResult
+        """
+        self._validate()
+        if not isinstance(train, Interactions):
+            raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
+        if (getattr(model, "n_users", train.n_users), getattr(model, "n_items", train.n_items)) != train.shape:
+            raise ValueError(f"the model is sized {model.n_users} users x {model.n_items} items but train is "
+                             f"{train.n_users} x {train.n_items}")
+        if valid is not None:
+            if not isinstance(valid, Interactions):
+                raise ValueError(f"valid must be an Interactions or None, got {type(valid).__name__}")
+            if valid.shape != train.shape:
+                raise ValueError(f"valid must share train's index space {train.shape}, got {valid.shape}")
+        rng = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        model.to(device)
+        sampler.prepare(train, rng)
+        sampler.to(device)
+        fused = self._use_fused(model, sampler, device)
+        result = TrainResult(backend="fused" if fused else "torch", metric=self.metric)
+        opt = None if fused else self._optimizer(model, sampler)
+        best_state = None
+        wait = 0
+        ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        if ckpt_dir is not None:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.epochs, desc=f"{sampler.name or type(sampler).__name__}", unit="epoch")
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=fork_devices):
+                torch.manual_seed(torch_seed(rng))
+                for epoch in range(self.epochs):
+                    t0 = time.perf_counter()
+                    if fused:
+                        loss = sampler.fused_epoch(model, lr=float(self.lr), l2=float(self.l2), rng=rng,
+                                                   n_threads=self.n_threads)
+                        n = sampler.n_samples()
+                    else:
+                        loss, n = self._torch_epoch(model, sampler, opt, device, rng)
+                    dt = time.perf_counter() - t0
+                    logs = {"epoch": epoch, "loss": float(loss), "time": dt, "samples": int(n),
+                            "samples_per_s": n / dt if dt > 0 else float("inf")}
+                    if not math.isfinite(logs["loss"]):
+                        logger.warning("epoch %d: the loss is %s; lower lr", epoch, logs["loss"])
+                    improved = False
+                    if valid is not None and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
+                        value = validation_metric(model, valid, train, self.metric)
+                        logs[self.metric] = value
+                        if result.best_metric is None or value > result.best_metric:
+                            result.best_metric, result.best_epoch = value, epoch
+                            best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(sampler.state_dict()))
+                            improved = True
+                            wait = 0
+                        else:
+                            wait += 1
+                    result.history.append(logs)
+                    logger.info("epoch %d: %s", epoch, {k: v for k, v in logs.items() if k != "epoch"})
+                    if bar is not None:
+                        bar.update(1)
+                        post = {"loss": f"{logs['loss']:.4f}"}
+                        if self.metric in logs:
+                            post[self.metric] = f"{logs[self.metric]:.4f}"
+                        bar.set_postfix(post)
+                    if ckpt_dir is not None:
+                        save_checkpoint(ckpt_dir / "last.pt", model, sampler, train, extra={"epoch": epoch})
+                        if improved:
+                            save_checkpoint(ckpt_dir / "best.pt", model, sampler, train, extra={"epoch": epoch})
+                    stop = False
+                    try:
+                        for cb in self.callbacks:
+                            cb(epoch, dict(logs))
+                    except StopTraining:
+                        stop = True
+                    if self.patience is not None and valid is not None and wait >= self.patience:
+                        stop = True
+                    if stop:
+                        result.stopped_early = epoch + 1 < self.epochs
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state[0])
+            sampler.load_state_dict(best_state[1])
+        return result
+
+    def _torch_epoch(self, model, sampler, opt, device, rng) -> tuple[float, int]:
+        model.train()
+        sampler.train()
+        total, rows = 0.0, 0
+        l2 = float(self.l2)
+        scale_sum = self.optimizer == "sgd"
+        for batch in sampler.batches(int(self.batch_size), rng):
+            b = to_tensors(batch, device)
+            loss = sampler.loss(model, b)
+            if l2 > 0:
+                loss = loss + l2 * model.regularization(b["users"], b["items"]).mean()
+            bsz = int(b["users"].shape[0])
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                (loss * bsz if scale_sum else loss).backward()
+                opt.step()
+            total += float(loss.detach()) * bsz
+            rows += bsz
+        model.eval()
+        sampler.eval()
+        return (total / rows if rows else float("nan")), rows
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints: torch.save of plain tensors / lists / strings + a JSON of parameters (no pickled objects)
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns.
+
+    Attributes
+    ----------
+    model : EmbeddingModel
+        Rebuilt with its parameters and weights.
+    sampler : Sampler or None
+        Rebuilt from its constructor parameters; prepared on ``train`` and with its state loaded
+        when the training data was saved, else unprepared with ``sampler_state`` kept aside.
+    train : Interactions or None
+        The training interactions (matrix, ids, columns, features) when saved.
+    user_ids, item_ids : numpy.ndarray
+        The index -> raw id maps.
+    sampler_state : dict
+        The sampler's state dict as saved.
+    extra : dict
+        Whatever JSON-able data was given to ``save_checkpoint`` (epoch, history, ...).
+    """
+
+    model: nn.Module
+    sampler: Sampler | None
+    train: Interactions | None
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    sampler_state: dict
+    extra: dict
+
+
+def _ids_out(ids: np.ndarray):
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iub":
+        return {"kind": "int", "values": torch.from_numpy(ids.astype(np.int64))}
+    if ids.dtype.kind == "f":
+        return {"kind": "float", "values": torch.from_numpy(ids.astype(np.float64))}
+    return {"kind": "str", "values": [str(x) for x in ids.tolist()]}
+
+
+def _ids_in(d) -> np.ndarray:
+    if d["kind"] in ("int", "float"):
+        return d["values"].numpy()
+    return np.asarray(d["values"], dtype=object)
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Interactions, *,
+                    include_train: bool = True, extra: dict | None = None) -> Path:
+    """Save a model, its sampler's state and the id maps to one file (no pickled objects).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (parents are created).
+    model : EmbeddingModel
+        A registered model (``"mf"``, ``"twotower"``).
+    sampler : Sampler or None
+        Saved as its registry name, constructor parameters (JSON) and ``state_dict()``.
+    train : Interactions
+        Its id maps are saved; with ``include_train`` also the matrix and columns, so that a
+        loaded sampler can be prepared again and its learned state restored.
+    extra : dict, optional
+        JSON-able data stored alongside.
+
+    Returns
+    -------
+    Path
+    """
+    from recsampling.models import model_name
+    from recsampling.samplers import sampler_params
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": _FORMAT,
+        "version": 1,
+        "model": {"name": model_name(model), "params": _jsonable(model.get_params()),
+                  "n_users": int(model.n_users), "n_items": int(model.n_items)},
+        "sampler": None if sampler is None else {"name": sampler.name, "params": _jsonable(sampler_params(sampler))},
+        "extra": _jsonable(extra or {}),
+    }
+    try:
+        meta_json = json.dumps(meta)
+    except TypeError as e:
+        raise ValueError(f"checkpoint parameters must be JSON-able: {e}") from None
+    blob: dict[str, Any] = {
+        "meta": meta_json,
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "sampler_state": {} if sampler is None else {k: v.detach().cpu() for k, v in sampler.state_dict().items()},
+        "user_ids": _ids_out(train.user_ids),
+        "item_ids": _ids_out(train.item_ids),
+    }
+    if include_train:
+        m = train.matrix
+        t: dict[str, Any] = {"shape": list(m.shape), "indptr": torch.from_numpy(m.indptr.astype(np.int64)),
+                             "indices": torch.from_numpy(m.indices.astype(np.int64)),
+                             "data": torch.from_numpy(m.data.astype(np.float32))}
+        for col in ("ratings", "timestamps", "propensities", "user_features", "item_features"):
+            v = getattr(train, col)
+            if v is not None:
+                t[col] = torch.from_numpy(np.ascontiguousarray(v).astype(np.float64 if v.ndim == 1 else np.float32))
+        t["user_feature_names"] = [str(x) for x in train.user_feature_names]
+        t["item_feature_names"] = [str(x) for x in train.item_feature_names]
+        blob["train"] = t
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, *, random_state: RandomState = 0) -> Checkpoint:
+    """Load what :func:`save_checkpoint` wrote (``torch.load(weights_only=True)``).
+
+    Parameters
+    ----------
+    path : str or Path
+    random_state : int, Generator or None
+        Passed to ``sampler.prepare`` when the sampler is rebuilt on the saved training data
+        (its learned state is then loaded over whatever ``prepare`` initialized).
+
+    Returns
+    -------
+    Checkpoint
+    """
+    import scipy.sparse as sp
+
+    from recsampling.models import model_from_params
+    from recsampling.samplers import make_sampler
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(blob["meta"])
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets one clear message
+        raise ValueError(f"{str(path)!r} is not a recsampling checkpoint ({type(e).__name__}: {e})") from None
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"{str(path)!r} is not a recsampling checkpoint (format {meta.get('format')!r})")
+    mm = meta["model"]
+    model = model_from_params(mm["name"], mm["n_users"], mm["n_items"], mm["params"])
+    model.load_state_dict(blob["model_state"])
+    model.eval()
+    user_ids, item_ids = _ids_in(blob["user_ids"]), _ids_in(blob["item_ids"])
+    train = None
+    if "train" in blob:
+        t = blob["train"]
+        m = sp.csr_matrix((t["data"].numpy(), t["indices"].numpy(), t["indptr"].numpy()), shape=tuple(t["shape"]))
+        cols = {c: t[c].numpy() for c in ("ratings", "timestamps", "propensities", "user_features", "item_features")
+                if c in t}
+        train = Interactions(matrix=m, user_ids=user_ids, item_ids=item_ids,
+                             user_feature_names=tuple(t.get("user_feature_names", ())),
+                             item_feature_names=tuple(t.get("item_feature_names", ())), **cols)
+    sampler = None
+    sstate = blob.get("sampler_state", {})
+    if meta.get("sampler") is not None:
+        sampler = make_sampler(meta["sampler"]["name"], **meta["sampler"]["params"])
+        if train is not None:
+            sampler.prepare(train, check_random_state(random_state))
+            sampler.load_state_dict(sstate)
+        elif sstate:
+            logger.info("checkpoint without training data: sampler state kept in Checkpoint.sampler_state")
+    return Checkpoint(model=model, sampler=sampler, train=train, user_ids=user_ids, item_ids=item_ids,
+                      sampler_state=sstate, extra=meta.get("extra", {}))

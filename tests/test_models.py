@@ -1,0 +1,123 @@
+"""MF and the two-tower model: shapes, bias folding, seeded init, features, make_model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recsampling.data.interactions import Interactions
+from recsampling.models import MatrixFactorization, TwoTower, make_model
+
+
+def _train(features: bool = False) -> Interactions:
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 12, 60), rng.integers(0, 9, 60)
+    kw = {}
+    if features:
+        kw = {"user_features": rng.random((12, 3)), "item_features": rng.random((9, 5))}
+    return Interactions.from_indices(u, i, (12, 9), **kw)
+
+
+@pytest.mark.parametrize("user_bias,item_bias", [(False, True), (True, True), (True, False), (False, False)])
+def test_mf_bias_folding_score_is_dot_of_tables(user_bias, item_bias):
+    m = MatrixFactorization(12, 9, factors=4, user_bias=user_bias, item_bias=item_bias, random_state=0)
+    with torch.no_grad():
+        for emb in (m.user_biases, m.item_biases):
+            if emb is not None:
+                emb.weight.normal_(generator=torch.Generator().manual_seed(1))
+    U, V = m.embedding_tables()
+    assert U.shape == (12, m.dim) and V.shape == (9, m.dim) and U.dtype == np.float32
+    users = torch.tensor([0, 3, 11])
+    items = torch.tensor([[0, 1, 8], [2, 2, 5], [7, 0, 3]])
+    want = np.einsum("bd,bld->bl", U[users.numpy()], V[items.numpy()])
+    np.testing.assert_allclose(m.score(users, items).detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.score(users, items[:, 0]).detach().numpy(), want[:, 0], rtol=1e-5, atol=1e-6)
+    p = m.user_factors.weight[users].detach().numpy()
+    q = m.item_factors.weight[items[:, 0]].detach().numpy()
+    manual = (p * q).sum(1)
+    if item_bias:
+        manual += m.item_biases.weight[items[:, 0], 0].detach().numpy()
+    if user_bias:
+        manual += m.user_biases.weight[users, 0].detach().numpy()
+    np.testing.assert_allclose(m.score(users, items[:, 0]).detach().numpy(), manual, rtol=1e-5, atol=1e-6)
+
+
+def test_mf_tables_are_plain_float32_embeddings_seeded_locally():
+    state = torch.random.get_rng_state()
+    a = MatrixFactorization(5, 7, factors=3, random_state=42)
+    b = MatrixFactorization(5, 7, factors=3, random_state=42)
+    c = MatrixFactorization(5, 7, factors=3, random_state=43)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator was not touched
+    assert isinstance(a.user_factors, torch.nn.Embedding) and a.item_factors.weight.dtype == torch.float32
+    assert a.item_biases.weight.shape == (7, 1) and a.user_biases is None
+    assert torch.equal(a.user_factors.weight, b.user_factors.weight)
+    assert not torch.equal(a.user_factors.weight, c.user_factors.weight)
+    assert abs(float(a.item_factors.weight.detach().std()) - 0.1) < 0.06
+
+
+def test_mf_regularization_counts_touched_rows():
+    m = MatrixFactorization(4, 4, factors=2, random_state=0)
+    users, items = torch.tensor([1]), torch.tensor([[2, 3]])
+    r = m.regularization(users, items)
+    w = m.user_factors.weight
+    q = m.item_factors.weight
+    want = w[1].pow(2).sum() + q[2].pow(2).sum() + q[3].pow(2).sum()  # biases are 0 at init
+    torch.testing.assert_close(r, want.reshape(1))
+
+
+@pytest.mark.parametrize("bad", [{"factors": 0}, {"factors": 2.5}, {"init_std": -1}])
+def test_mf_rejects_bad_parameters(bad):
+    with pytest.raises(ValueError):
+        MatrixFactorization(3, 3, **bad)
+
+
+def test_two_tower_ids_only_and_with_features():
+    train = _train(features=True)
+    ids = make_model("twotower", train, factors=6, use_features=False, random_state=0)
+    assert ids.user_tower.features is None
+    full = make_model("twotower", train, factors=6, random_state=0)
+    assert full.user_tower.features.shape == (12, 3) and full.item_tower.features.shape == (9, 5)
+    for m in (ids, full):
+        U, V = m.embedding_tables()
+        assert U.shape == (12, 7) and V.shape == (9, 7)
+        users, items = torch.tensor([1, 5]), torch.tensor([[0, 4], [8, 8]])
+        np.testing.assert_allclose(m.score(users, items).detach().numpy(),
+                                   np.einsum("bd,bld->bl", U[[1, 5]], V[items.numpy()]), rtol=1e-5, atol=1e-6)
+        # the tower for some indices equals those rows of the full table
+        np.testing.assert_allclose(m.user_embeddings(torch.tensor([5, 1])).detach().numpy(), U[[5, 1]], rtol=1e-5, atol=1e-6)
+
+
+def test_two_tower_features_change_the_vectors_and_features_only_works():
+    train = _train(features=True)
+    m = TwoTower(12, 9, factors=4, user_features=train.user_features, item_features=train.item_features,
+                 use_ids=False, random_state=0)
+    U, _ = m.embedding_tables()
+    assert U.shape == (12, 5)
+    # two users with the same features get the same vector without IDs
+    feats = np.array(train.user_features)
+    feats[1] = feats[0]
+    m2 = TwoTower(12, 9, factors=4, user_features=feats, item_features=train.item_features, use_ids=False,
+                  random_state=0)
+    U2, _ = m2.embedding_tables()
+    np.testing.assert_allclose(U2[0], U2[1])
+    with pytest.raises(ValueError, match="neither IDs"):
+        TwoTower(12, 9, use_ids=False)
+    with pytest.raises(ValueError, match="user_features"):
+        TwoTower(12, 9, user_features=np.ones((3, 2)))
+
+
+def test_two_tower_gradients_reach_the_feature_tower():
+    train = _train(features=True)
+    m = make_model("twotower", train, factors=4, hidden=(8,), random_state=0)
+    m.score(torch.tensor([0, 1]), torch.tensor([2, 3])).sum().backward()
+    assert m.user_tower.mlp[0].weight.grad.abs().sum() > 0
+    assert m.item_tower.proj.weight.grad.abs().sum() > 0
+
+
+def test_make_model_errors():
+    train = _train()
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("svd", train)
+    with pytest.raises(ValueError, match="bad parameters"):
+        make_model("mf", train, nonsense=1)

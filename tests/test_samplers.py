@@ -1,0 +1,265 @@
+"""The shared sampler contract (every registered sampler x both models) and the BPR family.
+
+The contract runs on plain Interactions only: a sampler that needs more (logged lists,
+propensities) must fall back to something it can derive from the interactions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recsampling.data.interactions import Interactions
+from recsampling.models import make_model
+from recsampling.samplers import SAMPLERS, make_sampler, to_tensors
+from recsampling.samplers.negatives import draw_negatives
+from recsampling.train import Trainer
+
+
+def checkerboard(n_users: int = 40, n_items: int = 30, p: float = 0.6, seed: int = 0) -> Interactions:
+    """Users and items in two groups; a user interacts only within their group (with prob p)."""
+    rng = np.random.default_rng(seed)
+    same = (np.arange(n_users)[:, None] % 2) == (np.arange(n_items)[None, :] % 2)
+    u, i = np.nonzero(same & (rng.random((n_users, n_items)) < p))
+    return Interactions.from_indices(u, i, (n_users, n_items))
+
+
+def _auc(model, train: Interactions, rng) -> float:
+    """P(score of a training positive > score of a random non-positive of the same user)."""
+    U, V = model.embedding_tables()
+    S = U @ V.T
+    pos = train.matrix.toarray() > 0
+    wins = []
+    for u in range(train.n_users):
+        p, n = S[u, pos[u]], S[u, ~pos[u]]
+        if p.size and n.size:
+            wins.append((p[:, None] > n[None, :]).mean())
+    return float(np.mean(wins))
+
+
+NAMES = sorted(SAMPLERS)
+MODELS = ["mf", "twotower"]
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("name", NAMES)
+def test_sampler_contract(name, model_name):
+    train = checkerboard()
+    rng = np.random.default_rng(0)
+    sampler = make_sampler(name)
+    sampler.prepare(train, rng)
+    model = make_model(model_name, train, factors=8, random_state=0)
+    pos = train.matrix.toarray() > 0
+    rows = 0
+    for batch in sampler.batches(16, rng):
+        users, items = batch["users"], batch["items"]
+        assert users.dtype == np.int64 and users.ndim == 1
+        assert items.dtype == np.int64 and items.ndim == 2 and items.shape[0] == users.shape[0]
+        assert users.min() >= 0 and users.max() < train.n_users
+        assert items.min() >= 0 and items.max() < train.n_items
+        for key, value in batch.items():
+            assert isinstance(value, np.ndarray), key
+            assert value.shape[0] == users.shape[0], key
+        if getattr(sampler, "collision", None) == "redraw" and items.shape[1] > 1:
+            labels = batch.get("labels", batch.get("clicks"))
+            negative = np.ones(items[:, 1:].shape, bool) if labels is None else labels[:, 1:] == 0
+            if "valid" in batch and batch["valid"].ndim == 1:
+                negative &= batch["valid"][:, None] > 0
+            hits = pos[users[:, None], items[:, 1:]]
+            assert not (hits & negative).any(), "a user's own positive was drawn as a negative"
+        rows += users.shape[0]
+    assert rows == sampler.n_samples()
+
+    # a finite scalar loss with gradients for the model
+    batch = to_tensors(next(iter(sampler.batches(16, rng))), torch.device("cpu"))
+    loss = sampler.loss(model, batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+    # a short fit ranks the held-in positives above random items
+    model = make_model(model_name, train, factors=8, random_state=0)
+    Trainer(epochs=15, batch_size=32, lr=0.05, progress=False, random_state=0, device="cpu").fit(
+        model, make_sampler(name), train)
+    assert _auc(model, train, rng) > 0.75
+
+
+# --------------------------------------------------------------------------- draw_negatives
+def test_draw_negatives_redraw_is_exact_and_uniform_over_unobserved():
+    rng = np.random.default_rng(1)
+    m = sp.random(50, 20, density=0.7, format="csr", random_state=1)
+    m.data[:] = 1
+    users = np.repeat(np.arange(50), 400)
+    neg = draw_negatives(m, users, 2, rng)
+    assert neg.shape == (users.size, 2) and neg.dtype == np.int64
+    dense = m.toarray() > 0
+    assert not dense[users[:, None], neg].any()
+    # user 0: every unobserved item comes up, uniformly
+    free = np.flatnonzero(~dense[0])
+    got = np.bincount(neg[users == 0].ravel(), minlength=20)[free]
+    expected = 800 / free.size
+    assert np.all(np.abs(got - expected) < 5 * np.sqrt(expected) + 1)
+    assert got.sum() == 800
+
+
+def test_draw_negatives_popularity_proportions():
+    rng = np.random.default_rng(2)
+    m = sp.csr_matrix((1, 6))  # one user without positives: the plain distribution
+    probs = np.array([0.5, 0.2, 0.15, 0.1, 0.05, 0.0])
+    n = 60000
+    neg = draw_negatives(m, np.zeros(n, np.int64), 1, rng, item_probs=probs)
+    obs = np.bincount(neg.ravel(), minlength=6)
+    assert obs[5] == 0
+    exp = probs[:5] * n
+    chi2 = (((obs[:5] - exp) ** 2) / exp).sum()
+    assert chi2 < 20.5  # 4 degrees of freedom, p ~ 0.0004
+
+
+def test_draw_negatives_redraw_renormalizes_popularity_over_unobserved():
+    rng = np.random.default_rng(3)
+    m = sp.csr_matrix(np.array([[1, 0, 0, 0]], dtype=np.float32))
+    probs = np.array([0.7, 0.1, 0.1, 0.1])
+    neg = draw_negatives(m, np.zeros(30000, np.int64), 1, rng, item_probs=probs)
+    obs = np.bincount(neg.ravel(), minlength=4) / 30000
+    np.testing.assert_allclose(obs, [0, 1 / 3, 1 / 3, 1 / 3], atol=0.015)
+
+
+def test_draw_negatives_skip_mode_reports_collisions():
+    rng = np.random.default_rng(4)
+    m = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    users = np.array([0] * 5000 + [1] * 100)
+    neg, valid = draw_negatives(m, users, 1, rng, collision="skip")
+    assert valid.shape == neg.shape == (5100, 1) and valid.dtype == bool
+    hit = np.isin(neg[:5000, 0], [0, 1])
+    np.testing.assert_array_equal(~hit, valid[:5000, 0])
+    assert 0.45 < hit.mean() < 0.55
+    assert valid[5000:].all()
+
+
+def test_draw_negatives_errors():
+    rng = np.random.default_rng(0)
+    full = sp.csr_matrix(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="every drawable item"):
+        draw_negatives(full, np.array([0]), 1, rng)
+    with pytest.raises(ValueError, match="collision"):
+        draw_negatives(full, np.array([0]), 1, rng, collision="retry")
+    with pytest.raises(ValueError, match="users must be in"):
+        draw_negatives(full, np.array([5]), 1, rng, collision="skip")
+    with pytest.raises(ValueError, match="item_probs"):
+        draw_negatives(full, np.array([0]), 1, rng, item_probs=np.ones(2))
+
+
+# --------------------------------------------------------------------------- the BPR family
+def test_bpr_batch_layout_and_epoch_covers_every_interaction():
+    train = checkerboard()
+    s = make_sampler("bpr", n_negatives=3)
+    rng = np.random.default_rng(0)
+    s.prepare(train, rng)
+    pairs = []
+    for b in s.batches(50, rng):
+        assert b["items"].shape[1] == 4
+        pairs.append(b["users"] * train.n_items + b["items"][:, 0])
+    pairs = np.sort(np.concatenate(pairs))
+    np.testing.assert_array_equal(pairs, np.sort(train.user_index() * train.n_items + train.item_index()))
+
+
+def test_popularity_sampler_follows_counts_and_skip_mode_masks():
+    train = checkerboard(p=0.5, seed=3)
+    rng = np.random.default_rng(0)
+    s = make_sampler("popularity", alpha=1.0, collision="skip", n_negatives=4)
+    s.prepare(train, rng)
+    negs, valids = [], []
+    for _ in range(20):
+        for b in s.batches(256, rng):
+            negs.append(b["items"][:, 1:].ravel())
+            valids.append(b["valid"].ravel())
+    negs = np.concatenate(negs)
+    counts = train.item_counts()
+    freq = np.bincount(negs, minlength=train.n_items) / negs.size
+    np.testing.assert_allclose(freq, counts / counts.sum(), atol=0.01)
+    assert 0 < 1 - np.concatenate(valids).mean() < 1  # some collisions skipped, not all
+
+
+def test_skip_mode_loss_ignores_invalid_triples():
+    train = checkerboard()
+    model = make_model("mf", train, factors=4, random_state=0)
+    s = make_sampler("bpr", collision="skip")
+    s.prepare(train, np.random.default_rng(0))
+    batch = {"users": torch.tensor([0, 1]), "items": torch.tensor([[0, 2], [1, 3]]),
+             "valid": torch.tensor([[True], [False]])}
+    from recsampling.samplers.negatives import bpr_loss
+
+    sc = model.score(batch["users"], batch["items"])
+    torch.testing.assert_close(s.loss(model, batch), bpr_loss(sc[:1, :1], sc[:1, 1:]))
+
+
+def test_dns_picks_the_highest_scored_candidate():
+    train = checkerboard()
+    model = make_model("mf", train, factors=4, random_state=0)
+    s = make_sampler("dns", n_candidates=5)
+    s.prepare(train, np.random.default_rng(0))
+    b = to_tensors(next(iter(s.batches(8, np.random.default_rng(1)))), torch.device("cpu"))
+    assert b["items"].shape == (8, 6)
+    sc = model.score(b["users"], b["items"])
+    hardest = sc[:, 1:].max(1).values
+    torch.testing.assert_close(s.loss(model, b), (-torch.nn.functional.logsigmoid(sc[:, 0] - hardest)).mean())
+    with pytest.raises(ValueError, match="n_negatives"):
+        make_sampler("dns", n_candidates=2, n_negatives=3).prepare(train, np.random.default_rng(0))
+
+
+def test_inbatch_logq_and_accidental_hits():
+    # user 0 likes items 0 and 1; a batch with rows (0, 0) and (0, 1): each is the other's hit
+    train = Interactions.from_indices([0, 0, 1, 2], [0, 1, 2, 2], (3, 4))
+    s = make_sampler("inbatch")
+    s.prepare(train, np.random.default_rng(0))
+    b = next(iter(s.batches(10, np.random.default_rng(0))))
+    order = {(int(u), int(i)): r for r, (u, i) in enumerate(zip(b["users"], b["items"][:, 0]))}
+    r00, r01, r12 = order[(0, 0)], order[(0, 1)], order[(1, 2)]
+    assert b["hits"][r00, r01] and b["hits"][r01, r00]
+    assert not b["hits"][r00, r12] and not b["hits"].diagonal().any()
+    np.testing.assert_allclose(b["log_q"][r12], np.log(2 / 4), rtol=1e-6)
+    # the loss equals a hand-written softmax with corrected, masked logits
+    model = make_model("mf", train, factors=3, random_state=0)
+    t = to_tensors(b, torch.device("cpu"))
+    U = model.user_embeddings(t["users"])
+    V = model.item_embeddings(t["items"][:, 0])
+    logits = U @ V.T - t["log_q"][None, :]
+    logits[t["hits"]] = -np.inf
+    want = -(logits.diagonal() - torch.logsumexp(logits, 1)).mean()
+    torch.testing.assert_close(s.loss(model, t), want)
+
+
+def test_fused_support_is_reported_honestly():
+    train = checkerboard()
+    mf = make_model("mf", train, factors=4, random_state=0)
+    tt = make_model("twotower", train, factors=4, random_state=0)
+    for name in ("bpr", "popularity"):
+        s = make_sampler(name)
+        assert s.supports_fused(mf, "sgd", "cpu")
+        assert not s.supports_fused(mf, "adam", "cpu")
+        assert not s.supports_fused(tt, "sgd", "cpu")
+    assert not make_sampler("dns").supports_fused(mf, "sgd", "cpu")
+
+
+def test_fused_epoch_trains_mf_in_place():
+    train = checkerboard()
+    mf = make_model("mf", train, factors=8, random_state=0)
+    s = make_sampler("bpr")
+    rng = np.random.default_rng(0)
+    s.prepare(train, rng)
+    before = mf.user_factors.weight.detach().clone()
+    losses = [s.fused_epoch(mf, lr=0.05, l2=0.0, rng=rng, n_threads=1) for _ in range(30)]
+    assert not torch.equal(before, mf.user_factors.weight)
+    assert losses[-1] < losses[0] < 0.7
+    assert _auc(mf, train, rng) > 0.9
+
+
+@pytest.mark.parametrize("bad", [{"n_negatives": 0}, {"collision": "again"}])
+def test_bad_parameters_fail_in_prepare(bad):
+    with pytest.raises(ValueError):
+        make_sampler("bpr", **bad).prepare(checkerboard(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="alpha"):
+        make_sampler("popularity", alpha=-1).prepare(checkerboard(), np.random.default_rng(0))

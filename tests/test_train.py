@@ -1,0 +1,182 @@
+"""The Trainer: learning, determinism, early stopping, callbacks, backends, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import recsampling.train as train_mod
+from recsampling.data.interactions import Interactions
+from recsampling.models import make_model
+from recsampling.samplers import make_sampler
+from recsampling.train import StopTraining, Trainer, load_checkpoint, save_checkpoint
+from tests.test_samplers import checkerboard
+
+
+def _fit(model_name="mf", sampler="bpr", epochs=5, **kw):
+    train = checkerboard()
+    model = make_model(model_name, train, factors=8, random_state=0)
+    kw = {"lr": 0.05, "progress": False, "random_state": 0, "device": "cpu", "batch_size": 64, **kw}
+    result = Trainer(epochs=epochs, **kw).fit(model, make_sampler(sampler), train)
+    return model, result
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_loss_decreases(optimizer):
+    lr = {"adam": 0.05, "adagrad": 0.1, "sgd": 0.05}[optimizer]
+    _, r = _fit(epochs=8, optimizer=optimizer, lr=lr, backend="torch")
+    assert r.backend == "torch"
+    assert r.losses[-1] < 0.8 * r.losses[0]
+    assert all(h["samples"] == checkerboard().nnz and h["samples_per_s"] > 0 for h in r.history)
+
+
+@pytest.mark.parametrize("model_name,sampler", [("mf", "bpr"), ("twotower", "inbatch"), ("mf", "dns")])
+def test_same_seed_same_result(model_name, sampler):
+    kw = {"l2": 1e-3}
+    if model_name == "twotower":
+        kw = {}
+    m1, r1 = _fit(model_name, sampler, epochs=3, **kw)
+    m2, r2 = _fit(model_name, sampler, epochs=3, **kw)
+    m3, _ = _fit(model_name, sampler, epochs=3, random_state=1, **kw)
+    assert r1.losses == r2.losses
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not torch.equal(m1.state_dict()[next(iter(m1.state_dict()))], m3.state_dict()[next(iter(m3.state_dict()))])
+
+
+def test_dropout_is_reproducible_and_leaves_global_rng_alone():
+    train = checkerboard()
+    feats = np.random.default_rng(0).random((train.n_users, 4))
+    train = train.with_values(user_features=feats)
+    state = torch.random.get_rng_state()
+    out = []
+    for _ in range(2):
+        m = make_model("twotower", train, factors=4, dropout=0.5, random_state=0)
+        Trainer(epochs=2, lr=0.05, progress=False, random_state=3, device="cpu").fit(m, make_sampler("bpr"), train)
+        out.append(m.embedding_tables()[0])
+    np.testing.assert_array_equal(out[0], out[1])
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_fused_backend_is_chosen_for_mf_sgd_cpu_and_is_reproducible_with_one_thread():
+    m1, r1 = _fit(optimizer="sgd", n_threads=1)
+    m2, r2 = _fit(optimizer="sgd", n_threads=1)
+    assert r1.backend == "fused"
+    assert r1.losses == r2.losses and r1.losses[-1] < r1.losses[0]
+    assert torch.equal(m1.user_factors.weight, m2.user_factors.weight)
+    _, r3 = _fit(optimizer="adam")
+    assert r3.backend == "torch"
+    with pytest.raises(ValueError, match="backend='fused'"):
+        _fit(sampler="dns", optimizer="sgd", backend="fused")
+
+
+def test_fused_and_torch_sgd_optimize_the_same_objective():
+    # same lr / l2 meaning on both paths: both reach a similar loss and ranking quality
+    _, rf = _fit(optimizer="sgd", epochs=15, l2=1e-3, n_threads=1)
+    _, rt = _fit(optimizer="sgd", epochs=15, l2=1e-3, backend="torch", batch_size=8)
+    assert rf.backend == "fused" and rt.backend == "torch"
+    assert abs(rf.losses[-1] - rt.losses[-1]) < 0.1
+
+
+def test_early_stopping_restores_the_best_weights(monkeypatch):
+    values = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.9, 0.9])
+    snapshots = []
+
+    def fake_metric(model, valid, train, metric):
+        snapshots.append(model.user_factors.weight.detach().clone())
+        return next(values)
+
+    monkeypatch.setattr(train_mod, "validation_metric", fake_metric)
+    train = checkerboard()
+    model = make_model("mf", train, factors=4, random_state=0)
+    r = Trainer(epochs=7, lr=0.05, patience=2, progress=False, random_state=0, device="cpu").fit(
+        model, make_sampler("bpr"), train, valid=train)
+    assert [h["epoch"] for h in r.history] == [0, 1, 2, 3]  # two rounds without improvement after epoch 1
+    assert r.stopped_early and r.best_epoch == 1 and r.best_metric == 0.3
+    assert torch.equal(model.user_factors.weight, snapshots[1])
+    assert [h.get("ndcg@10") for h in r.history] == [0.1, 0.3, 0.2, 0.25]
+
+
+def test_callbacks_see_each_epoch_and_can_stop_or_raise():
+    seen = []
+
+    def cb(epoch, logs):
+        seen.append((epoch, logs["loss"]))
+        if epoch == 2:
+            raise StopTraining
+
+    _, r = _fit(epochs=10, callbacks=[cb])
+    assert [e for e, _ in seen] == [0, 1, 2] and len(r.history) == 3 and r.stopped_early
+
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, logs):
+        raise Pruned
+
+    with pytest.raises(Pruned):
+        _fit(epochs=3, callbacks=[prune])
+
+
+def test_validation_with_real_metrics():
+    pytest.importorskip("recsampling.metrics")
+    train = checkerboard()
+    rng = np.random.default_rng(0)
+    mask = rng.random(train.nnz) < 0.8
+    tr, va = train.subset(mask), train.subset(~mask)
+    model = make_model("mf", tr, factors=8, random_state=0)
+    r = Trainer(epochs=6, lr=0.05, progress=False, random_state=0, device="cpu", metric="recall@5").fit(
+        model, make_sampler("bpr"), tr, valid=va)
+    assert len(r.metrics) == 6 and all(0 <= v <= 1 for v in r.metrics)
+    assert r.best_metric == max(r.metrics) > 0.2
+
+
+@pytest.mark.parametrize("bad", [{"optimizer": "rmsprop"}, {"lr": 0}, {"epochs": -1}, {"backend": "gpu"},
+                                 {"metric": "ndcg"}, {"patience": 0}, {"batch_size": 0}])
+def test_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        _fit(**bad)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    train = checkerboard()
+    train = Interactions.from_arrays([f"u{u}" for u in train.user_index()], train.item_index() + 100,
+                                     user_features=None)
+    model = make_model("mf", train, factors=4, user_bias=True, random_state=0)
+    sampler = make_sampler("popularity", alpha=0.5, n_negatives=2)
+    Trainer(epochs=2, progress=False, random_state=0, device="cpu").fit(model, sampler, train)
+    path = save_checkpoint(tmp_path / "ck" / "model.pt", model, sampler, train, extra={"note": "x"})
+    ck = load_checkpoint(path)
+    for (k, a), b in zip(model.state_dict().items(), ck.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert ck.model.get_params() == model.get_params()
+    assert ck.sampler.name == "popularity" and ck.sampler.alpha == 0.5 and ck.sampler.n_negatives == 2
+    np.testing.assert_array_equal(ck.user_ids, train.user_ids)
+    np.testing.assert_array_equal(ck.item_ids, train.item_ids)
+    assert (ck.train.matrix != train.matrix).nnz == 0
+    assert ck.extra == {"note": "x"}
+
+
+def test_checkpoint_round_trips_learned_sampler_state_and_two_tower_features(tmp_path):
+    train = checkerboard()
+    train = train.with_values(item_features=np.random.default_rng(0).random((train.n_items, 3)))
+    model = make_model("twotower", train, factors=4, hidden=(6,), random_state=0)
+    sampler = make_sampler("nbpo") if "nbpo" in __import__("recsampling.samplers").samplers.SAMPLERS else \
+        make_sampler("bpr")
+    Trainer(epochs=1, progress=False, random_state=0, device="cpu").fit(model, sampler, train)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, sampler, train))
+    np.testing.assert_array_equal(ck.model.embedding_tables()[1], model.embedding_tables()[1])
+    for (k, a), b in zip(sampler.state_dict().items(), ck.sampler.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_trainer_checkpoint_dir_and_bad_checkpoint(tmp_path):
+    _fit(epochs=2, checkpoint_dir=tmp_path)
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert ck.extra["epoch"] == 1
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a recsampling checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
