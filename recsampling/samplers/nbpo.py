@@ -1,0 +1,483 @@
+r"""BPO and NBPO: pointwise likelihood on implicit feedback, and its noisy-label robust version.
+
+Wenhui Yu and Zheng Qin, "Sampler Design for Implicit Feedback Data by Noisy-label Robust
+Learning", SIGIR 2020 (arXiv 2007.07204); the authors' reference code is Wenhui-Yu/NBPO
+(``_BPO.py``, ``_NBPO.py``). The numbered equations below are ours: the stored copy of the
+paper reachable while this was written was its abstract only, so the derivation follows the
+paper's model as DESIGN.md summarises it and every gradient was checked against the update rule
+of the authors' code (``tests/test_nbpo.py`` asserts the match).
+
+Notation
+--------
+``x_ui = s(u, i)`` is the model's preference score (any :class:`EmbeddingModel`),
+``σ`` the logistic function, ``y_ui`` the *true* label (does u like i), ``ỹ_ui`` the *observed*
+label (1: voted / clicked, 0: unvoted). Each training row is one observed pair ``(u, i)`` plus
+``k = n_negatives`` items ``j`` drawn uniformly from u's unvoted items (the paper's setup uses
+``k = 4``; :func:`recsampling.samplers.negatives.draw_negatives` does the drawing, exact
+rejection of u's positives).
+
+BPO (Bayesian Point-wise Optimization)
+--------------------------------------
+The observed labels are taken as the true ones, ``P(ỹ_ui = 1) = σ(x_ui)``, and the model
+maximizes their likelihood::
+
+    (1)  L_BPO = Σ_(u,i) ln σ(x_ui) + Σ_(u,j) ln(1 − σ(x_uj)) − λ‖Θ‖²
+
+i.e. the per-pair negative log-likelihood ``ℓ(x, ỹ) = −[ỹ ln σ(x) + (1 − ỹ) ln σ(−x)]``
+(:func:`bpo_nll`), computed with ``logsigmoid`` so it is finite for any score.
+
+NBPO (Noisy-label Robust BPO)
+-----------------------------
+An unvoted item may be a liked item the user never met: the true label ``y`` is flipped to an
+observed 0 with a flip rate ``ρ_ui`` (only 1 → 0 flips: a vote is never noise)::
+
+    (2)  P(ỹ = 0 | y = 1) = ρ_ui,   P(ỹ = 1 | y = 1) = 1 − ρ_ui,   P(ỹ = 0 | y = 0) = 1
+
+The flip rate is a second factorization squashed into (0, 1)::
+
+    (3)  ρ_ui = σ(γ_ui),   γ_ui = P_u · Q_i
+
+(``flip="factor"``; the sampler owns ``P`` and ``Q``). Summing over the unknown true label
+(Bayes' theorem, ``P(y = 1) = σ(x)``)::
+
+    (4)  P(ỹ_ui = 1) = σ(x_ui) (1 − σ(γ_ui))
+    (5)  P(ỹ_uj = 0) = 1 − σ(x_uj) + σ(x_uj) σ(γ_uj)
+
+and the exact log-likelihood (``objective="exact"``, :func:`nbpo_nll`) is::
+
+    (6)  L_NBPO = Σ_(u,i) [ln σ(x_ui) + ln σ(−γ_ui)]
+                + Σ_(u,j) ln(σ(−x_uj) + σ(x_uj) σ(γ_uj))  − λ‖Θ‖² − λ_φ(‖P‖² + ‖Q‖²)
+
+where the last logarithm is computed as ``logaddexp(logσ(−x), logσ(x) + logσ(γ))`` so that it is
+finite for scores and flip logits of any size.
+
+The authors' reported variant (``objective="surrogate"``, the default, :func:`nbpo_surrogate`)
+does not follow the gradient of (6); its update for a voted pair ``(u, i)`` and an unvoted pair
+``(u, j)`` is (gradient *ascent*, from ``_NBPO.py``)::
+
+    (7)  ∂/∂x_ui = (1 − σ(γ_ui)) (1 − σ(x_ui)),    ∂/∂γ_ui = −σ(x_ui) σ(γ_ui)
+    (8)  ∂/∂x_uj = σ(γ_uj) (1 − σ(x_uj)) − σ(x_uj), ∂/∂γ_uj = σ(x_uj) (1 − σ(γ_uj))
+
+which autograd reproduces with stop-gradients ``sg`` (``detach``) on the loss::
+
+    (9)  ℓ⁺ = −[sg(1 − σ(γ)) ln σ(x) + sg(σ(x)) ln(1 − σ(γ))]
+    (10) ℓ⁻ = −[sg(σ(γ)) ln σ(x) + ln(1 − σ(x)) + sg(σ(x)) ln σ(γ)]
+
+Read (8): an unvoted item the model already scores high is pulled down *less* the more likely
+it is a flipped positive, and its flip rate grows with the model's belief ``σ(x_uj)``.
+
+Weighting. In the authors' code the voted term of a row is applied once per drawn negative, so
+voted and unvoted pairs weigh the same; ``positive_weight=None`` (the default) reproduces that
+(weight ``k`` on the voted term), ``positive_weight=1.0`` gives the plain sum of (1) / (6).
+Each row's loss is ``w ℓ(x_ui) + Σ_j ℓ(x_uj)`` and the batch loss is its mean over rows.
+
+Flip parameterizations (``flip=``)
+----------------------------------
+- ``"factor"`` (the paper): ``γ_ui = P_u · Q_i`` with ``flip_dim`` factors. As in the authors'
+  code ``P`` starts non-negative and ``Q`` non-positive (uniform), scaled so that the mean
+  initial flip rate is ``flip_init``; their L2 ``λ_φ`` (``flip_l2``) shrinks ``P, Q``.
+- ``"item"``: ``γ_ui = logit(flip_init) + b_i`` — one flip rate per item (how often a liked
+  item goes unseen: the popularity / exposure story).
+- ``"user"``: ``γ_ui = logit(flip_init) + c_u`` — one per user (how much of her taste a user
+  has not voted yet).
+- ``"user+item"``: ``γ_ui = logit(flip_init) + c_u + b_i``.
+
+For the three simpler forms the learned offsets start at 0 and ``flip_l2`` pulls them back to
+0, i.e. the prior is centred on ``flip_init`` rather than on a flip rate of ½ (an L2 on a raw
+logit would pull every flip rate towards ½).
+
+Optimization. The flip parameters' L2 (``flip_l2``) is added by the loss on the rows of the
+batch (like the Trainer's ``l2`` on the embeddings); their learning rate is ``flip_lr``
+(default: the Trainer's), handed to the optimizer by :meth:`NBPOSampler.param_groups`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recsampling._utils import torch_seed
+from recsampling.data.interactions import Interactions
+from recsampling.samplers.base import Batch, Sampler, register
+
+__all__ = ["BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
+
+_FLIPS = ("factor", "item", "user", "user+item")
+_OBJECTIVES = ("surrogate", "exact")
+
+
+# --------------------------------------------------------------------------------------------
+# the losses, as plain functions of scores x, flip logits γ and observed labels ỹ (elementwise)
+# --------------------------------------------------------------------------------------------
+def bpo_nll(x: Tensor, labels: Tensor) -> Tensor:
+    """Pointwise negative log-likelihood of BPO, eq. (1): ``−[ỹ ln σ(x) + (1 − ỹ) ln σ(−x)]``.
+
+    Parameters
+    ----------
+    x : Tensor
+        Scores, any shape.
+    labels : Tensor
+        Observed labels ỹ ∈ {0, 1}, same shape as ``x``.
+
+    Returns
+    -------
+    Tensor of the shape of ``x``; finite for any finite score.
+    """
+    return -torch.where(labels > 0.5, F.logsigmoid(x), F.logsigmoid(-x))
+
+
+def nbpo_nll(x: Tensor, gamma: Tensor, labels: Tensor) -> Tensor:
+    """Exact negative log-likelihood of NBPO, eqs. (4)-(6), elementwise.
+
+    ``ỹ = 1``: ``−[ln σ(x) + ln σ(−γ)]``;  ``ỹ = 0``: ``−ln(σ(−x) + σ(x) σ(γ))``, the latter as
+    ``−logaddexp(logσ(−x), logσ(x) + logσ(γ))``.
+
+    Parameters
+    ----------
+    x : Tensor
+        Preference scores.
+    gamma : Tensor
+        Flip logits γ (flip rate ρ = σ(γ)), same shape.
+    labels : Tensor
+        Observed labels ỹ ∈ {0, 1}, same shape.
+
+    Returns
+    -------
+    Tensor of the shape of ``x``; finite, with finite gradients, for any finite x and γ.
+    """
+    voted = F.logsigmoid(x) + F.logsigmoid(-gamma)  # ln P(ỹ=1), eq. (4)
+    unvoted = torch.logaddexp(F.logsigmoid(-x), F.logsigmoid(x) + F.logsigmoid(gamma))  # eq. (5)
+    return -torch.where(labels > 0.5, voted, unvoted)
+
+
+def nbpo_surrogate(x: Tensor, gamma: Tensor, labels: Tensor) -> Tensor:
+    """The authors' surrogate objective, eqs. (9)-(10): its autograd gradient is eqs. (7)-(8).
+
+    Its value is not a likelihood (use :func:`nbpo_nll` to monitor one); only its gradient
+    matters.
+
+    Parameters
+    ----------
+    x, gamma, labels : Tensor
+        Scores, flip logits and observed labels, all the same shape.
+
+    Returns
+    -------
+    Tensor of the shape of ``x``.
+    """
+    sx, sg = torch.sigmoid(x).detach(), torch.sigmoid(gamma).detach()
+    log_sx, log_1msx = F.logsigmoid(x), F.logsigmoid(-x)
+    log_sg, log_1msg = F.logsigmoid(gamma), F.logsigmoid(-gamma)
+    voted = (1.0 - sg) * log_sx + sx * log_1msg  # eq. (9)
+    unvoted = sg * log_sx + log_1msx + sx * log_sg  # eq. (10)
+    return -torch.where(labels > 0.5, voted, unvoted)
+
+
+# --------------------------------------------------------------------------------------------
+# the samplers
+# --------------------------------------------------------------------------------------------
+class _PointwiseSampler(Sampler):
+    """Rows of one voted pair (column 0, label 1) plus ``n_negatives`` uniform unvoted items."""
+
+    def __init__(self, n_negatives: int = 4, positive_weight: float | None = None, collision: str = "redraw"):
+        super().__init__()
+        self.n_negatives = n_negatives
+        self.positive_weight = positive_weight
+        self.collision = collision
+
+    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        if not isinstance(self.n_negatives, (int, np.integer)) or self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be an integer >= 1, got {self.n_negatives!r}")
+        if self.positive_weight is not None and not (
+            isinstance(self.positive_weight, (int, float)) and self.positive_weight > 0
+        ):
+            raise ValueError(f"positive_weight must be None or a positive number, got {self.positive_weight!r}")
+        super().prepare(train, rng)
+        if self.collision not in ("redraw", "skip"):
+            raise ValueError(f"collision must be 'redraw' or 'skip', got {self.collision!r}")
+        self._users = train.user_index()
+        self._items = train.item_index()
+        self._full = train.user_counts() >= train.n_items  # users with no unvoted item
+
+    def _positive_weight(self) -> float:
+        return float(self.n_negatives if self.positive_weight is None else self.positive_weight)
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch: every voted pair once, in random order, each with its unvoted draws.
+
+        A batch holds ``users`` (B,), ``items`` (B, 1 + k) (column 0 the voted item),
+        ``labels`` (B, 1 + k) (1 then k zeros) and ``valid`` (B, 1 + k) float: 0 marks a draw
+        that is not used (a collision with ``collision="skip"``, or a user who has no unvoted
+        item at all).
+        """
+        from recsampling.samplers.negatives import draw_negatives
+
+        self._check_prepared()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        matrix = self.train_.matrix
+        order = rng.permutation(self._users.shape[0])
+        k = int(self.n_negatives)
+        labels_row = np.zeros(1 + k, dtype=np.float32)
+        labels_row[0] = 1.0
+        for start in range(0, order.shape[0], batch_size):
+            idx = order[start : start + batch_size]
+            users = self._users[idx]
+            negs = np.zeros((users.shape[0], k), dtype=np.int64)
+            valid = np.ones((users.shape[0], 1 + k), dtype=np.float32)
+            full = self._full[users]
+            valid[full, 1:] = 0.0
+            if not full.all():
+                drawn = draw_negatives(matrix, users[~full], k, rng, collision=self.collision)
+                if self.collision == "skip":
+                    drawn, ok = drawn
+                    valid[~full, 1:] = ok
+                negs[~full] = np.asarray(drawn, dtype=np.int64).reshape(-1, k)
+            items = np.concatenate([self._items[idx, None], negs], axis=1)
+            labels = np.broadcast_to(labels_row, items.shape).copy()
+            yield {"users": users, "items": items, "labels": labels, "valid": valid}
+
+    def _row_weights(self, batch: dict[str, Tensor]) -> Tensor:
+        labels = batch["labels"]
+        w = torch.where(labels > 0.5, labels.new_tensor(self._positive_weight()), labels.new_tensor(1.0))
+        return w * batch["valid"].to(w.dtype) if "valid" in batch else w
+
+
+@register("bpo")
+class BPOSampler(_PointwiseSampler):
+    """Bayesian Point-wise Optimization (Yu & Qin, SIGIR 2020), eq. (1) of the module docstring.
+
+    Voted pairs are labelled 1, ``n_negatives`` uniformly drawn unvoted items per voted pair
+    are labelled 0, and the loss is the Bernoulli negative log-likelihood with
+    ``P(ỹ = 1) = σ(score)``.
+
+    Parameters
+    ----------
+    n_negatives : int, default 4
+        Unvoted items drawn per voted pair (4 in the paper's setup).
+    positive_weight : float or None, default None
+        Weight of the voted term of a row; None uses ``n_negatives``, as the authors' code does
+        (voted and unvoted pairs weigh the same); 1.0 is the plain likelihood sum.
+    collision : {"redraw", "skip"}, default "redraw"
+        Passed to :func:`~recsampling.samplers.negatives.draw_negatives`.
+    """
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        x = model.score(batch["users"], batch["items"])
+        labels = batch["labels"]
+        return (self._row_weights(batch) * bpo_nll(x, labels)).sum(-1).mean()
+
+
+class _FlipLogits(nn.Module):
+    """The flip logits γ_ui of eq. (3) and its simpler per-user / per-item forms."""
+
+    def __init__(self, kind: str, n_users: int, n_items: int, dim: int, init: float, generator: torch.Generator):
+        super().__init__()
+        self.kind = kind
+        self.offset = math.log(init) - math.log1p(-init)  # logit(flip_init)
+        if kind == "factor":
+            # P ≥ 0, Q ≤ 0, uniform: E[P_u·Q_i] = −scale²/4 = logit(flip_init) (needs flip_init < ½)
+            scale = math.sqrt(-4.0 * self.offset)
+            self.P = nn.Embedding(n_users, dim)
+            self.Q = nn.Embedding(n_items, dim)
+            with torch.no_grad():
+                self.P.weight.copy_(torch.rand(n_users, dim, generator=generator) * scale / math.sqrt(dim))
+                self.Q.weight.copy_(-torch.rand(n_items, dim, generator=generator) * scale / math.sqrt(dim))
+        if kind in ("user", "user+item"):
+            self.user_logit = nn.Embedding(n_users, 1)
+            nn.init.zeros_(self.user_logit.weight)
+        if kind in ("item", "user+item"):
+            self.item_logit = nn.Embedding(n_items, 1)
+            nn.init.zeros_(self.item_logit.weight)
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """γ for users (B,) and items (B,) or (B, L); also users (U, 1) × items (1, I) grids."""
+        if items.dim() == users.dim() + 1:
+            users = users.unsqueeze(-1)
+        if self.kind == "factor":
+            return (self.P(users) * self.Q(items)).sum(-1)
+        gamma = torch.full(torch.broadcast_shapes(users.shape, items.shape), self.offset, device=items.device)
+        if self.kind in ("user", "user+item"):
+            gamma = gamma + self.user_logit(users).squeeze(-1)
+        if self.kind in ("item", "user+item"):
+            gamma = gamma + self.item_logit(items).squeeze(-1)
+        return gamma
+
+    def regularization(self, users: Tensor, items: Tensor) -> Tensor:
+        """Squared L2 norm of the flip parameters a batch row touches, shape (B,)."""
+        reg = torch.zeros(users.shape[0], device=users.device)
+        if self.kind == "factor":
+            reg = reg + self.P(users).pow(2).sum(-1) + self.Q(items).pow(2).sum(-1).sum(-1)
+        if self.kind in ("user", "user+item"):
+            reg = reg + self.user_logit(users).pow(2).sum(-1)
+        if self.kind in ("item", "user+item"):
+            reg = reg + self.item_logit(items).pow(2).sum(-1).sum(-1)
+        return reg
+
+
+@register("nbpo")
+class NBPOSampler(_PointwiseSampler):
+    """Noisy-label Robust BPO (Yu & Qin, SIGIR 2020): unvoted items may be flipped positives.
+
+    The likelihood of the observed labels sums over the true label through a learned flip rate
+    ``ρ_ui = σ(γ_ui)`` (eqs. (2)-(6) of the module docstring); the flip parameters belong to the
+    sampler, are created in :meth:`prepare` and are trained with the model.
+
+    Parameters
+    ----------
+    n_negatives : int, default 4
+        Uniform unvoted items per voted pair (4 in the paper's setup).
+    objective : {"surrogate", "exact"}, default "surrogate"
+        ``"surrogate"``: the authors' update rule, eqs. (7)-(10); ``"exact"``: gradient of the
+        log-likelihood (6).
+    flip : {"factor", "item", "user", "user+item"}, default "factor"
+        Parameterization of the flip logit γ_ui (``"factor"`` is the paper's ``P_u · Q_i``).
+    flip_dim : int, default 32
+        Factors of ``P`` and ``Q`` (``flip="factor"`` only).
+    flip_init : float, default 0.01
+        Initial (mean) flip rate, in (0, ½).
+    flip_l2 : float, default 1e-4
+        L2 coefficient of the flip parameters (the paper's λ_φ), added per batch row.
+    flip_lr : float or None, default None
+        Learning rate of the flip parameters; None uses the Trainer's.
+    positive_weight : float or None, default None
+        Weight of the voted term of a row; None uses ``n_negatives`` (the authors' code).
+    collision : {"redraw", "skip"}, default "redraw"
+        Passed to :func:`~recsampling.samplers.negatives.draw_negatives`.
+
+    Attributes
+    ----------
+    flip_ : nn.Module
+        The flip-logit module (after :meth:`prepare`).
+    item_flip_rates_, user_flip_rates_ : numpy.ndarray
+        Mean learned flip rate of each item over all users / of each user over all items.
+    """
+
+    def __init__(
+        self,
+        n_negatives: int = 4,
+        objective: str = "surrogate",
+        flip: str = "factor",
+        flip_dim: int = 32,
+        flip_init: float = 0.01,
+        flip_l2: float = 1e-4,
+        flip_lr: float | None = None,
+        positive_weight: float | None = None,
+        collision: str = "redraw",
+    ):
+        super().__init__(n_negatives=n_negatives, positive_weight=positive_weight, collision=collision)
+        self.objective = objective
+        self.flip = flip
+        self.flip_dim = flip_dim
+        self.flip_init = flip_init
+        self.flip_l2 = flip_l2
+        self.flip_lr = flip_lr
+        self.flip_: _FlipLogits | None = None
+
+    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        if self.objective not in _OBJECTIVES:
+            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}")
+        if self.flip not in _FLIPS:
+            raise ValueError(f"flip must be one of {_FLIPS}, got {self.flip!r}")
+        if not isinstance(self.flip_dim, (int, np.integer)) or self.flip_dim < 1:
+            raise ValueError(f"flip_dim must be an integer >= 1, got {self.flip_dim!r}")
+        if not 0.0 < float(self.flip_init) < 0.5:
+            raise ValueError(f"flip_init must be a flip rate in (0, 0.5), got {self.flip_init!r}")
+        if self.flip_l2 < 0:
+            raise ValueError(f"flip_l2 must be >= 0, got {self.flip_l2!r}")
+        if self.flip_lr is not None and not self.flip_lr > 0:
+            raise ValueError(f"flip_lr must be None or > 0, got {self.flip_lr!r}")
+        super().prepare(train, rng)
+        gen = torch.Generator().manual_seed(torch_seed(rng))
+        self.flip_ = _FlipLogits(
+            self.flip, train.n_users, train.n_items, int(self.flip_dim), float(self.flip_init), gen
+        )
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups of the flip parameters (their own lr, no weight decay).
+
+        Parameters
+        ----------
+        lr : float
+            The Trainer's learning rate, used when ``flip_lr`` is None.
+
+        Returns
+        -------
+        list of dict
+            ``[{"params": [...], "lr": ..., "weight_decay": 0.0}]``; the L2 of the flip
+            parameters (``flip_l2``) is in the loss.
+        """
+        self._check_flip()
+        return [{"params": list(self.flip_.parameters()), "lr": float(self.flip_lr or lr), "weight_decay": 0.0}]
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        self._check_flip()
+        users, items, labels = batch["users"], batch["items"], batch["labels"]
+        x = model.score(users, items)
+        gamma = self.flip_(users, items)
+        per_pair = nbpo_surrogate(x, gamma, labels) if self.objective == "surrogate" else nbpo_nll(x, gamma, labels)
+        row = (self._row_weights(batch) * per_pair).sum(-1)
+        if self.flip_l2:
+            row = row + self.flip_l2 * self.flip_.regularization(users, items)
+        return row.mean()
+
+    # -- reading the learned flip rates ------------------------------------------------------
+    @torch.no_grad()
+    def flip_rates(self, users=None, items=None, pairs: bool = False) -> np.ndarray:
+        """Learned flip rates ρ_ui = P(a liked item is unvoted), eq. (3).
+
+        Parameters
+        ----------
+        users, items : array-like of int or None
+            Indices; None means all.
+        pairs : bool, default False
+            False: the grid ``len(users) × len(items)``; True: elementwise for equal-length
+            ``users`` and ``items``.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (len(users), len(items)) or (len(users),)
+        """
+        self._check_flip()
+        dev = next(self.flip_.parameters()).device
+        n_users, n_items = self.train_.shape
+        u = torch.arange(n_users) if users is None else torch.as_tensor(np.asarray(users, dtype=np.int64))
+        i = torch.arange(n_items) if items is None else torch.as_tensor(np.asarray(items, dtype=np.int64))
+        u, i = u.to(dev), i.to(dev)
+        if pairs:
+            if u.shape != i.shape:
+                raise ValueError(f"pairs=True needs users and items of equal shape, got {tuple(u.shape)} and {tuple(i.shape)}")
+            return torch.sigmoid(self.flip_(u, i)).float().cpu().numpy()
+        return torch.sigmoid(self.flip_(u[:, None], i[None, :])).float().cpu().numpy()
+
+    @torch.no_grad()
+    def _mean_rates(self, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        self._check_flip()
+        n_users, n_items = self.train_.shape
+        item_sum = np.zeros(n_items, dtype=np.float64)
+        user_mean = np.empty(n_users, dtype=np.float64)
+        for start in range(0, n_users, chunk):
+            block = self.flip_rates(users=np.arange(start, min(start + chunk, n_users))).astype(np.float64)
+            item_sum += block.sum(0)
+            user_mean[start : start + block.shape[0]] = block.mean(1)
+        return item_sum / n_users, user_mean
+
+    @property
+    def item_flip_rates_(self) -> np.ndarray:
+        """Mean learned flip rate of each item over all users, shape (n_items,)."""
+        return self._mean_rates()[0]
+
+    @property
+    def user_flip_rates_(self) -> np.ndarray:
+        """Mean learned flip rate of each user over all items, shape (n_users,)."""
+        return self._mean_rates()[1]
+
+    def _check_flip(self) -> None:
+        self._check_prepared()
+        if self.flip_ is None:
+            raise RuntimeError("NBPOSampler.prepare(train, rng) must be called first")
