@@ -99,7 +99,7 @@ def _check_users(users, n_users: int) -> np.ndarray:
         raise ValueError(f"users must be a one-dimensional index array, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
         raise ValueError(f"users must hold integer indices, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
+    arr = np.array(arr, dtype=np.int64)  # a private, writable copy
     if arr.size and (arr.min() < 0 or arr.max() >= n_users):
         bad = arr[(arr < 0) | (arr >= n_users)][0]
         raise ValueError(f"users must be indices in [0, {n_users}), found {bad}")
