@@ -142,13 +142,13 @@ def validation_metric(model: nn.Module, valid: Interactions, train: Interactions
 
     Uses :func:`recsampling.metrics.evaluate` (full ranking).
     """
-    _, k = _parse_metric(metric)
+    name, k = _parse_metric(metric)
     try:
         from recsampling.metrics import evaluate
     except ImportError as e:  # pragma: no cover - only while the metrics module is missing
         raise ValueError("validation needs recsampling.metrics.evaluate, which is not available "
                          f"({e}); train without valid=") from None
-    res = evaluate(model, valid, train=train, ks=(k,))
+    res = evaluate(model, valid, train=train, ks=(k,), metrics=(name,))
     values = res.to_dict() if hasattr(res, "to_dict") else dict(res)
     if metric not in values:
         raise ValueError(f"metric {metric!r} is not computed by recsampling.metrics.evaluate; "

@@ -1,0 +1,311 @@
+"""The estimator front: ``Recommender(model=..., sampler=...).fit(train).recommend(users)``.
+
+A thin scikit-learn-style wrapper over the pieces (``make_model``, ``make_sampler``,
+``Trainer``, ``scoring.topk``, ``evaluation.evaluate``), which stay usable on their own. The
+constructor stores its arguments untouched; ``fit`` validates them, starts from scratch and
+returns ``self``; learned attributes end in ``_``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from recsampling._utils import RandomState, check_random_state
+from recsampling.data.interactions import Interactions
+
+__all__ = ["Recommender"]
+
+_STATE_FILE = "model.pt"
+_PARAMS_FILE = "recommender.json"
+
+
+class Recommender:
+    """Fit a model with a sampler on implicit feedback, then recommend and evaluate.
+
+    Parameters
+    ----------
+    model : {"mf", "twotower"}, default "mf"
+    sampler : str, default "bpr"
+        A registered sampler (``recsampling.samplers.SAMPLERS``): ``"bpr"``, ``"popularity"``,
+        ``"dns"``, ``"inbatch"``, ``"nbpo"``, ``"relmf"``, ``"ubpr"``, ``"dla"``, ...
+    model_params, sampler_params : dict, optional
+        Constructor parameters of the model (e.g. ``{"factors": 64}``) and of the sampler
+        (e.g. ``{"n_negatives": 4}``).
+    epochs, batch_size, optimizer, lr, l2, device, backend, n_threads, patience, metric,
+    eval_every, progress, callbacks
+        Passed to :class:`recsampling.train.Trainer`.
+    random_state : int, numpy.random.Generator or None
+        Seeds the model's initialization and the training (one generator, resolved once per fit).
+
+    Attributes
+    ----------
+    model_ : EmbeddingModel
+    sampler_ : Sampler
+    history_ : TrainResult
+    train_ : Interactions
+        The training data (its seen items are excluded from recommendations).
+    """
+
+    def __init__(
+        self,
+        model: str = "mf",
+        sampler: str = "bpr",
+        model_params: dict | None = None,
+        sampler_params: dict | None = None,
+        epochs: int = 20,
+        batch_size: int = 1024,
+        optimizer: str = "adam",
+        lr: float = 0.01,
+        l2: float = 0.0,
+        device: str = "auto",
+        random_state: RandomState = None,
+        backend: str = "auto",
+        n_threads: int | None = None,
+        patience: int | None = None,
+        metric: str = "ndcg@10",
+        eval_every: int = 1,
+        progress: bool = False,
+        callbacks: Sequence[Callable[[int, dict], Any]] = (),
+    ):
+        self.model = model
+        self.sampler = sampler
+        self.model_params = model_params
+        self.sampler_params = sampler_params
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.l2 = l2
+        self.device = device
+        self.random_state = random_state
+        self.backend = backend
+        self.n_threads = n_threads
+        self.patience = patience
+        self.metric = metric
+        self.eval_every = eval_every
+        self.progress = progress
+        self.callbacks = callbacks
+
+    _TRAINER_ARGS = ("epochs", "batch_size", "optimizer", "lr", "l2", "device", "backend", "n_threads", "patience",
+                     "metric", "eval_every", "progress", "callbacks")
+
+    def get_params(self) -> dict:
+        """The constructor arguments (sklearn convention)."""
+        return {k: getattr(self, k) for k in ("model", "sampler", "model_params", "sampler_params", "random_state",
+                                              *self._TRAINER_ARGS)}
+
+    # ------------------------------------------------------------------------------------------
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "Recommender":
+        """Train from scratch on ``train`` (``valid`` enables early stopping); returns ``self``."""
+        from recsampling.models import make_model
+        from recsampling.samplers import make_sampler
+        from recsampling.train import Trainer
+
+        if not isinstance(train, Interactions):
+            raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
+        for name in ("model_params", "sampler_params"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"{name} must be a dict or None, got {type(value).__name__}")
+        rng = check_random_state(self.random_state)
+        mp = dict(self.model_params or {})
+        mp.setdefault("random_state", rng)
+        model = make_model(self.model, train, **mp)
+        try:
+            sampler = make_sampler(self.sampler, **(self.sampler_params or {}))
+        except TypeError as e:
+            raise ValueError(f"bad parameters for sampler {self.sampler!r}: {e}") from None
+        trainer = Trainer(random_state=rng, **{k: getattr(self, k) for k in self._TRAINER_ARGS})
+        self.history_ = trainer.fit(model, sampler, train, valid)
+        self.model_, self.sampler_, self.train_ = model, sampler, train
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ValueError("this Recommender is not fitted yet; call fit(train) first")
+
+    def _user_index(self, users, raw_ids: bool) -> np.ndarray | None:
+        if users is None:
+            return None
+        users = np.atleast_1d(np.asarray(users))
+        if not raw_ids:
+            return users
+        idx = _lookup(self.train_.user_ids, users)
+        if (idx < 0).any():
+            raise ValueError(f"unknown user id {users[np.flatnonzero(idx < 0)[0]]!r}; use recommend_new_user for "
+                             "users without training data")
+        return idx
+
+    def _out_ids(self, ids: np.ndarray, raw_ids: bool) -> np.ndarray:
+        if not raw_ids:
+            return ids
+        out = np.empty(ids.shape, dtype=object)
+        ok = ids >= 0
+        out[ok] = self.train_.item_ids[ids[ok]]
+        out[~ok] = None
+        return out
+
+    def recommend(self, users=None, k: int = 10, exclude_seen: bool = True, raw_ids: bool = False,
+                  device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for ``users``.
+
+        Parameters
+        ----------
+        users : array-like, optional
+            User indices (or raw user ids with ``raw_ids=True``); all users when None.
+        k : int
+        exclude_seen : bool, default True
+            Leave out each user's training items.
+        raw_ids : bool, default False
+            Take raw user ids and return raw item ids (``None`` pads short lists) instead of
+            indices (``-1`` pads).
+        device : str
+
+        Returns
+        -------
+        ids, scores : numpy arrays of shape (n_users, k), best first
+        """
+        from recsampling.scoring import topk
+
+        self._check_fitted()
+        idx = self._user_index(users, raw_ids)
+        U, V = self.model_.embedding_tables()
+        ids, scores = topk(U, V, k, exclude=self.train_.matrix if exclude_seen else None, users=idx,
+                           device=device)
+        return self._out_ids(ids, raw_ids), scores
+
+    def new_user_vector(self, items, reg: float = 0.1, confidence: float = 10.0) -> np.ndarray:
+        """Fold a user who interacted with ``items`` into the model, without retraining.
+
+        Solves the weighted ridge regression of the implicit-ALS fold-in (Hu, Koren, Volinsky,
+        ICDM 2008, eq. 4) on the trained item table ``V`` (biases folded in): the target is 1 on
+        the given items and 0 elsewhere, with weight ``1 + confidence`` on the given items and 1
+        elsewhere::
+
+            u = (Vᵀ V + confidence · V_Sᵀ V_S + reg · I)⁻¹ (1 + confidence) V_Sᵀ 1
+
+        Works for any model (only the item table is used), so a two-tower user without
+        features is folded in the same way.
+
+        Parameters
+        ----------
+        items : array-like of int
+            Item indices of the new user.
+        reg, confidence : float
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (d,)
+        """
+        self._check_fitted()
+        items = np.unique(np.asarray(items, dtype=np.int64).ravel())
+        if items.size == 0:
+            raise ValueError("items must hold at least one item index")
+        if items.min() < 0 or items.max() >= self.train_.n_items:
+            raise ValueError(f"item indices must be in [0, {self.train_.n_items}), got {items.min()}..{items.max()}")
+        if not reg > 0 or not confidence >= 0:
+            raise ValueError(f"reg must be > 0 and confidence >= 0, got {reg!r} and {confidence!r}")
+        _, V = self.model_.embedding_tables()
+        V = V.astype(np.float64)
+        Vs = V[items]
+        A = V.T @ V + confidence * (Vs.T @ Vs) + reg * np.eye(V.shape[1])
+        b = (1.0 + confidence) * Vs.sum(0)
+        return np.linalg.solve(A, b).astype(np.float32)
+
+    def recommend_new_user(self, items, k: int = 10, exclude_seen: bool = True, raw_ids: bool = False,
+                           reg: float = 0.1, confidence: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` for a user not in the training data, from the items they interacted with.
+
+        The user vector comes from :meth:`new_user_vector` (a least-squares fold-in on the item
+        table); ``raw_ids=True`` takes and returns raw item ids.
+
+        Returns
+        -------
+        ids, scores : numpy arrays of shape (k,)
+        """
+        import scipy.sparse as sp
+
+        from recsampling.scoring import topk
+
+        self._check_fitted()
+        items = np.atleast_1d(np.asarray(items))
+        if raw_ids:
+            idx = _lookup(self.train_.item_ids, items)
+            if (idx < 0).any():
+                raise ValueError(f"unknown item id {items[np.flatnonzero(idx < 0)[0]]!r}")
+            items = idx
+        items = np.unique(items.astype(np.int64))
+        u = self.new_user_vector(items, reg=reg, confidence=confidence)
+        _, V = self.model_.embedding_tables()
+        exclude = None
+        if exclude_seen:
+            exclude = sp.csr_matrix((np.ones(items.size, np.float32), items, [0, items.size]),
+                                    shape=(1, self.train_.n_items))
+        ids, scores = topk(u[None, :], V, k, exclude=exclude)
+        return self._out_ids(ids, raw_ids)[0], scores[0]
+
+    def evaluate(self, test, ks=(10,), **kwargs):
+        """Metrics on ``test`` with the training items excluded (:func:`recsampling.evaluation.evaluate`).
+
+        Returns
+        -------
+        EvalResult
+            ``.to_dict()`` gives ``{"ndcg@10": ..., "recall@10": ..., ...}``.
+        """
+        from recsampling.evaluation import evaluate
+
+        self._check_fitted()
+        kwargs.setdefault("train", self.train_)
+        return evaluate(self.model_, test, ks=ks, **kwargs)
+
+    # ------------------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Save to the folder ``path``: ``model.pt`` (weights, sampler state, training data, id
+        maps; no pickled objects) and ``recommender.json`` (the constructor arguments, history)."""
+        from recsampling.train import _jsonable, save_checkpoint
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        params = {k: v for k, v in self.get_params().items() if k != "callbacks"}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        params = _jsonable(params)
+        save_checkpoint(path / _STATE_FILE, self.model_, self.sampler_, self.train_)
+        (path / _PARAMS_FILE).write_text(json.dumps({"params": params, "history": _jsonable(self.history_.to_dict())},
+                                                    indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Recommender":
+        """Load a Recommender saved by :meth:`save` (ready to recommend and evaluate)."""
+        from recsampling.train import TrainResult, load_checkpoint
+
+        path = Path(path)
+        if not (path / _PARAMS_FILE).is_file() or not (path / _STATE_FILE).is_file():
+            raise ValueError(f"{str(path)!r} is not a saved Recommender folder (expected {_PARAMS_FILE} and "
+                             f"{_STATE_FILE})")
+        try:
+            meta = json.loads((path / _PARAMS_FILE).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{str(path / _PARAMS_FILE)!r} is not valid JSON: {e}") from None
+        rec = cls(**meta["params"])
+        ck = load_checkpoint(path / _STATE_FILE)
+        rec.model_, rec.sampler_, rec.train_ = ck.model, ck.sampler, ck.train
+        rec.history_ = TrainResult(**meta.get("history", {}))
+        return rec
+
+    def __repr__(self) -> str:
+        fitted = "fitted" if hasattr(self, "model_") else "not fitted"
+        return f"Recommender(model={self.model!r}, sampler={self.sampler!r}, {fitted})"
+
+
+def _lookup(universe: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in ``universe`` (-1 when absent)."""
+    import pandas as pd
+
+    return pd.Index(universe).get_indexer(values)
