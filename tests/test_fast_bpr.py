@@ -198,6 +198,19 @@ def test_bitmap_and_binary_search_train_identically(monkeypatch):
     assert torch.equal(*tables)
 
 
+def test_an_epoch_visits_every_interaction_once():
+    m = clustered(n_users=3000, n_items=200, p_in=0.3, p_out=0.03, seed=13)
+    indptr, indices = fast_bpr._csr_arrays(m)
+    n_blocks = -(-m.nnz // fast_bpr.BLOCK_SIZE)
+    users, items, offsets, bitmap, _ = fast_bpr._prepare_epoch(indptr, indices, n_blocks, np.uint64(5), True, 25)
+    assert n_blocks > 1 and offsets[0] == 0 and offsets[-1] == m.nnz and (np.diff(offsets) > 0).all()
+    coo = m.tocoo()
+    np.testing.assert_array_equal(np.sort(users.astype(np.int64) * 200 + items),
+                                  np.sort(coo.row.astype(np.int64) * 200 + coo.col))
+    dense = np.unpackbits(bitmap.reshape(3000, 25), axis=1, bitorder="little")[:, :200]
+    np.testing.assert_array_equal(dense, m.toarray() > 0)
+
+
 def test_one_thread_is_deterministic():
     m = clustered(n_users=3000, n_items=200, p_in=0.3, p_out=0.03, seed=6)  # > 1 block
     assert m.nnz > 40_000

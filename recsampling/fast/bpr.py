@@ -6,10 +6,11 @@ Ranking from Implicit Feedback", UAI 2009.
 The model (Rendle et al., Sec. 4.3.1, with an item bias as in the ``implicit`` library)::
 
     x_ui  = <p_u, q_i> + b_i
-    x_uij = x_ui - x_uj                                   # Sec. 4.1, eq. (2)-(3)
+    x_uij = x_ui - x_uj                                   # Sec. 4.1
 
-and the criterion BPR-Opt (Sec. 4.1, eq. 5) is maximised by stochastic gradient ascent on
-single triples (u, i, j) (LearnBPR, Sec. 4.2, Fig. 4), i.e. each step descends
+and the criterion BPR-Opt = sum ln sigma(x_uij) - lambda ||Theta||^2 (Sec. 4.1) is maximised by
+stochastic gradient steps on single triples (u, i, j) (LearnBPR, Sec. 4.2, Fig. 4), i.e. each
+step descends
 
     l(u, i, j) = -ln sigma(x_uij) + l2/2 * (||p_u||^2 + ||q_i||^2 + ||q_j||^2 + b_i^2 + b_j^2)
 
@@ -29,13 +30,15 @@ What an epoch is
 One epoch is **one shuffled pass over all training interactions**: every stored (u, i) of the
 CSR matrix is visited exactly once, in a uniformly random order (the same definition as the
 torch path's samplers). Users therefore appear in proportion to their activity, as in
-``implicit``, which instead draws nnz random nonzeros *with replacement*. For each visited
+``implicit``, which instead draws nnz random nonzeros *with replacement* (the paper's LearnBPR
+bootstraps triples with replacement too; both avoid the user-wise order the paper warns
+against, Sec. 4.2). For each visited
 positive, ``n_negatives`` negatives j are drawn and each triple (u, i, j) is one SGD step.
 
 The shuffle is a random-bucket shuffle: each interaction is sent to one of B blocks uniformly at
 random, then each block is Fisher-Yates shuffled on its own; the concatenation is a uniformly
 random permutation. The blocks are also the units of parallel work (B depends only on nnz, never
-on the number of threads).
+on the number of threads), and both steps run in parallel.
 
 Negatives
 ---------
@@ -186,33 +189,72 @@ def _draw_negative(state, indptr, indices, bitmap, row_bytes, u, n_items, alias_
             return state, np.int64(-1)
 
 
-@numba.njit(nogil=True, cache=True)
-def _shuffle_into_blocks(indptr, indices, n_blocks, seed):
-    """Random-bucket shuffle: (users, items, block offsets), each block a uniform permutation."""
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _prepare_epoch(indptr, indices, n_blocks, seed, use_bitmap, row_bytes):
+    """Shuffle the interactions into ``n_blocks`` random buckets (and build the bit matrix).
+
+    Each interaction goes to a uniformly random block; within a block the interactions keep CSR
+    order here (the SGD pass Fisher-Yates shuffles each block, which makes the concatenation a
+    uniform permutation). Work is split into ``n_blocks`` chunks of whole users, so chunks never
+    share a byte of the bit matrix and the draws do not depend on the number of threads.
+
+    Returns
+    -------
+    users, items : int32 arrays, shape (nnz,)
+    offsets : int64 array, shape (n_blocks + 1,)
+    bitmap : uint8 array, shape (n_users * row_bytes,) or (0,)
+    state : uint64, the random state after the draws
+    """
     n_users = indptr.shape[0] - 1
     nnz = indices.shape[0]
+    n_chunks = n_blocks
+    # chunk c covers users [first[c], first[c + 1]), about nnz / n_chunks interactions each
+    first = np.empty(n_chunks + 1, dtype=np.int64)
+    for c in range(n_chunks + 1):
+        first[c] = np.searchsorted(indptr, (nnz * c) // n_chunks, side="left")
+    first[0] = 0
+    first[n_chunks] = n_users
+    for c in range(1, n_chunks + 1):
+        first[c] = min(max(first[c], first[c - 1]), n_users)
     state = np.uint64(seed)
-    bucket = np.empty(nnz, dtype=np.int32)
-    counts = np.zeros(n_blocks + 1, dtype=np.int64)
-    for k in range(nnz):
+    seeds = np.empty(n_chunks, dtype=np.uint64)
+    for c in range(n_chunks):
         state = state + _GOLDEN
-        b = _bounded(_mix(state), n_blocks)
-        bucket[k] = b
-        counts[b + 1] += 1
+        seeds[c] = _mix(state)
+    bitmap = np.zeros(n_users * row_bytes if use_bitmap else 0, dtype=np.uint8)
+    bucket = np.empty(nnz, dtype=np.int32)
+    counts = np.zeros((n_chunks, n_blocks), dtype=np.int64)
+    for c in numba.prange(n_chunks):
+        s = seeds[c]
+        for u in range(first[c], first[c + 1]):
+            base = u * row_bytes
+            for k in range(indptr[u], indptr[u + 1]):
+                s = s + _GOLDEN
+                b = _bounded(_mix(s), n_blocks)
+                bucket[k] = b
+                counts[c, b] += 1
+                if use_bitmap:
+                    j = indices[k]
+                    bitmap[base + (j >> 3)] |= np.uint8(1 << (j & 7))
+    offsets = np.zeros(n_blocks + 1, dtype=np.int64)
+    fill = np.empty((n_chunks, n_blocks), dtype=np.int64)
     for b in range(n_blocks):
-        counts[b + 1] += counts[b]
-    offsets = counts.copy()
-    fill = counts[:n_blocks].copy()
+        pos = offsets[b]
+        for c in range(n_chunks):
+            fill[c, b] = pos
+            pos += counts[c, b]
+        offsets[b + 1] = pos
     users = np.empty(nnz, dtype=np.int32)
     items = np.empty(nnz, dtype=np.int32)
-    for u in range(n_users):
-        for k in range(indptr[u], indptr[u + 1]):
-            b = bucket[k]
-            pos = fill[b]
-            users[pos] = u
-            items[pos] = indices[k]
-            fill[b] = pos + 1
-    return users, items, offsets, state
+    for c in numba.prange(n_chunks):
+        for u in range(first[c], first[c + 1]):
+            for k in range(indptr[u], indptr[u + 1]):
+                b = bucket[k]
+                pos = fill[c, b]
+                users[pos] = u
+                items[pos] = indices[k]
+                fill[c, b] = pos + 1
+    return users, items, offsets, bitmap, state
 
 
 # fastmath without the no-NaN / no-inf assumptions: reassociation lets LLVM vectorize the loops
@@ -233,7 +275,7 @@ def bpr_sgd_epoch(
     alias_index,
     skip,
     seed,
-    bitmap,
+    use_bitmap,
 ):
     """One shuffled epoch of hogwild BPR-SGD over numpy arrays (the numba kernel).
 
@@ -258,9 +300,9 @@ def bpr_sgd_epoch(
         True: a negative that is a positive is skipped; False: redrawn (exact rejection).
     seed : uint64
         Seed of the epoch's random streams.
-    bitmap : uint8 array, shape (n_users * ceil(n_items / 8),) or (0,)
-        The interactions as a bit matrix (:func:`interaction_bitmap`) for one-load membership
-        tests; an empty array means binary search in the CSR row instead.
+    use_bitmap : bool
+        Build the interactions' bit matrix (n_users * ceil(n_items / 8) bytes) for one-load
+        collision tests; False: binary search in the sorted CSR row instead (same draws).
 
     Returns
     -------
@@ -286,7 +328,7 @@ def bpr_sgd_epoch(
     else:
         n_drawable = n_items
     n_blocks = max(1, (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE)
-    users, items, offsets, state = _shuffle_into_blocks(indptr, indices, n_blocks, seed)
+    users, items, offsets, bitmap, state = _prepare_epoch(indptr, indices, n_blocks, seed, use_bitmap, row_bytes)
     seeds = np.empty(n_blocks, dtype=np.uint64)
     for b in range(n_blocks):
         state = state + _GOLDEN
@@ -697,10 +739,10 @@ def mf_bpr_epoch(
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        bitmap = interaction_bitmap(indptr, indices, n_items)
+        use_bitmap = (indptr.shape[0] - 1) * ((n_items + 7) // 8) <= BITMAP_MAX_BYTES
         loss_sum, updates, skipped = bpr_sgd_epoch(
             indptr, indices, uf, itf, ib, float(lr), float(l2), int(n_negatives), prob, alias,
-            collision == "skip", seed, bitmap,
+            collision == "skip", seed, use_bitmap,
         )
     finally:
         numba.set_num_threads(previous)
