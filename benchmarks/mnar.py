@@ -1,0 +1,319 @@
+"""Unbiased learning from MNAR clicks: naive pointwise vs BPR vs Rel-MF vs UBPR, same run.
+
+Issue 6: train on the biased (missing-not-at-random) clicks, evaluate on a randomized
+(missing-at-random) test set with the protocol of Saito et al. (WSDM 2020) and Saito (ICTIR
+2020): rank only each user's randomized test items; a rating >= 4 is relevant; DCG@K, Recall@K,
+MAP@K for K = 3, 5, 8; mean and standard error over seeds.
+
+Methods (every one is a registered sampler on the same model, the same Trainer and the same
+hyper-parameters; only the loss and its sampling differ)
+
+- ``naive``: the pointwise loss ``Y delta1 + (1 - Y) delta0`` (Rel-MF's code with ``theta = 1``);
+- ``bpr``: uniform BPR (one unobserved item per click, exact rejection);
+- ``relmf``: Rel-MF with popularity propensities ``(n_i / max n)^0.5`` clipped at ``M``;
+- ``relmf_true_propensity`` (synthetic only): Rel-MF with the world's true exposure of each click;
+- ``ubpr``: UBPR with popularity propensities, clipped at ``M``, non-negative (``beta``).
+
+Data sets
+
+- ``coat``: Coat (Schnabel et al. 2016), ``--data-dir`` holds ``coat/``; 290 users x 300 items,
+  16 randomized test items per user.
+- ``yahoo-r3``: Yahoo! R3, where its files are in ``--data-dir`` (``yahoo-r3/``).
+- ``synthetic``: :func:`recsampling.data.synthetic.make_world` (a fresh world per seed), whose
+  randomized test set has 16 uniform items per user labelled by a Bernoulli(relevance) draw. Here
+  the truth is known, so the script also reports ``true_dcg@K`` / ``true_ndcg@K`` /
+  ``true_recall@K`` (the gains are the true relevance probabilities of the ranked test items).
+
+"Rare items" (all data sets): the test candidates restricted to items whose number of training
+clicks is at most the ``--rare-quantile`` (default 0.5) quantile over items, i.e. the less
+popular half of the catalogue; each user's rare test items are ranked among themselves.
+
+``dcg@K`` is :mod:`recsampling.metrics`' ``sum_{r<=K} h_r / log2(r+1)``; ``dcg_norm@K`` divides it by
+the user's number of relevant test items, which is the scale of Saito et al.'s code and tables.
+
+Usage::
+
+    python benchmarks/mnar.py --dataset coat --data-dir ../shared/data
+    python benchmarks/mnar.py --dataset synthetic --json     # last stdout line: one JSON object
+    python benchmarks/mnar.py --dataset coat --quick         # a tiny run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KS = (3, 5, 8)
+BASE_METRICS = ("dcg", "recall", "map")
+
+#: method -> (sampler name, sampler parameters); filled with the command-line options in main
+METHODS = ("naive", "bpr", "relmf", "relmf_true_propensity", "ubpr")
+
+#: per data set: model and training defaults (the same for every method), fixed a priori
+DEFAULTS = {
+    "coat": dict(factors=32, epochs=30, batch_size=256, lr=0.005, l2=1e-4),
+    "yahoo-r3": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
+    "synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
+}
+SYNTHETIC_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
+QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
+
+
+# ------------------------------------------------------------------------------------------- data
+class Task:
+    """One (train, randomized test) pair and what the evaluation needs."""
+
+    def __init__(self, train, test, test_items, relevance=None, true_propensity=None):
+        self.train = train  # Interactions of the biased clicks (positives only)
+        self.test = test  # Interactions of the relevant randomized test pairs
+        self.test_items = test_items  # (n_users, n) candidates, -1 padded
+        self.relevance = relevance  # (n_users, n_items) true P(relevant), synthetic only
+        self.true_propensity = true_propensity  # "data" when train carries the true exposure
+
+
+def load_task(dataset: str, data_dir: str, seed: int, quick: bool) -> Task:
+    if dataset == "synthetic":
+        from recsampling.data.synthetic import make_world
+
+        params = QUICK_WORLD if quick else SYNTHETIC_WORLD
+        world = make_world(**params, n_logged_lists=0, random_state=seed)
+        return Task(world.clicks, world.unbiased_test, world.unbiased_test_items,
+                    relevance=np.asarray(world.relevance), true_propensity="data")
+    from recsampling.data.datasets import load_dataset
+
+    try:
+        ds = load_dataset(dataset, data_dir=data_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"benchmarks/mnar.py: cannot load {dataset!r} from {data_dir!r}: {e}") from None
+    # the paper's protocol: ratings >= 4 are the positives, in train and in the randomized test
+    train = ds.interactions.to_implicit(4.0)
+    test = ds.test.to_implicit(4.0)
+    return Task(train, test, ds.info["test_items"])
+
+
+def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
+    """The test candidates with the popular items replaced by -1, and the click-count threshold."""
+    counts = train.item_counts()
+    threshold = float(np.quantile(counts, quantile))
+    rare = counts <= threshold
+    cand = np.where((test_items >= 0) & rare[np.maximum(test_items, 0)], test_items, -1)
+    return cand, threshold
+
+
+# ------------------------------------------------------------------------------------------- runs
+def sampler_for(method: str, args) -> tuple[str, dict]:
+    common = dict(clip=args.clip, propensities="popularity", eta=args.eta)
+    if method == "naive":
+        return "pointwise", dict(n_negatives=args.n_negatives, delta=args.delta,
+                                 unobserved_weight=args.unobserved_weight)
+    if method == "bpr":
+        return "bpr", dict(n_negatives=1)
+    if method == "relmf":
+        return "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
+                             unobserved_weight=args.unobserved_weight, **common)
+    if method == "relmf_true_propensity":
+        return "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
+                             unobserved_weight=args.unobserved_weight, clip=args.clip, propensities="data")
+    if method == "ubpr":
+        return "ubpr", dict(n_negatives=args.ubpr_negatives, beta=args.beta, **common)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def run_one(task: Task, method: str, seed: int, args) -> dict:
+    from recsampling.evaluation import evaluate
+    from recsampling.models import make_model
+    from recsampling.samplers import make_sampler
+    from recsampling.train import Trainer
+
+    name, params = sampler_for(method, args)
+    sampler = make_sampler(name, **params)
+    model_params = dict(factors=args.factors, random_state=seed)
+    model = make_model(args.model, task.train, **model_params)
+    trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=args.l2,
+                      device=args.device, random_state=seed, backend="torch", progress=False)
+    t0 = time.perf_counter()
+    trainer.fit(model, sampler, task.train)
+    fit_s = time.perf_counter() - t0
+
+    out = {"fit_s": fit_s}
+    groups = {"all": task.test_items, "rare": task.rare_items}
+    for group, cand in groups.items():
+        res = evaluate(model, task.test, ks=KS, metrics=list(BASE_METRICS) + (["true_dcg", "true_ndcg", "true_recall"]
+                                                                               if task.relevance is not None else []),
+                       protocol="test_items", test_items=cand, relevance=task.relevance, device=args.device)
+        d = res.to_dict()
+        pu = res.per_user
+        n_rel = n_rel_in(cand, task.test, pu)
+        for k in KS:
+            for m in BASE_METRICS:
+                out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
+            out[f"{group}/dcg_norm@{k}"] = float(np.mean(pu[f"dcg@{k}"].to_numpy() / n_rel))
+            if task.relevance is not None:
+                for m in ("true_dcg", "true_ndcg", "true_recall"):
+                    out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
+        out[f"{group}/n_users"] = d["n_users"]
+    return out
+
+
+def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
+    """Number of relevant test pairs among each evaluated user's candidates."""
+    users = per_user.index.to_numpy()
+    m = test.matrix
+    c = cand[users]
+    rel = np.zeros(c.shape, dtype=bool)
+    for col in range(c.shape[1]):  # loop over the few candidate columns, vectorized over users
+        items = c[:, col]
+        ok = items >= 0
+        rel[ok, col] = np.asarray(m[users[ok], items[ok]]).ravel() > 0
+    return rel.sum(1)
+
+
+def summarize(per_seed: dict[str, list[dict]]) -> dict:
+    out = {}
+    for method, runs in per_seed.items():
+        keys = runs[0].keys()
+        d = {}
+        for k in keys:
+            vals = np.array([r[k] for r in runs], dtype=np.float64)
+            d[k] = float(vals.mean())
+            if len(vals) > 1:
+                d[k + "_se"] = float(vals.std(ddof=1) / np.sqrt(len(vals)))
+        out[method] = d
+    return out
+
+
+def table(summary: dict, group: str, metrics: list[str]) -> str:
+    head = "| method | " + " | ".join(metrics) + " |"
+    sep = "|---|" + "---|" * len(metrics)
+    rows = [head, sep]
+    for method, d in summary.items():
+        cells = []
+        for m in metrics:
+            key = f"{group}/{m}"
+            if key not in d:
+                cells.append("")
+                continue
+            se = d.get(key + "_se")
+            cells.append(f"{d[key]:.4f}" + (f" ± {se:.4f}" if se is not None else ""))
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=("coat", "synthetic", "yahoo-r3"), default="coat")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
+                   help="folder holding coat/ (and yahoo-r3/); default ../shared/data")
+    p.add_argument("--seeds", type=int, default=5, help="seeds (model init, sampling; a new world on synthetic)")
+    p.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--model", default="mf", choices=("mf", "twotower"))
+    p.add_argument("--factors", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--l2", type=float, default=None)
+    p.add_argument("--clip", type=float, default=0.1, help="propensity clipping M (Rel-MF, UBPR)")
+    p.add_argument("--eta", type=float, default=0.5, help="popularity propensity exponent")
+    p.add_argument("--delta", default="squared", choices=("squared", "log"), help="Rel-MF local loss family")
+    p.add_argument("--unobserved-weight", default="unbiased",
+                   help="Rel-MF / naive weight of a sampled unclicked pair: unbiased, balanced or a number")
+    p.add_argument("--n-negatives", type=int, default=4, help="unclicked draws per click (naive, Rel-MF)")
+    p.add_argument("--ubpr-negatives", type=int, default=4, help="items j per click (UBPR)")
+    p.add_argument("--beta", type=float, default=0.0, help="UBPR non-negative clamp -beta")
+    p.add_argument("--rare-quantile", type=float, default=0.5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a shared machine)")
+    p.add_argument("--quick", action="store_true", help="a tiny run: 2 seeds, few epochs, a small world")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    for k, v in DEFAULTS[args.dataset].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.unobserved_weight not in ("unbiased", "balanced"):
+        args.unobserved_weight = float(args.unobserved_weight)
+    if args.quick:
+        args.seeds = min(args.seeds, 2)
+        args.epochs = min(args.epochs, 5)
+    methods = [m for m in (args.methods.split(",") if args.methods else METHODS)]
+    for m in methods:
+        if m not in METHODS:
+            raise SystemExit(f"unknown method {m!r}; choose among {', '.join(METHODS)}")
+    if args.dataset != "synthetic":
+        methods = [m for m in methods if m != "relmf_true_propensity"]
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be >= 1")
+
+    t_start = time.perf_counter()
+    per_seed: dict[str, list[dict]] = {m: [] for m in methods}
+    info = {}
+    for seed in range(args.seeds):
+        task = load_task(args.dataset, args.data_dir, seed, args.quick)
+        task.rare_items, thr = rare_candidates(task.train, task.test_items, args.rare_quantile)
+        info = {"n_users": task.train.n_users, "n_items": task.train.n_items, "train_clicks": task.train.nnz,
+                "test_positives": task.test.nnz, "rare_item_max_clicks": thr,
+                "rare_items": int((task.train.item_counts() <= thr).sum())}
+        for m in methods:
+            per_seed[m].append(run_one(task, m, seed, args))
+            print(f"# seed {seed} {m:22s} dcg@5={per_seed[m][-1]['all/dcg@5']:.4f} "
+                  f"recall@5={per_seed[m][-1]['all/recall@5']:.4f} ({per_seed[m][-1]['fit_s']:.1f}s)",
+                  file=sys.stderr, flush=True)
+    summary = summarize(per_seed)
+
+    ratios = {}
+    for m in methods:
+        if m != "naive" and "naive" in summary:
+            for key in ("all/dcg@5", "all/recall@5", "all/map@5", "rare/dcg@5", "rare/recall@5"):
+                base = summary["naive"].get(key)
+                if base:
+                    ratios[f"{m}/{key}"] = summary[m][key] / base
+
+    config = {k: getattr(args, k) for k in ("dataset", "seeds", "model", "factors", "epochs", "batch_size", "lr", "l2",
+                                            "clip", "eta", "delta", "unobserved_weight", "n_negatives",
+                                            "ubpr_negatives", "beta", "rare_quantile", "quick")}
+    result = {"benchmark": "mnar", "config": config, "data": info, "methods": summary, "ratios_vs_naive": ratios,
+              "wall_s": time.perf_counter() - t_start, "threads": args.threads, "python": platform.python_version(),
+              "torch": torch.__version__}
+
+    cols = [f"{m}@{k}" for m in BASE_METRICS for k in KS]
+    md = [f"### {args.dataset}: randomized test, each user's test items ranked (mean ± s.e. over {args.seeds} seeds)",
+          "", table(summary, "all", cols), "",
+          f"Rare items (training clicks <= {info['rare_item_max_clicks']:g}; {info['rare_items']} of "
+          f"{info['n_items']} items):", "", table(summary, "rare", cols), ""]
+    md += ["DCG normalized by the user's relevant test items (Saito et al.'s scale):", "",
+           table(summary, "all", [f"dcg_norm@{k}" for k in KS]), ""]
+    if args.dataset == "synthetic":
+        tcols = [f"{m}@{k}" for m in ("true_dcg", "true_ndcg", "true_recall") for k in KS]
+        md += ["True relevance (all test items):", "", table(summary, "all", tcols), "",
+               "True relevance (rare test items):", "", table(summary, "rare", tcols), ""]
+    text = "\n".join(md)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stem = f"mnar_{args.dataset}" + ("_quick" if args.quick else "")
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        (RESULTS / f"{stem}.md").write_text(text + "\n")
+    if args.json:
+        print(text, file=sys.stderr)
+        print(json.dumps(result))
+    else:
+        print(text)
+        print(f"wall time {result['wall_s']:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
