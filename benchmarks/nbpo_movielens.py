@@ -1,0 +1,118 @@
+"""NBPO vs BPO vs uniform BPR on MovieLens (100K by default), MF, full ranking.
+
+Protocol (the same for every method, as close to Yu & Qin's as the data allow)
+------------------------------------------------------------------------------
+- data: the release in ``--data-dir`` through :func:`recsampling.data.datasets.load_dataset`;
+  ratings >= ``--threshold`` (4) are the voted items (ML-1M here has pairs only: all are voted);
+- split: :func:`recsampling.data.splits.random_split` 80/20 per user with each seed; a validation
+  set (10% of each user's training items, :func:`validation_split`) drives early stopping on
+  NDCG@10 (``--patience``), the test set is never looked at while training;
+- model: ``MatrixFactorization`` (``--factors``), Adam, one lr / L2 / batch size for all methods;
+  BPO / NBPO draw 4 uniform unvoted items per voted pair (the paper's sampling rate); NBPO uses
+  the authors' surrogate update with the ``P_u · Q_i`` flip factorization;
+- metrics: NDCG@10, Recall@10, Precision@10 over all items the user did not train on
+  (:func:`recsampling.evaluation.evaluate`, users with test items), mean and standard error over
+  seeds.
+
+Results go to ``benchmarks/results/nbpo_<dataset>.json``; with ``--json`` the last stdout line is
+the JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsampling.data.datasets import load_dataset
+from recsampling.data.splits import random_split, validation_split
+from recsampling.evaluation import evaluate
+from recsampling.models import make_model
+from recsampling.samplers import make_sampler
+from recsampling.train import Trainer
+
+METRICS = ("ndcg", "recall", "precision")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m"])
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--threshold", type=float, default=4.0, help="rating threshold of a voted item")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--factors", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=40, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--l2", type=float, default=1e-3)
+    p.add_argument("--flip-l2", type=float, default=1e-4)
+    p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="default: benchmarks/results/nbpo_<dataset>.json")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    data = ds.interactions
+    if data.ratings is not None:
+        data = data.to_implicit(args.threshold)
+    params = {"bpr": {}, "bpo": {"n_negatives": 4}, "nbpo": {"n_negatives": 4, "flip_l2": args.flip_l2}}
+    runs: dict[str, list[dict]] = {m: [] for m in args.methods}
+    t_start = time.perf_counter()
+    for seed in range(args.seeds):
+        split = random_split(data, 0.2, random_state=seed)
+        vs = validation_split(split.train, 0.1, random_state=seed)
+        for name in args.methods:
+            model = make_model("mf", split.train, factors=args.factors, random_state=seed)
+            t0 = time.perf_counter()
+            fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2, device="cpu",
+                          random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
+                model, make_sampler(name, **params.get(name, {})), vs.train, valid=vs.test)
+            res = evaluate(model, split.eval_test, train=split.train, ks=(10,), metrics=list(METRICS),
+                           device="cpu").to_dict()
+            row = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
+            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch)
+            runs[name].append(row)
+            if not args.json:
+                print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "
+                      f"(best epoch {fit.best_epoch}, {row['fit_s']:.0f}s)", file=sys.stderr)
+
+    summary: dict = {}
+    for name, rows in runs.items():
+        stats = {}
+        for field in rows[0]:
+            v = np.array([r[field] for r in rows if r[field] is not None], dtype=float)
+            stats[field] = float(v.mean()) if v.size else None
+            stats[f"{field}_sem"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+        summary[name] = stats
+    if "nbpo" in summary and "bpo" in summary:
+        summary["nbpo_vs_bpo_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpo"]["ndcg@10"]
+    if "nbpo" in summary and "bpr" in summary:
+        summary["nbpo_vs_bpr_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpr"]["ndcg@10"]
+    result = {"dataset": args.dataset, "results": summary, "runs": runs, "wall_s": time.perf_counter() - t_start,
+              "config": {k: v for k, v in vars(args).items() if k not in ("json", "out")},
+              "data": {"users": data.n_users, "items": data.n_items, "interactions": data.nnz}}
+    out = Path(args.out or Path(__file__).resolve().parent / "results" / f"nbpo_{args.dataset}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("dataset", "results", "wall_s", "data")}))
+    else:
+        for name in args.methods:
+            s = summary[name]
+            print(f"{name:5s} " + "  ".join(f"{m}@10 {s[m + '@10']:.4f}±{s[m + '@10_sem']:.4f}" for m in METRICS))
+        print(f"wall {result['wall_s']:.0f}s; written to {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

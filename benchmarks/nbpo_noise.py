@@ -1,0 +1,229 @@
+"""NBPO vs BPO vs uniform BPR on the synthetic world with hidden true positives (label noise).
+
+For each label-noise rate ρ (the expected fraction of true positives hidden from the data) and
+each seed, the script draws a synthetic world (:func:`recsampling.data.synthetic.make_world`),
+splits its *true* positives per user 80/20 (``random_split``), trains on the observed clicks of
+the 80% part (true positives minus the hidden ones), and evaluates every method against the known
+truth, with the training clicks excluded from the ranking:
+
+- ``ndcg@10`` / ``recall@10``: against every true positive that is not a training click (the
+  held-out 20% plus the hidden positives of the 80% part): what a noise-robust method should find;
+- ``true_ndcg@10`` / ``true_recall@10``: graded by the true relevance probabilities
+  (``recsampling.metrics`` truth metrics);
+- for NBPO, the Spearman rank correlation of the learned per-item / per-user mean flip rates
+  (``item_flip_rates_``, ``user_flip_rates_``) with the injected per-item / per-user noise rates
+  (``SyntheticWorld.item_noise_rate`` / ``user_noise_rate``); undefined (null) at ρ = 0.
+
+Means and standard errors are over seeds; all methods share the world, split, model size,
+optimizer, epochs and seed of each run. Results go to ``benchmarks/results/nbpo_noise.json``
+(``--out``); with ``--json`` the last stdout line is that JSON object.
+
+Run ``python benchmarks/nbpo_noise.py --help`` for the options; ``--quick`` is a tiny smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from recsampling.data.interactions import Interactions
+from recsampling.data.splits import random_split, validation_split
+from recsampling.data.synthetic import make_world
+from recsampling.evaluation import evaluate
+from recsampling.models import make_model
+from recsampling.samplers import make_sampler
+from recsampling.train import Trainer
+
+METRICS = ("ndcg", "recall", "true_ndcg", "true_recall")
+
+
+def _world_split(noise: float, seed: int, args) -> tuple[Interactions, Interactions, object]:
+    world = make_world(args.n_users, args.n_items, args.interactions, label_noise=noise, random_state=seed)
+    truth = world.true_positives
+    split = random_split(truth, 0.2, random_state=seed)
+    train_m = split.train.matrix.multiply(world.clicks.matrix).tocsr().astype(np.float32)
+    train_m.eliminate_zeros()
+    test_m = (truth.matrix - train_m).tocsr().astype(np.float32)
+    test_m.eliminate_zeros()
+    ids = dict(user_ids=truth.user_ids, item_ids=truth.item_ids)
+    return Interactions.from_csr(train_m, **ids), Interactions.from_csr(test_m, **ids), world
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    r = spearmanr(a, b)[0]
+    return None if not np.isfinite(r) else float(r)
+
+
+def _method_params(args) -> dict[str, tuple[str, dict]]:
+    nbpo = dict(n_negatives=args.n_negatives, flip=args.flip, objective=args.objective, flip_lr=args.flip_lr,
+                flip_l2=args.flip_l2, flip_init=args.flip_init)
+    methods = {
+        "bpr": ("bpr", {}),
+        "bpo": ("bpo", dict(n_negatives=args.n_negatives)),
+        "nbpo": ("nbpo", nbpo),
+    }
+    for extra in args.extra:  # e.g. nbpo_exact, nbpo_item
+        kind, _, variant = extra.partition("_")
+        if kind != "nbpo" or not variant:
+            raise SystemExit(f"--extra takes nbpo_<variant>, got {extra!r}")
+        p = dict(nbpo)
+        if variant in ("exact", "surrogate"):
+            p["objective"] = variant
+        elif variant in ("factor", "item", "user", "useritem"):
+            p["flip"] = "user+item" if variant == "useritem" else variant
+        else:
+            raise SystemExit(f"unknown nbpo variant {variant!r}")
+        methods[extra] = ("nbpo", p)
+    return methods
+
+
+def run_one(name: str, params: dict, train: Interactions, test: Interactions, world, seed: int, args) -> dict:
+    """Fit one method (its L2 chosen from ``--l2`` on validation), evaluate it against the truth."""
+    fit_on, valid = train, None
+    if args.patience:
+        # early stopping and the choice of L2 on a validation set carved from the (noisy) clicks
+        vs = validation_split(train, 0.1, random_state=seed)
+        fit_on, valid = vs.train, vs.test
+    best = None
+    t0 = time.perf_counter()
+    for l2 in args.l2:
+        model = make_model("mf", train, factors=args.factors, random_state=seed)
+        sampler = make_sampler(name, **params)
+        fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
+                      device="cpu", random_state=seed, progress=False, patience=args.patience or None,
+                      metric="ndcg@10").fit(model, sampler, fit_on, valid=valid)
+        score = fit.best_metric if valid is not None else 0.0
+        if best is None or score > best[0]:
+            best = (score, l2, model, sampler, fit)
+    fit_s = time.perf_counter() - t0
+    _, l2, model, sampler, fit = best
+    res = evaluate(model, test, train=train, ks=(10,), relevance=world.relevance,
+                   metrics=list(METRICS), device="cpu").to_dict()
+    out = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
+    out["fit_s"] = fit_s
+    out["l2"] = l2
+    out["best_epoch"] = fit.best_epoch if valid is not None else args.epochs
+    if name == "nbpo":
+        item_rates, user_rates = sampler.item_flip_rates_, sampler.user_flip_rates_
+        out["item_flip_spearman"] = _spearman(item_rates, world.item_noise_rate)
+        out["user_flip_spearman"] = _spearman(user_rates, world.user_noise_rate)
+        out["mean_flip_rate"] = float(item_rates.mean())
+    return out
+
+
+def _summary(values: list) -> tuple[float | None, float | None]:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return None, None
+    sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+    return float(v.mean()), sem
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4], help="label-noise rates ρ")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per noise rate (0..seeds-1)")
+    p.add_argument("--n-users", type=int, default=600)
+    p.add_argument("--n-items", type=int, default=1000)
+    p.add_argument("--interactions", type=int, default=40_000, help="expected true positives of the world")
+    p.add_argument("--factors", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=5,
+                   help="early stopping on validation ndcg@10 (10%% of the training clicks); 0: off")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (all methods)")
+    p.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2],
+                   help="L2 grid of the touched embeddings; each method takes the best on validation")
+    p.add_argument("--n-negatives", type=int, default=4, help="unvoted draws per voted pair (BPO, NBPO)")
+    p.add_argument("--flip", default="factor", choices=["factor", "item", "user", "user+item"])
+    p.add_argument("--objective", default="surrogate", choices=["surrogate", "exact"])
+    p.add_argument("--flip-lr", type=float, default=None, help="flip parameters' lr (default: --lr)")
+    p.add_argument("--flip-l2", type=float, default=1e-4)
+    p.add_argument("--flip-init", type=float, default=0.01)
+    p.add_argument("--extra", nargs="*", default=[],
+                   help="extra NBPO variants: nbpo_exact, nbpo_item, nbpo_user, nbpo_useritem, nbpo_factor")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these sizes)")
+    p.add_argument("--quick", action="store_true", help="tiny world, 2 seeds, 3 epochs (smoke test)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "nbpo_noise.json"))
+    p.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n_users, args.n_items, args.interactions, args.seeds, args.epochs = 150, 200, 4000, 2, 3
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+
+    methods = _method_params(args)
+    raw: dict[str, dict[str, list[dict]]] = {}
+    t_start = time.perf_counter()
+    for noise in args.noise:
+        key = f"{noise:.1f}" if round(noise, 1) == noise else str(noise)
+        raw[key] = {m: [] for m in methods}
+        for seed in range(args.seeds):
+            train, test, world = _world_split(noise, seed, args)
+            for label, (name, params) in methods.items():
+                raw[key][label].append(run_one(name, params, train, test, world, seed, args))
+                if not args.json:
+                    r = raw[key][label][-1]
+                    print(f"noise {key} seed {seed} {label:14s} ndcg@10 {r['ndcg@10']:.4f} "
+                          f"true_ndcg@10 {r['true_ndcg@10']:.4f} ({r['fit_s']:.1f}s)", file=sys.stderr)
+
+    result: dict = {"noise": {}}
+    for key, by_method in raw.items():
+        block: dict = {}
+        for label, runs in by_method.items():
+            stats: dict = {}
+            for field in runs[0]:
+                mean, sem = _summary([r[field] for r in runs])
+                stats[field] = mean
+                stats[f"{field}_sem"] = sem
+            block[label] = stats
+        nb = block["nbpo"]
+        block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure
+        block["flip_rank_correlation_user"] = nb["user_flip_spearman"]
+        block["nbpo_vs_bpo_ndcg@10"] = nb["ndcg@10"] / block["bpo"]["ndcg@10"] if block["bpo"]["ndcg@10"] else None
+        block["nbpo_vs_bpr_ndcg@10"] = nb["ndcg@10"] / block["bpr"]["ndcg@10"] if block["bpr"]["ndcg@10"] else None
+        result["noise"][key] = block
+    result["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "out")}
+    result["config"]["protocol"] = ("world true positives split 80/20 per user; train = observed clicks of the 80%; "
+                                    "test = all true positives not in train; full ranking without train items")
+    result["runs"] = raw
+    result["wall_s"] = time.perf_counter() - t_start
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+
+    if args.json:
+        summary = {"noise": result["noise"], "config": result["config"], "wall_s": result["wall_s"]}
+        print(json.dumps(summary))
+    else:
+        labels = list(methods)
+        print(f"{'noise':>6} {'metric':>14} " + " ".join(f"{m:>18}" for m in labels))
+        for key, block in result["noise"].items():
+            for metric in ("ndcg@10", "recall@10", "true_ndcg@10"):
+                cells = [f"{block[m][metric]:.4f}±{block[m][metric + '_sem']:.4f}" for m in labels]
+                print(f"{key:>6} {metric:>14} " + " ".join(f"{c:>18}" for c in cells))
+            fr = block["flip_rank_correlation"]
+            fu = block["flip_rank_correlation_user"]
+            print(f"{key:>6} flip Spearman items {fr if fr is None else round(fr, 3)} "
+                  f"users {fu if fu is None else round(fu, 3)}; NBPO/BPO ndcg {block['nbpo_vs_bpo_ndcg@10']:.3f}")
+        print(f"wall {result['wall_s']:.0f}s; written to {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
