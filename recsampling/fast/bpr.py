@@ -38,7 +38,7 @@ positive, ``n_negatives`` negatives j are drawn and each triple (u, i, j) is one
 The shuffle is a random-bucket shuffle: each interaction is sent to one of B blocks uniformly at
 random, then each block is Fisher-Yates shuffled on its own; the concatenation is a uniformly
 random permutation. The blocks are also the units of parallel work (B depends only on nnz, never
-on the number of threads), and both steps run in parallel.
+on the number of threads).
 
 Negatives
 ---------
@@ -189,14 +189,15 @@ def _draw_negative(state, indptr, indices, bitmap, row_bytes, u, n_items, alias_
             return state, np.int64(-1)
 
 
-@numba.njit(nogil=True, parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _prepare_epoch(indptr, indices, n_blocks, seed, use_bitmap, row_bytes):
     """Shuffle the interactions into ``n_blocks`` random buckets (and build the bit matrix).
 
     Each interaction goes to a uniformly random block; within a block the interactions keep CSR
     order here (the SGD pass Fisher-Yates shuffles each block, which makes the concatenation a
-    uniform permutation). Work is split into ``n_blocks`` chunks of whole users, so chunks never
-    share a byte of the bit matrix and the draws do not depend on the number of threads.
+    uniform permutation). Serial on purpose: two sequential passes over the CSR arrays cost a
+    few ms per million interactions, and on a shared machine every extra parallel region waits
+    for the slowest thread.
 
     Returns
     -------
@@ -207,53 +208,32 @@ def _prepare_epoch(indptr, indices, n_blocks, seed, use_bitmap, row_bytes):
     """
     n_users = indptr.shape[0] - 1
     nnz = indices.shape[0]
-    n_chunks = n_blocks
-    # chunk c covers users [first[c], first[c + 1]), about nnz / n_chunks interactions each
-    first = np.empty(n_chunks + 1, dtype=np.int64)
-    for c in range(n_chunks + 1):
-        first[c] = np.searchsorted(indptr, (nnz * c) // n_chunks, side="left")
-    first[0] = 0
-    first[n_chunks] = n_users
-    for c in range(1, n_chunks + 1):
-        first[c] = min(max(first[c], first[c - 1]), n_users)
     state = np.uint64(seed)
-    seeds = np.empty(n_chunks, dtype=np.uint64)
-    for c in range(n_chunks):
-        state = state + _GOLDEN
-        seeds[c] = _mix(state)
     bitmap = np.zeros(n_users * row_bytes if use_bitmap else 0, dtype=np.uint8)
     bucket = np.empty(nnz, dtype=np.int32)
-    counts = np.zeros((n_chunks, n_blocks), dtype=np.int64)
-    for c in numba.prange(n_chunks):
-        s = seeds[c]
-        for u in range(first[c], first[c + 1]):
-            base = u * row_bytes
-            for k in range(indptr[u], indptr[u + 1]):
-                s = s + _GOLDEN
-                b = _bounded(_mix(s), n_blocks)
-                bucket[k] = b
-                counts[c, b] += 1
-                if use_bitmap:
-                    j = indices[k]
-                    bitmap[base + (j >> 3)] |= np.uint8(1 << (j & 7))
     offsets = np.zeros(n_blocks + 1, dtype=np.int64)
-    fill = np.empty((n_chunks, n_blocks), dtype=np.int64)
+    for u in range(n_users):
+        base = u * row_bytes
+        for k in range(indptr[u], indptr[u + 1]):
+            state = state + _GOLDEN
+            b = _bounded(_mix(state), n_blocks)
+            bucket[k] = b
+            offsets[b + 1] += 1
+            if use_bitmap:
+                j = indices[k]
+                bitmap[base + (j >> 3)] |= np.uint8(1 << (j & 7))
     for b in range(n_blocks):
-        pos = offsets[b]
-        for c in range(n_chunks):
-            fill[c, b] = pos
-            pos += counts[c, b]
-        offsets[b + 1] = pos
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:n_blocks].copy()
     users = np.empty(nnz, dtype=np.int32)
     items = np.empty(nnz, dtype=np.int32)
-    for c in numba.prange(n_chunks):
-        for u in range(first[c], first[c + 1]):
-            for k in range(indptr[u], indptr[u + 1]):
-                b = bucket[k]
-                pos = fill[c, b]
-                users[pos] = u
-                items[pos] = indices[k]
-                fill[c, b] = pos + 1
+    for u in range(n_users):
+        for k in range(indptr[u], indptr[u + 1]):
+            b = bucket[k]
+            pos = fill[b]
+            users[pos] = u
+            items[pos] = indices[k]
+            fill[b] = pos + 1
     return users, items, offsets, bitmap, state
 
 
