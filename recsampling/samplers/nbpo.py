@@ -308,6 +308,12 @@ class _FlipLogits(nn.Module):
             gamma = gamma + self.item_logit(items).squeeze(-1)
         return gamma
 
+    def grid(self, users: Tensor, items: Tensor) -> Tensor:
+        """γ for every pair of ``users`` (U,) × ``items`` (I,), shape (U, I), by one matmul."""
+        if self.kind == "factor":
+            return self.P(users) @ self.Q(items).T
+        return self.forward(users[:, None], items[None, :])
+
     def regularization(self, users: Tensor, items: Tensor) -> Tensor:
         """Squared L2 norm of the flip parameters a batch row touches, shape (B,)."""
         reg = torch.zeros(users.shape[0], device=users.device)
@@ -453,10 +459,10 @@ class NBPOSampler(_PointwiseSampler):
             if u.shape != i.shape:
                 raise ValueError(f"pairs=True needs users and items of equal shape, got {tuple(u.shape)} and {tuple(i.shape)}")
             return torch.sigmoid(self.flip_(u, i)).float().cpu().numpy()
-        return torch.sigmoid(self.flip_(u[:, None], i[None, :])).float().cpu().numpy()
+        return torch.sigmoid(self.flip_.grid(u, i)).float().cpu().numpy()
 
     @torch.no_grad()
-    def _mean_rates(self, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def _mean_rates(self, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
         self._check_flip()
         n_users, n_items = self.train_.shape
         item_sum = np.zeros(n_items, dtype=np.float64)
