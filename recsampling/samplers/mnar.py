@@ -6,10 +6,11 @@ Papers
   Missing-Not-At-Random Implicit Feedback." WSDM 2020 (arXiv 1909.03601). Rel-MF.
 - Saito. "Unbiased Pairwise Learning from Biased Implicit Feedback." ICTIR 2020. UBPR.
 
-Equation and section references below are to those papers. Only the abstracts and the authors'
-public code (usaito/unbiased-implicit-rec-real, usaito/unbiased-pairwise-rec) could be read
-while this was written; where a display number is quoted it is the one the authors' code
-names (the Rel-MF loss is "Eq. (9)" there), otherwise the display is named by its role.
+Only the abstracts and the authors' public code (usaito/unbiased-implicit-rec-real,
+usaito/unbiased-pairwise-rec) could be read while this was written. The one display number
+quoted is the one the authors' code names (the Rel-MF loss is "Eq. (9)" there); other displays
+are named by their role, and the section numbers (WSDM'20: Sec. 3 setting, Sec. 4 estimators,
+Sec. 4.3 clipping) are from the paper's layout as recalled, not re-checked against its text.
 
 Setting (WSDM'20, Sec. 3)
 -------------------------
