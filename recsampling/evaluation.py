@@ -346,8 +346,7 @@ def _full_protocol(U, V, test_m, train_m, eval_users, k_max, names, device, budg
     auc = np.full(n, np.nan)
     for start, stop, chunk in _score_chunks(dev, Ut, Vt, users, exclude, budget / 3, progress):
         vals, idx = _topk_chunk(chunk, kk)
-        idx = idx.cpu().numpy()
-        idx[~np.isfinite(vals.cpu().numpy())] = -1
+        idx[~np.isfinite(vals)] = -1
         ids[start:stop, :kk] = idx
         pos, row = M._ranges(test_m.indptr, users[start:stop])
         counts = np.bincount(row, minlength=stop - start)
