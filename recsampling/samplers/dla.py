@@ -117,6 +117,26 @@ trains both models with Adagrad at 0.05 and gradient-norm clipping. ``fixed_prop
 learning off and weights the clicks by given propensities (per position or per item): with the
 true ``θ`` that is IPW with known propensities, with all ones the naive click model; both use
 exactly the loss (6).
+
+What the learned propensities depend on
+---------------------------------------
+``g`` is only as right as ``f``'s within-list relevance *ratios* ``v`` (and vice versa). Two
+failure modes were measured (``benchmarks/dla_positions.py``, RESULTS.md):
+
+- a relevance model that can **memorize single clicks** (MF with ID embeddings on logs where a
+  (user, item) pair is shown about once) scores every clicked item up, which shrinks ``v`` of
+  clicks at low positions, which lowers ``θ̂_k`` there, which raises their IPW weight: the learned
+  propensities drift towards 0 with the epochs. The paper's ranker is a model over features; use
+  one (e.g. a feature-only two-tower model) or regularize ``f`` strongly;
+- a relevance model that **underfits** (or whose ``exp(score)`` cannot be proportional to the
+  relevance probability) compresses ``v`` and pulls ``θ̂`` towards the raw click-through rate.
+
+With the unclipped weights of the paper (up to ``1/θ_L``), Adam on ``f`` can be thrown off by a
+few heavily weighted clicks; Adagrad (ULTRA's choice) was stable in the benchmark.
+
+Checkpoints: the Trainer saves a sampler's constructor arguments as JSON, so pass ``logs`` as a
+dict of arrays (``{"users": ..., "items": ..., "clicks": ...}``) when training with
+``checkpoint_dir``; a :class:`~recsampling.data.synthetic.LoggedLists` object is not JSON-able.
 """
 
 from __future__ import annotations

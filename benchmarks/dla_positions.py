@@ -1,0 +1,371 @@
+"""DLA (Ai et al., SIGIR 2018): learned vs true propensities, and ranking quality, same run.
+
+Issue 7. Two parts.
+
+**Setting 1 -- logged ranked lists with positions** (the paper's setting). For each
+``eta`` in ``--etas`` and each seed, a synthetic world (:func:`recsampling.data.synthetic.make_world`)
+logs ``--lists`` ranked lists of 10 items per seed (the logging ranker sorts 50 uniform
+candidates by a noisy relevance), clicked with examination ``theta_k = (1/k)^eta``. Three
+relevance models, identical except for the click weights of the listwise softmax loss (the same
+:class:`~recsampling.samplers.dla.DLASampler` code, the same model, optimizer and epochs):
+
+- ``clicks_naive``: unweighted softmax cross-entropy on the raw clicks (``fixed_propensity=1``);
+- ``ips_true_propensity``: clicks weighted by the true ``1/theta_k`` relative to position 1;
+- ``dla``: the propensities are learned jointly (one logit per position).
+
+Reported per eta: the learned and true relative propensities ``theta_k / theta_1`` for
+positions 1-10 (mean and per seed), ``max_rel_error_top10`` = the worst
+``|learned_k / true_k - 1|`` over positions 2-10 of the seed-averaged curve (and per seed), and
+the true-relevance ``ndcg@10`` of each method: the full-catalogue ranking of every user scored
+against the world's true relevance probabilities (``true_ndcg@10`` of :mod:`recsampling.metrics`).
+
+The relevance model (``--ranker``): ``twotower`` (default) is a feature-only two-tower model (no
+ID embeddings, linear towers over the world's user / item features, generated without feature
+noise), i.e. a ranker over features like the paper's, that cannot memorize single clicks. With
+``--ranker mf`` (ID embeddings) the relevance model can memorize each logged (user, item)
+click, and DLA's weights then drift (see RESULTS.md).
+
+**Setting 2 -- recommendation without positions** (``--setting2``; off by default to keep the
+default run to a few minutes). On the
+synthetic MNAR world of the MNAR benchmark (943 x 1682, 60,000 clicks, popularity-driven
+exposure) and on Coat (when ``--data-dir`` holds it), with the MNAR issue's unbiased
+protocol (rank each user's randomized test items; rating >= 4 relevant on Coat; DCG, Recall,
+MAP at 3, 5, 8; ``true_ndcg`` on synthetic): ``naive`` (pointwise, theta = 1), ``relmf``
+(popularity propensities (n_i / max n)^0.5 clipped at 0.1), ``softmax_naive`` (DLA's candidate
+sets and listwise loss with all propensities 1) and ``dla`` (item propensities learned from
+popularity-bucket and item-id features). On the synthetic world it also reports the Spearman
+correlation of DLA's learned item propensities with the world's true ones (mean exposure of
+each item), and that of the popularity estimate for reference.
+
+Usage::
+
+    python benchmarks/dla_positions.py              # setting 1, readable tables, writes benchmarks/results/
+    python benchmarks/dla_positions.py --json       # last stdout line: one JSON object
+    python benchmarks/dla_positions.py --setting2   # both settings (about 7 minutes on 2 busy cores)
+    python benchmarks/dla_positions.py --quick      # a tiny run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+POS_METHODS = ("clicks_naive", "ips_true_propensity", "dla")
+REC_METHODS = ("naive", "relmf", "softmax_naive", "dla")
+KS = (3, 5, 8)
+
+#: setting 1 world (per seed) and training; fixed a priori, the same for every method
+POS_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000, feature_noise=0.0)
+POS_QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=3_000, feature_noise=0.0)
+#: setting 2: the MNAR benchmark's synthetic world and training defaults
+REC_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
+REC_QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
+REC_TRAIN = {"synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
+             "coat": dict(factors=32, epochs=30, batch_size=256, lr=0.005, l2=1e-4)}
+
+
+# ----------------------------------------------------------------------------------- setting 1
+def _ranker(kind: str, train, seed: int, factors: int, hidden: tuple = ()):
+    from recsampling.models import make_model
+
+    if kind == "twotower":
+        return make_model("twotower", train, factors=factors, hidden=hidden, use_ids=False, random_state=seed)
+    return make_model("mf", train, factors=factors, random_state=seed)
+
+
+def _true_ndcg10(model, relevance: np.ndarray) -> float:
+    from recsampling.metrics import true_relevance_metrics
+    from recsampling.scoring import topk
+
+    U, V = model.embedding_tables()
+    ids, _ = topk(U, V, 10, device="cpu")
+    return float(np.mean(true_relevance_metrics(ids, relevance, (10,))["true_ndcg@10"]))
+
+
+def run_positions(eta: float, seed: int, args) -> dict:
+    from recsampling.data.synthetic import make_world
+    from recsampling.samplers.dla import DLASampler
+    from recsampling.train import Trainer
+
+    world = make_world(**(POS_QUICK_WORLD if args.quick else POS_WORLD), n_logged_lists=args.lists,
+                       position_eta=eta, n_test_items=0, random_state=seed)
+    theta = np.asarray(world.position_propensity, dtype=np.float64)
+    true_rel = theta / theta[0]
+    out = {"true": true_rel.tolist(), "n_clicks": int(world.logs.clicks.sum())}
+    for method in args.pos_methods:
+        fixed = {"clicks_naive": np.ones_like(theta), "ips_true_propensity": theta, "dla": None}[method]
+        sampler = DLASampler(logs=world.logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
+                             max_weight=args.max_weight)
+        model = _ranker(args.ranker, world.clicks, seed, args.factors, args.hidden)
+        trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                          l2=args.l2, device="cpu", random_state=seed, backend="torch", progress=False)
+        t0 = time.perf_counter()
+        trainer.fit(model, sampler, world.clicks)
+        fit_s = time.perf_counter() - t0
+        r = {"ndcg@10": _true_ndcg10(model, np.asarray(world.relevance)), "fit_s": fit_s}
+        if method == "dla":
+            learned = sampler.position_propensities_
+            r["learned"] = learned.tolist()
+            r["max_rel_error_top10"] = float(np.max(np.abs(learned[1:10] / true_rel[1:10] - 1.0)))
+        out[method] = r
+    return out
+
+
+def summarize_positions(runs: dict[float, list[dict]], methods) -> dict:
+    out = {}
+    for eta, seeds in runs.items():
+        true = np.mean([s["true"] for s in seeds], axis=0)
+        d = {"true_relative_propensity": true[:10].round(5).tolist(), "n_seeds": len(seeds)}
+        for m in methods:
+            nd = np.array([s[m]["ndcg@10"] for s in seeds])
+            d[f"ndcg@10/{m}"] = float(nd.mean())
+            d[f"ndcg@10/{m}_se"] = float(nd.std(ddof=1) / np.sqrt(nd.size)) if nd.size > 1 else None
+            d[f"fit_s/{m}"] = float(np.mean([s[m]["fit_s"] for s in seeds]))
+        if "dla" in methods:
+            learned = np.array([s["dla"]["learned"] for s in seeds])
+            mean = learned.mean(0)
+            d["learned_relative_propensity"] = mean[:10].round(5).tolist()
+            d["learned_relative_propensity_per_seed"] = learned[:, :10].round(5).tolist()
+            d["max_rel_error_top10"] = float(np.max(np.abs(mean[1:10] / true[1:10] - 1.0)))
+            d["worst_position"] = int(np.argmax(np.abs(mean[1:10] / true[1:10] - 1.0)) + 2)
+            d["max_rel_error_top10_per_seed"] = [round(s["dla"]["max_rel_error_top10"], 5) for s in seeds]
+        out[str(eta)] = d
+    return out
+
+
+# ----------------------------------------------------------------------------------- setting 2
+class _Task:
+    def __init__(self, train, test, test_items, relevance=None, item_propensity=None):
+        self.train, self.test, self.test_items = train, test, test_items
+        self.relevance, self.item_propensity = relevance, item_propensity
+
+
+def _rec_task(dataset: str, seed: int, args) -> _Task | None:
+    if dataset == "synthetic":
+        from recsampling.data.synthetic import make_world
+
+        w = make_world(**(REC_QUICK_WORLD if args.quick else REC_WORLD), n_logged_lists=0, random_state=seed)
+        return _Task(w.clicks, w.unbiased_test, w.unbiased_test_items, np.asarray(w.relevance),
+                     np.asarray(w.item_propensity))
+    from recsampling.data.datasets import load_dataset
+
+    try:
+        ds = load_dataset(dataset, data_dir=args.data_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"[dla_positions] {dataset} not available ({e}); skipped", file=sys.stderr)
+        return None
+    return _Task(ds.interactions.to_implicit(4.0), ds.test.to_implicit(4.0), ds.info["test_items"])
+
+
+def _rec_sampler(method: str, args, n_items: int):
+    from recsampling.samplers import make_sampler
+
+    if method == "naive":
+        return make_sampler("pointwise", n_negatives=4)
+    if method == "relmf":
+        return make_sampler("relmf", n_negatives=4, propensities="popularity", eta=0.5, clip=0.1)
+    if method == "softmax_naive":
+        return make_sampler("dla", n_sampled=args.n_sampled, fixed_propensity=np.ones(n_items))
+    return make_sampler("dla", n_sampled=args.n_sampled, propensity_lr=args.rec_propensity_lr)
+
+
+def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
+    from recsampling.evaluation import evaluate
+    from recsampling.models import make_model
+    from recsampling.train import Trainer
+
+    cfg = dict(REC_TRAIN[dataset])
+    if args.quick:
+        cfg["epochs"] = 3
+    sampler = _rec_sampler(method, args, task.train.n_items)
+    model = make_model("mf", task.train, factors=cfg["factors"], random_state=seed)
+    trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer="adam", lr=cfg["lr"],
+                      l2=cfg["l2"], device="cpu", random_state=seed, backend="torch", progress=False)
+    t0 = time.perf_counter()
+    trainer.fit(model, sampler, task.train)
+    out = {"fit_s": time.perf_counter() - t0}
+    metrics = ["dcg", "recall", "map"] + (["true_ndcg"] if task.relevance is not None else [])
+    d = evaluate(model, task.test, ks=KS, metrics=metrics, protocol="test_items", test_items=task.test_items,
+                 relevance=task.relevance, device="cpu").to_dict()
+    for k in KS:
+        for m in metrics:
+            out[f"{m}@{k}"] = d[f"{m}@{k}"]
+    if method == "dla" and task.item_propensity is not None:
+        from scipy.stats import spearmanr
+
+        out["spearman_learned_vs_true"] = float(spearmanr(sampler.item_propensities_, task.item_propensity).statistic)
+        pop = task.train.item_counts()
+        out["spearman_popularity_vs_true"] = float(spearmanr(pop, task.item_propensity).statistic)
+    return out
+
+
+def _mean_se(runs: list[dict]) -> dict:
+    d = {}
+    for k in runs[0]:
+        v = np.array([r[k] for r in runs], dtype=np.float64)
+        d[k] = float(v.mean())
+        if v.size > 1:
+            d[k + "_se"] = float(v.std(ddof=1) / np.sqrt(v.size))
+    return d
+
+
+# ----------------------------------------------------------------------------------- output
+def _fmt(d, key):
+    if key not in d or d[key] is None:
+        return ""
+    se = d.get(key + "_se")
+    return f"{d[key]:.4f}" + (f" ± {se:.4f}" if se is not None else "")
+
+
+def print_tables(result: dict) -> None:
+    pos = result["setting1"]["summary"]
+    print(f"\n## Setting 1: logged lists ({result['setting1']['config']['ranker']} ranker)\n")
+    for eta, d in pos.items():
+        print(f"eta = {eta}: max_rel_error_top10 = {d.get('max_rel_error_top10', float('nan')):.3f} "
+              f"(worst position {d.get('worst_position')}; per seed {d.get('max_rel_error_top10_per_seed')})")
+        print("  position   " + " ".join(f"{k:>6d}" for k in range(1, 11)))
+        print("  true       " + " ".join(f"{x:6.3f}" for x in d["true_relative_propensity"]))
+        if "learned_relative_propensity" in d:
+            print("  learned    " + " ".join(f"{x:6.3f}" for x in d["learned_relative_propensity"]))
+    methods = result["setting1"]["config"]["methods"]
+    print("\n| eta | " + " | ".join(f"true ndcg@10 {m}" for m in methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for eta, d in pos.items():
+        print(f"| {eta} | " + " | ".join(_fmt(d, f"ndcg@10/{m}") for m in methods) + " |")
+    for ds, summ in result.get("setting2", {}).get("summary", {}).items():
+        keys = [f"{m}@{k}" for m in ("dcg", "recall", "map") for k in (5,)]
+        if "true_ndcg@5" in next(iter(summ.values())):
+            keys.append("true_ndcg@5")
+        print(f"\n## Setting 2: {ds} (rank the randomized test items)\n")
+        print("| method | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for m, d in summ.items():
+            print(f"| {m} | " + " | ".join(_fmt(d, k) for k in keys) + " |")
+        dla = summ.get("dla", {})
+        if "spearman_learned_vs_true" in dla:
+            print(f"\nSpearman(learned item propensity, true) = {_fmt(dla, 'spearman_learned_vs_true')}; "
+                  f"Spearman(popularity, true) = {_fmt(dla, 'spearman_popularity_vs_true')}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--etas", default="0.5,1,2", help="comma-separated position-bias exponents")
+    p.add_argument("--seeds", type=int, default=3, help="seeds (a new world per seed)")
+    p.add_argument("--lists", type=int, default=None, help="logged lists per world (default 100000; quick 8000)")
+    p.add_argument("--ranker", default="twotower", choices=("twotower", "mf"), help="relevance model of setting 1")
+    p.add_argument("--factors", type=int, default=16)
+    p.add_argument("--hidden", default="", help="hidden widths of the two-tower feature MLPs (default: linear)")
+    p.add_argument("--epochs", type=int, default=None, help="setting 1 epochs (default 8; quick 3)")
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--optimizer", default="adagrad", choices=("adam", "adagrad"),
+                   help="setting 1 optimizer (ULTRA's DLA uses Adagrad)")
+    p.add_argument("--lr", type=float, default=0.05, help="setting 1 learning rate of the relevance model")
+    p.add_argument("--l2", type=float, default=0.0)
+    p.add_argument("--propensity-lr", type=float, default=0.5,
+                   help="setting 1 learning rate of DLA's propensity model (Adagrad)")
+    p.add_argument("--rec-propensity-lr", type=float, default=0.05,
+                   help="setting 2 learning rate of DLA's propensity model (Adam)")
+    p.add_argument("--max-weight", type=float, default=None,
+                   help="setting 1: clip of the ratio weights (None: the paper's, no clipping)")
+    p.add_argument("--pos-methods", default=",".join(POS_METHODS))
+    p.add_argument("--setting2", action="store_true",
+                   help="also run setting 2 (candidate sets: synthetic MNAR world and Coat; several more minutes)")
+    p.add_argument("--datasets", default="synthetic,coat", help="setting 2 data sets")
+    p.add_argument("--rec-methods", default=",".join(REC_METHODS))
+    p.add_argument("--n-sampled", type=int, default=20, help="setting 2: unclicked items per candidate set")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--quick", action="store_true", help="a tiny run: small worlds, 2 seeds, few epochs")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    etas = [float(x) for x in args.etas.split(",") if x.strip()]
+    args.hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    args.pos_methods = [m for m in args.pos_methods.split(",") if m]
+    args.rec_methods = [m for m in args.rec_methods.split(",") if m]
+    for m in args.pos_methods:
+        if m not in POS_METHODS:
+            p.error(f"unknown setting-1 method {m!r}; choose from {POS_METHODS}")
+    for m in args.rec_methods:
+        if m not in REC_METHODS:
+            p.error(f"unknown setting-2 method {m!r}; choose from {REC_METHODS}")
+    if args.quick:
+        args.seeds = min(args.seeds, 2)
+    if args.lists is None:
+        args.lists = 8000 if args.quick else 100_000
+    if args.epochs is None:
+        args.epochs = 3 if args.quick else 8
+    t_start = time.perf_counter()
+
+    runs: dict[float, list[dict]] = {}
+    for eta in etas:
+        runs[eta] = [run_positions(eta, seed, args) for seed in range(args.seeds)]
+        print(f"[dla_positions] setting 1 eta={eta} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
+    result = {
+        "benchmark": "dla_positions",
+        "setting1": {
+            "config": dict(etas=etas, seeds=args.seeds, lists=args.lists, ranker=args.ranker, factors=args.factors, hidden=list(args.hidden),
+                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+                           propensity_lr=args.propensity_lr, max_weight=args.max_weight, optimizer=args.optimizer,
+                           methods=args.pos_methods,
+                           world=POS_QUICK_WORLD if args.quick else POS_WORLD, list_length=10, log_candidates=50),
+            "summary": summarize_positions(runs, args.pos_methods),
+        },
+    }
+    # the figures issue 7's check names, at the top level
+    for eta, d in result["setting1"]["summary"].items():
+        result[f"eta={eta}"] = {k: d[k] for k in ("true_relative_propensity", "learned_relative_propensity",
+                                                  "max_rel_error_top10") if k in d}
+        result[f"eta={eta}"]["ndcg@10"] = {m: d[f"ndcg@10/{m}"] for m in args.pos_methods}
+
+    if args.setting2:
+        summary2, not_done = {}, []
+        for ds in [x for x in args.datasets.split(",") if x]:
+            per = {m: [] for m in args.rec_methods}
+            for seed in range(args.seeds):
+                task = _rec_task(ds, seed, args)
+                if task is None:
+                    break
+                for m in args.rec_methods:
+                    per[m].append(run_rec(task, ds, m, seed, args))
+            if not per[args.rec_methods[0]]:
+                not_done.append(ds)
+                continue
+            summary2[ds] = {m: _mean_se(r) for m, r in per.items()}
+            print(f"[dla_positions] setting 2 {ds} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
+        result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
+                                             propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,
+                                             world=REC_QUICK_WORLD if args.quick else REC_WORLD, ks=list(KS),
+                                             protocol="test_items"),
+                              "summary": summary2, "not_done": not_done}
+    result["wall_s"] = time.perf_counter() - t_start
+    result["machine"] = dict(python=platform.python_version(), cpu_count=os.cpu_count(), threads=args.threads)
+
+    if not args.json:
+        print_tables(result)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
+                + ("_setting2" if args.setting2 else ""))
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
