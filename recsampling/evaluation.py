@@ -131,8 +131,14 @@ def _drop_pairs(test: sp.csr_matrix, drop: sp.csr_matrix, prop_pairs):
     rows = np.repeat(np.arange(test.shape[0], dtype=np.int64), np.diff(test.indptr))
     keys = rows * n_items + test.indices
     drows = np.repeat(np.arange(drop.shape[0], dtype=np.int64), np.diff(drop.indptr))
-    dkeys = np.sort(drows * n_items + drop.indices)
-    keep = ~np.isin(keys, dkeys, assume_unique=False)
+    dkeys = drows * n_items + drop.indices  # ascending: canonical CSR
+    if not drop.has_sorted_indices:
+        dkeys = np.sort(dkeys)
+    if dkeys.size:
+        where = np.minimum(np.searchsorted(dkeys, keys), dkeys.size - 1)
+        keep = dkeys[where] != keys
+    else:
+        keep = np.ones(keys.size, dtype=bool)
     n_drop = int((~keep).sum())
     if n_drop == 0:
         return test, prop_pairs, 0

@@ -211,7 +211,10 @@ def _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress, mask=Tr
                 Uc = U[users[0] + start: users[0] + stop]
             else:
                 Uc = U.index_select(0, users_t[start:stop])
-            torch.mm(Uc, Vt, out=out)
+            if dev.type == "cpu":  # numpy's BLAS (see _CPU_CHUNK_BYTES)
+                np.dot(Uc.numpy(), Vt.numpy(), out=out.numpy())
+            else:
+                torch.mm(Uc, Vt, out=out)
             if exclude is not None and mask:
                 flat = _chunk_mask_index(exclude, users[start:stop], n_items)
                 if flat.size and dev.type == "cpu":
