@@ -7,7 +7,8 @@ Protocol (the same for every method, as close to Yu & Qin's as the data allow)
 - split: :func:`recsampling.data.splits.random_split` 80/20 per user with each seed; a validation
   set (10% of each user's training items, :func:`validation_split`) drives early stopping on
   NDCG@10 (``--patience``), the test set is never looked at while training;
-- model: ``MatrixFactorization`` (``--factors``), Adam, one lr / L2 / batch size for all methods;
+- model: ``MatrixFactorization`` (``--factors``), Adam, one lr and batch size for all methods; the
+  L2 of each method is chosen from the ``--l2`` grid on the validation set;
   BPO / NBPO draw 4 uniform unvoted items per voted pair (the paper's sampling rate); NBPO uses
   the authors' surrogate update with the ``P_u · Q_i`` flip factorization;
 - metrics: NDCG@10, Recall@10, Precision@10 over all items the user did not train on
@@ -52,7 +53,8 @@ def main(argv=None) -> dict:
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--l2", type=float, default=1e-3)
+    p.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1],
+                   help="L2 grid; each method takes the value with the best validation NDCG@10")
     p.add_argument("--flip-l2", type=float, default=1e-4)
     p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"])
     p.add_argument("--threads", type=int, default=1)
@@ -72,15 +74,20 @@ def main(argv=None) -> dict:
         split = random_split(data, 0.2, random_state=seed)
         vs = validation_split(split.train, 0.1, random_state=seed)
         for name in args.methods:
-            model = make_model("mf", split.train, factors=args.factors, random_state=seed)
             t0 = time.perf_counter()
-            fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2, device="cpu",
-                          random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
-                model, make_sampler(name, **params.get(name, {})), vs.train, valid=vs.test)
+            best = None
+            for l2 in args.l2:
+                model = make_model("mf", split.train, factors=args.factors, random_state=seed)
+                fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=l2, device="cpu",
+                              random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
+                    model, make_sampler(name, **params.get(name, {})), vs.train, valid=vs.test)
+                if best is None or fit.best_metric > best[0]:
+                    best = (fit.best_metric, l2, model, fit)
+            _, l2, model, fit = best
             res = evaluate(model, split.eval_test, train=split.train, ks=(10,), metrics=list(METRICS),
                            device="cpu").to_dict()
             row = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
-            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch)
+            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2)
             runs[name].append(row)
             if not args.json:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "
