@@ -19,6 +19,12 @@ positions 1-10 (mean and per seed), ``max_rel_error_top10`` = the worst
 the true-relevance ``ndcg@10`` of each method: the full-catalogue ranking of every user scored
 against the world's true relevance probabilities (``true_ndcg@10`` of :mod:`recsampling.metrics`).
 
+``--logging-bias S`` replaces the world's logs by lists whose logging ranker also adds ``S * b_i``
+(a fixed ``b_i ~ N(0, 1)`` per item, "promoted items") to its score: position then carries a
+relevance-independent bias that the raw-click model absorbs (:func:`biased_logs`). With
+``make_world``'s own logs the logging order is a noisy copy of relevance, the position bias only
+amplifies relevance contrasts, and the raw-click model ranks well.
+
 The relevance model (``--ranker``): ``twotower`` (default) is a feature-only two-tower model (no
 ID embeddings, linear towers over the world's user / item features, generated without feature
 noise), i.e. a ranker over features like the paper's, that cannot memorize single clicks. With
@@ -91,19 +97,47 @@ def _true_ndcg10(model, relevance: np.ndarray) -> float:
     return float(np.mean(true_relevance_metrics(ids, relevance, (10,))["true_ndcg@10"]))
 
 
+def biased_logs(world, n_lists: int, eta: float, bias: float, seed: int, L: int = 10, n_cand: int = 50) -> dict:
+    """Logged lists whose logging ranker favours some items regardless of relevance.
+
+    Like ``make_world``'s logs (uniform user, ``n_cand`` distinct uniform candidates, top ``L`` of
+    ``logit(relevance) + N(0, 1)``, clicks ``Bernoulli((1/k)^eta) * Bernoulli(relevance)``) but
+    the logging score also adds ``bias * b_i`` with a fixed ``b_i ~ N(0, 1)`` per item (a
+    promoted-items effect): the raw clicks then over-credit the promoted items.
+    """
+    rng = np.random.default_rng([seed, 7])
+    n_users, n_items = world.relevance.shape
+    boost = rng.standard_normal(n_items)
+    users = rng.integers(0, n_users, size=n_lists)
+    chunk = max(1, 2**22 // n_items)  # distinct uniform candidates: smallest keys of a random row
+    cand = np.concatenate([np.argpartition(rng.random((min(chunk, n_lists - s), n_items)), n_cand - 1, axis=1)
+                           [:, :n_cand] for s in range(0, n_lists, chunk)])
+    rel = np.asarray(world.relevance)[users[:, None], cand].astype(np.float64)
+    score = np.log(rel) - np.log1p(-rel) + bias * boost[cand] + rng.standard_normal(cand.shape)
+    top = np.argsort(-score, axis=1, kind="stable")[:, :L]
+    items = np.take_along_axis(cand, top, axis=1)
+    shown = np.take_along_axis(rel, top, axis=1)
+    theta = (1.0 / np.arange(1, L + 1)) ** eta
+    clicks = (rng.random((n_lists, L)) < theta) & (rng.random((n_lists, L)) < shown)
+    return {"users": users.astype(np.int64), "items": items.astype(np.int64), "clicks": clicks.astype(np.int8)}
+
+
 def run_positions(eta: float, seed: int, args) -> dict:
     from recsampling.data.synthetic import make_world
     from recsampling.samplers.dla import DLASampler
     from recsampling.train import Trainer
 
-    world = make_world(**(POS_QUICK_WORLD if args.quick else POS_WORLD), n_logged_lists=args.lists,
+    world = make_world(**(POS_QUICK_WORLD if args.quick else POS_WORLD),
+                       n_logged_lists=0 if args.logging_bias else args.lists,
                        position_eta=eta, n_test_items=0, random_state=seed)
-    theta = np.asarray(world.position_propensity, dtype=np.float64)
+    theta = (1.0 / np.arange(1, 11)) ** eta
+    logs = biased_logs(world, args.lists, eta, args.logging_bias, seed) if args.logging_bias else world.logs
     true_rel = theta / theta[0]
-    out = {"true": true_rel.tolist(), "n_clicks": int(world.logs.clicks.sum())}
+    out = {"true": true_rel.tolist(), "n_clicks": int(np.asarray(logs["clicks"] if isinstance(logs, dict)
+                                                               else logs.clicks).sum())}
     for method in args.pos_methods:
         fixed = {"clicks_naive": np.ones_like(theta), "ips_true_propensity": theta, "dla": None}[method]
-        sampler = DLASampler(logs=world.logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
+        sampler = DLASampler(logs=logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
                              max_weight=args.max_weight)
         model = _ranker(args.ranker, world.clicks, seed, args.factors, args.hidden)
         trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -277,6 +311,9 @@ def main(argv=None) -> int:
                    help="setting 2 learning rate of DLA's propensity model (Adam)")
     p.add_argument("--max-weight", type=float, default=None,
                    help="setting 1: clip of the ratio weights (None: the paper's, no clipping)")
+    p.add_argument("--logging-bias", type=float, default=0.0,
+                   help="setting 1: strength of a relevance-independent item promotion in the logging ranker "
+                        "(0: make_world's logs)")
     p.add_argument("--pos-methods", default=",".join(POS_METHODS))
     p.add_argument("--setting2", action="store_true",
                    help="also run setting 2 (candidate sets: synthetic MNAR world and Coat; several more minutes)")
@@ -322,7 +359,8 @@ def main(argv=None) -> int:
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
                            propensity_lr=args.propensity_lr, max_weight=args.max_weight, optimizer=args.optimizer,
                            methods=args.pos_methods,
-                           world=POS_QUICK_WORLD if args.quick else POS_WORLD, list_length=10, log_candidates=50),
+                           world=POS_QUICK_WORLD if args.quick else POS_WORLD, list_length=10, log_candidates=50,
+                           logging_bias=args.logging_bias),
             "summary": summarize_positions(runs, args.pos_methods),
         },
     }
@@ -360,7 +398,7 @@ def main(argv=None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
-                + ("_setting2" if args.setting2 else ""))
+                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "") + ("_setting2" if args.setting2 else ""))
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result))
