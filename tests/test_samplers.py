@@ -263,3 +263,18 @@ def test_bad_parameters_fail_in_prepare(bad):
         make_sampler("bpr", **bad).prepare(checkerboard(), np.random.default_rng(0))
     with pytest.raises(ValueError, match="alpha"):
         make_sampler("popularity", alpha=-1).prepare(checkerboard(), np.random.default_rng(0))
+
+
+def test_users_without_any_negative_are_left_out_of_redraw_epochs():
+    # user 0 has every item with positive popularity (items 0-2; item 3 is never interacted with)
+    train = Interactions.from_indices([0, 0, 0, 1], [0, 1, 2, 0], (2, 4))
+    rng = np.random.default_rng(0)
+    pop = make_sampler("popularity")
+    pop.prepare(train, rng)
+    assert pop.n_samples() == 1
+    assert all((b["users"] == 1).all() for b in pop.batches(4, rng))
+    uni = make_sampler("bpr")  # uniform: item 3 is still a negative for user 0
+    uni.prepare(train, rng)
+    assert uni.n_samples() == 4
+    with pytest.raises(ValueError, match="every drawable item"):
+        draw_negatives(train.matrix, np.array([0]), 1, rng, item_probs=np.array([1.0, 1.0, 1.0, 0.0]))

@@ -143,10 +143,9 @@ def _has_negative(indptr, indices, users, cdf, n_items) -> np.ndarray:
         return counts < n_items
     p = np.diff(cdf, prepend=0.0) > 0
     drawable = int(p.sum())
-    # positives that are drawable, per user
-    rows = np.repeat(np.arange(users.size), counts)
-    cols = np.concatenate([indices[indptr[u]:indptr[u + 1]] for u in users]) if users.size else np.empty(0, int)
-    pos_drawable = np.bincount(rows, weights=p[cols], minlength=users.size)
+    # drawable positives per user (one bincount over the whole matrix, no loop over users)
+    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    pos_drawable = np.bincount(rows, weights=p[indices], minlength=indptr.size - 1)[users]
     return pos_drawable < drawable
 
 
