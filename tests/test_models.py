@@ -121,3 +121,18 @@ def test_make_model_errors():
         make_model("svd", train)
     with pytest.raises(ValueError, match="bad parameters"):
         make_model("mf", train, nonsense=1)
+
+
+@pytest.mark.parametrize("name", ["mf", "twotower"])
+def test_model_recommend_matches_brute_force_and_excludes_seen(name):
+    train = _train(features=True)
+    m = make_model(name, train, factors=4, random_state=0)
+    ids, scores = m.recommend([0, 3], k=3, exclude=train, device="cpu")
+    U, V = m.embedding_tables()
+    S = U @ V.T
+    seen = train.matrix.toarray() > 0
+    for row, u in enumerate([0, 3]):
+        s = np.where(seen[u], -np.inf, S[u])
+        want = np.argsort(-s, kind="stable")[:3]
+        np.testing.assert_array_equal(ids[row], want)
+        np.testing.assert_allclose(scores[row], s[want], rtol=1e-5)
