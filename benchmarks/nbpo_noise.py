@@ -93,18 +93,20 @@ def _method_params(args) -> dict[str, tuple[str, dict]]:
         "bpo": ("bpo", dict(n_negatives=args.n_negatives)),
         "nbpo": ("nbpo", nbpo),
     }
-    for extra in args.extra:  # e.g. nbpo_exact, nbpo_item
-        kind, _, variant = extra.partition("_")
-        if kind != "nbpo" or not variant:
-            raise SystemExit(f"--extra takes nbpo_<variant>, got {extra!r}")
+    for extra in args.extra:  # label:key=value,key=value  (NBPO with those parameters changed)
+        label, sep, spec = extra.partition(":")
+        if not sep or not label or label in methods:
+            raise SystemExit(f"--extra takes LABEL:key=value[,key=value], e.g. exact:objective=exact; got {extra!r}")
         p = dict(nbpo)
-        if variant in ("exact", "surrogate"):
-            p["objective"] = variant
-        elif variant in ("factor", "item", "user", "useritem"):
-            p["flip"] = "user+item" if variant == "useritem" else variant
-        else:
-            raise SystemExit(f"unknown nbpo variant {variant!r}")
-        methods[extra] = ("nbpo", p)
+        for item in filter(None, spec.split(",")):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise SystemExit(f"bad --extra item {item!r}: expected key=value")
+            try:
+                p[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                p[key] = None if value == "None" else value
+        methods[label] = ("nbpo", p)
     return methods
 
 
@@ -139,6 +141,7 @@ def run_one(name: str, params: dict, train: Interactions, test: Interactions, wo
         out["item_flip_spearman"] = _spearman(item_rates, world.item_noise_rate)
         out["user_flip_spearman"] = _spearman(user_rates, world.user_noise_rate)
         out["mean_flip_rate"] = float(item_rates.mean())
+        out["item_flip_spearman_popularity"] = _spearman(item_rates, train.item_counts().astype(float))
         # what a flip rate means in this world: P(unvoted | relevant) = 1 - exposure (1 - noise)
         item_miss, user_miss = _miss_rates(world)
         out["item_flip_spearman_total_miss"] = _spearman(item_rates, item_miss)
@@ -180,7 +183,10 @@ def main(argv=None) -> dict:
     p.add_argument("--flip-l2", type=float, default=1e-4)
     p.add_argument("--flip-init", type=float, default=0.01)
     p.add_argument("--extra", nargs="*", default=[],
-                   help="extra NBPO variants: nbpo_exact, nbpo_item, nbpo_user, nbpo_useritem, nbpo_factor")
+                   help="extra NBPO variants LABEL:key=value[,key=value], e.g. exact:objective=exact "
+                        "item:flip=item pw1:positive_weight=1.0 (NBPOSampler parameters)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="run only these labels (default: bpr bpo nbpo and the --extra variants)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these sizes)")
     p.add_argument("--quick", action="store_true", help="tiny world, 2 seeds, 3 epochs (smoke test)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "nbpo_noise.json"))
@@ -194,6 +200,11 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.WARNING)
 
     methods = _method_params(args)
+    if args.methods:
+        unknown = set(args.methods) - set(methods)
+        if unknown:
+            p.error(f"unknown --methods {sorted(unknown)}; known: {sorted(methods)}")
+        methods = {m: methods[m] for m in args.methods}
     raw: dict[str, dict[str, list[dict]]] = {}
     t_start = time.perf_counter()
     for noise in args.noise:
@@ -218,13 +229,15 @@ def main(argv=None) -> dict:
                 stats[field] = mean
                 stats[f"{field}_sem"] = sem
             block[label] = stats
-        nb = block["nbpo"]
-        block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure
-        block["flip_rank_correlation_user"] = nb["user_flip_spearman"]
-        block["flip_rank_correlation_total_miss"] = nb["item_flip_spearman_total_miss"]
-        block["flip_rank_correlation_total_miss_user"] = nb["user_flip_spearman_total_miss"]
-        block["nbpo_vs_bpo_ndcg@10"] = nb["ndcg@10"] / block["bpo"]["ndcg@10"] if block["bpo"]["ndcg@10"] else None
-        block["nbpo_vs_bpr_ndcg@10"] = nb["ndcg@10"] / block["bpr"]["ndcg@10"] if block["bpr"]["ndcg@10"] else None
+        nb = block.get("nbpo")
+        if nb is not None:
+            block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure
+            block["flip_rank_correlation_user"] = nb["user_flip_spearman"]
+            block["flip_rank_correlation_total_miss"] = nb["item_flip_spearman_total_miss"]
+            block["flip_rank_correlation_total_miss_user"] = nb["user_flip_spearman_total_miss"]
+            for base in ("bpo", "bpr"):
+                if base in block and block[base]["ndcg@10"]:
+                    block[f"nbpo_vs_{base}_ndcg@10"] = nb["ndcg@10"] / block[base]["ndcg@10"]
         result["noise"][key] = block
     result["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "out")}
     result["config"]["protocol"] = ("world true positives split 80/20 per user; train = observed clicks of the 80%; "
@@ -246,12 +259,15 @@ def main(argv=None) -> dict:
             for metric in ("ndcg@10", "recall@10", "true_ndcg@10"):
                 cells = [f"{block[m][metric]:.4f}±{block[m][metric + '_sem']:.4f}" for m in labels]
                 print(f"{key:>6} {metric:>14} " + " ".join(f"{c:>18}" for c in cells))
+            if "nbpo" not in block:
+                continue
             fr = block["flip_rank_correlation"]
             fu = block["flip_rank_correlation_user"]
             tm, tmu = block["flip_rank_correlation_total_miss"], block["flip_rank_correlation_total_miss_user"]
             r3 = lambda v: v if v is None else round(v, 3)  # noqa: E731
+            ratio = block.get("nbpo_vs_bpo_ndcg@10")
             print(f"{key:>6} flip Spearman vs injected noise: items {r3(fr)} users {r3(fu)}; vs total miss: "
-                  f"items {r3(tm)} users {r3(tmu)}; NBPO/BPO ndcg {block['nbpo_vs_bpo_ndcg@10']:.3f}")
+                  f"items {r3(tm)} users {r3(tmu)}; NBPO/BPO ndcg {r3(ratio)}")
         print(f"wall {result['wall_s']:.0f}s; written to {out}")
     return result
 
