@@ -2,16 +2,24 @@
 
 Every model of the toolkit ends as a user table ``U`` (n_users × d) and an item table ``V``
 (n_items × d); the score of a pair is ``U_u · V_i``. :func:`topk` ranks all items for many users
-at once:
+at once, in chunks of users whose score matrix (``rows × n_items`` float32) fits in
+``memory_budget_mb``, so memory never grows with ``n_users × n_items``.
 
-1. the users are cut into chunks of rows so that one chunk of scores (``rows × n_items``
-   float32) fits in ``memory_budget_mb``;
-2. a chunk of scores is one matrix product ``U[chunk] @ V.T`` (MKL/oneDNN on CPU, cuBLAS on
-   CUDA) written into a buffer reused between chunks;
-3. the already-seen items of those users (a users × items CSR, e.g. the training interactions)
-   are set to ``-inf`` in one vectorized scatter built from the CSR ``indptr``/``indices``;
-4. ``torch.topk`` keeps ``k + 1`` candidates per row; the extra one tells whether the k-th place
-   is tied with an item left out, and only such rows are re-ranked with a stable full sort.
+On CPU (the path the benchmark ``benchmarks/scoring_speed.py`` measures):
+
+1. ``torch.get_num_threads()`` worker threads each take chunks of users (about 1 MiB of scores,
+   at least 256 rows) and compute ``U[chunk] @ V.T`` with numpy's BLAS on one thread;
+2. while the chunk is still in the core's cache, a one-pass numba kernel selects the top-k per
+   row: a sorted buffer of k (score, item) pairs, blocks of 8 items skipped when none beats the
+   k-th score, and the already-seen items (a users × items CSR, e.g. the training interactions)
+   skipped exactly by walking the row's sorted CSR indices in step (no ``-inf`` writes, no
+   Python loop per user).
+
+The workers meet only at the end (no parallel region per chunk). On CUDA: the chunk is one
+``torch.mm``, the seen items are set to ``-inf`` by one scatter built from the CSR
+``indptr``/``indices``, and ``torch.topk`` keeps ``k + 1`` candidates; the extra one tells
+whether the k-th place ties with an item left out, and only such rows are re-ranked by a stable
+full sort.
 
 Determinism
 -----------
@@ -21,8 +29,9 @@ chunk size or device (up to floating-point differences of the matrix product bet
 Items scored ``-inf`` (excluded ones) are never returned: a row with fewer than ``k`` candidates
 is padded with id ``-1`` and score ``-inf``.
 
-:func:`iter_score_chunks` exposes steps 1-3 (the masked score chunks) for evaluation code that
-needs more than the top-k, e.g. the full-ranking AUC of :mod:`recsampling.evaluation`.
+:func:`iter_score_chunks` yields the masked score chunks themselves (excluded items at ``-inf``)
+for evaluation code that needs more than the top-k, e.g. the full-ranking AUC of
+:mod:`recsampling.evaluation`.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ _BYTES_PER_CELL = 8
 # No parallel region per chunk: the workers only meet at the end (robust on a busy machine).
 _CPU_CHUNK_BYTES = 2**20
 _CPU_MIN_ROWS = 256
+
 
 def chunk_rows(n_items: int, memory_budget_mb: float, n_rows: int | None = None) -> int:
     """Number of user rows scored at once so that a chunk fits in ``memory_budget_mb``.
