@@ -1,0 +1,286 @@
+"""Top-k scoring speed: recsampling.scoring.topk vs implicit's recommend vs the bare matrix product.
+
+On seeded random factors of the MovieLens-1M shape (6,040 users x 3,706 items, 64 factors) with a
+realistic exclusion matrix (about a million seen pairs, long-tail item popularity, log-normal
+user activity), one run times, on the same factors and the same thread count:
+
+- ``ours``: ``topk(U, V, k, exclude=seen)`` for all users (exact exclusion, deterministic ties);
+- ``implicit``: ``AlternatingLeastSquares.recommend(all users, seen, N=k,
+  filter_already_liked_items=True)`` with the same factors assigned;
+- ``matmul``: ``U @ V.T`` alone in torch (the floor any exact full scorer pays).
+
+Each is repeated and the best and the median are reported; the ratios use the medians.
+``--large`` adds the 100k users x 200k items case with the process's peak resident memory
+(a subset of the users by default: ``--large-users``; the time for all users is extrapolated
+linearly and labelled so).
+
+Examples
+--------
+    python benchmarks/scoring_speed.py
+    python benchmarks/scoring_speed.py --json
+    python benchmarks/scoring_speed.py --large --large-users 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=6040, help="users (default: ML-1M's 6040)")
+    p.add_argument("--items", type=int, default=3706, help="items (default: ML-1M's 3706)")
+    p.add_argument("--factors", type=int, default=64, help="factors (default 64)")
+    p.add_argument("--seen", type=int, default=1_000_000, help="seen (excluded) pairs, about (default 1e6)")
+    p.add_argument("--k", type=int, default=10, help="list length (default 10)")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats of each contender (default 7)")
+    p.add_argument("--threads", type=int, default=2, help="threads for torch and implicit (default 2)")
+    p.add_argument("--device", default="cpu", help="device of our topk and the matmul (default cpu; 'auto', 'cuda')")
+    p.add_argument("--memory-budget-mb", type=float, default=256, help="topk memory budget (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-implicit", action="store_true", help="skip the implicit baseline")
+    p.add_argument("--large", action="store_true", help="also run the 100k x 200k case")
+    p.add_argument("--large-users", type=int, default=10_000,
+                   help="users scored in the large case (default 10000 of 100000; time for all extrapolated)")
+    p.add_argument("--large-seen", type=int, default=10_000_000, help="seen pairs in the large case (default 1e7)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "scoring_speed.json"),
+                   help="where to write the JSON results")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+    return p.parse_args()
+
+
+def _problem(n_users, n_items, factors, n_seen, seed):
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    U = (rng.standard_normal((n_users, factors)) * 0.1).astype(np.float32)
+    V = (rng.standard_normal((n_items, factors)) * 0.1).astype(np.float32)
+    # long tail: item popularity ~ rank^-0.9, user activity log-normal (like MovieLens)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    pop = rng.permutation(pop / pop.sum())
+    act = rng.lognormal(0.0, 1.0, n_users)
+    act /= act.sum()
+    target = int(n_seen)
+    draw = int(target * 1.25)
+    seen = None
+    for _ in range(4):  # draw, deduplicate, top up until about ``n_seen`` unique pairs
+        u = rng.choice(n_users, size=draw, p=act)
+        i = rng.choice(n_items, size=draw, p=pop)
+        m = sp.csr_matrix((np.ones(draw, np.float32), (u, i)), shape=(n_users, n_items))
+        seen = m if seen is None else seen + m
+        seen.sum_duplicates()
+        if seen.nnz >= target:
+            break
+        draw = int((target - seen.nnz) * 1.5) + 1
+    seen.data[:] = 1.0
+    seen.sort_indices()
+    return U, V, seen
+
+
+def _time(fn, repeats):
+    import numpy as np
+
+    fn()  # warm-up (allocations, thread pools, lazy imports)
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.min(ts)), float(np.median(ts))
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    try:  # Linux: writing 5 resets VmHWM to the current RSS
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def main() -> int:
+    args = _parse()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=args.threads, user_api="blas")  # numpy's BLAS: same thread count
+    from recsampling._utils import resolve_device
+    from recsampling.scoring import topk
+
+    dev = resolve_device(args.device)
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), device_name)
+    except OSError:
+        cpu = device_name
+    if dev.type == "cpu":
+        device_name = cpu
+
+    U, V, seen = _problem(args.users, args.items, args.factors, args.seen, args.seed)
+    res: dict = {
+        "shape": [args.users, args.items, args.factors], "seen_pairs": int(seen.nnz), "k": args.k,
+        "threads": args.threads, "device": str(dev), "device_name": device_name, "cpu": cpu,
+        "repeats": args.repeats, "memory_budget_mb": args.memory_budget_mb, "torch": torch.__version__,
+        "load_avg_before": os.getloadavg()[0],
+    }
+
+    ours_out = {}
+
+    def ours():
+        ours_out["r"] = topk(U, V, args.k, exclude=seen, device=dev, memory_budget_mb=args.memory_budget_mb)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    Ut = torch.from_numpy(U).to(dev)
+    Vt = torch.from_numpy(V).to(dev)
+
+    def matmul():
+        torch.mm(Ut, Vt.T)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    res["ours_best_s"], res["ours_s"] = _time(ours, args.repeats)
+    res["matmul_torch_best_s"], res["matmul_torch_s"] = _time(matmul, args.repeats)
+    if dev.type == "cpu":
+        prod = np.empty((args.users, args.items), dtype=np.float32)
+        res["matmul_numpy_best_s"], res["matmul_numpy_s"] = _time(lambda: np.dot(U, V.T, out=prod), args.repeats)
+        del prod
+    # the floor: the faster of the two bare products (torch's BLAS, numpy's BLAS)
+    floor = min(("torch", "numpy"), key=lambda b: res.get(f"matmul_{b}_s", float("inf")))
+    res["matmul_backend"] = floor
+    res["matmul_best_s"], res["matmul_s"] = res[f"matmul_{floor}_best_s"], res[f"matmul_{floor}_s"]
+    if not args.no_implicit:
+        import warnings
+
+        import implicit
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        # implicit warns about OpenBLAS threads at model creation (advice for ALS training); the
+        # benchmark times its recommend with both BLAS settings below and keeps the faster
+        warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
+
+        model = AlternatingLeastSquares(factors=args.factors, num_threads=args.threads, random_state=0)
+        model.user_factors = U
+        model.item_factors = V
+        userids = np.arange(args.users)
+        imp_out = {}
+
+        def imp():
+            imp_out["r"] = model.recommend(userids, seen, N=args.k, filter_already_liked_items=True)
+
+        # implicit runs its batches on its own threads and calls numpy's BLAS inside each: time it
+        # with BLAS at 1 thread (implicit's advice) and at --threads, and keep its faster setting
+        by_blas = {}
+        for blas in sorted({1, args.threads}):
+            with threadpool_limits(limits=blas, user_api="blas"):
+                by_blas[blas] = _time(imp, args.repeats)
+        res["implicit_by_blas_threads"] = {str(b): {"best_s": v[0], "median_s": v[1]} for b, v in by_blas.items()}
+        best_blas = min(by_blas, key=lambda b: by_blas[b][1])
+        res["implicit_blas_threads"] = best_blas
+        res["implicit_best_s"], res["implicit_s"] = by_blas[best_blas]
+        res["implicit_version"] = implicit.__version__
+        # same answers? (random float factors: ties are rare, so the lists should be equal)
+        a = ours_out["r"][0]
+        b = np.asarray(imp_out["r"][0])
+        res["same_lists_as_implicit"] = float(np.mean(np.all(np.sort(a, 1) == np.sort(b, 1), axis=1)))
+        res["speedup_vs_implicit"] = res["implicit_s"] / res["ours_s"]
+        res["speedup_vs_implicit_best"] = res["implicit_best_s"] / res["ours_best_s"]
+    excl = ours_out["r"][0]
+    rows = np.repeat(np.arange(args.users), args.k)
+    res["excluded_items_returned"] = int(np.asarray(seen[rows, np.maximum(excl.ravel(), 0)]).ravel()
+                                         [excl.ravel() >= 0].sum())
+    res["matmul_share"] = res["matmul_s"] / res["ours_s"]
+    res["matmul_share_best"] = res["matmul_best_s"] / res["ours_best_s"]
+
+    if args.large:
+        n_users, n_items = 100_000, 200_000
+        del U, V, Ut, Vt, seen, ours_out
+        LU, LV, lseen = _problem(n_users, n_items, args.factors, args.large_seen, args.seed + 1)
+        sub = np.arange(min(args.large_users, n_users))
+        rss_before = _rss_mb()
+        reset = _reset_peak()
+        t = time.perf_counter()
+        ids, _ = topk(LU, LV, args.k, exclude=lseen, users=sub, device=dev, memory_budget_mb=args.memory_budget_mb)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        res["large"] = {
+            "shape": [n_users, n_items, args.factors], "seen_pairs": int(lseen.nnz), "users_scored": int(sub.size),
+            "seconds": dt, "seconds_all_users_extrapolated": dt * n_users / sub.size,
+            "users_per_s": sub.size / dt, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(),
+            "peak_reset_before_call": reset, "memory_budget_mb": args.memory_budget_mb,
+            "dense_scores_would_need_mb": n_users * n_items * 4 / 2**20,
+        }
+        if dev.type == "cuda":
+            res["large"]["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    res["load_avg_after"] = os.getloadavg()[0]
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+
+    print(f"top-{args.k} for {args.users} users x {args.items} items x {args.factors} factors, "
+          f"{res['seen_pairs']} seen pairs excluded, {args.threads} threads, {device_name} ({dev})")
+    print(f"{'contender':<28}{'median s':>10}{'best s':>10}")
+    print(f"{'recsampling topk':<28}{res['ours_s']:>10.4f}{res['ours_best_s']:>10.4f}")
+    if "implicit_s" in res:
+        print(f"{'implicit recommend':<28}{res['implicit_s']:>10.4f}{res['implicit_best_s']:>10.4f}"
+              f"  (BLAS threads {res['implicit_blas_threads']})")
+    print(f"{'matmul alone, torch':<28}{res['matmul_torch_s']:>10.4f}{res['matmul_torch_best_s']:>10.4f}")
+    if "matmul_numpy_s" in res:
+        print(f"{'matmul alone, numpy':<28}{res['matmul_numpy_s']:>10.4f}{res['matmul_numpy_best_s']:>10.4f}")
+    if "implicit_s" in res:
+        print(f"speed-up vs implicit: {res['speedup_vs_implicit']:.2f}x (best-of: {res['speedup_vs_implicit_best']:.2f}x);"
+              f" identical lists: {100 * res['same_lists_as_implicit']:.1f}% of users")
+    print(f"matmul share of our time: {res['matmul_share']:.2f} (best-of: {res['matmul_share_best']:.2f}; "
+          f"floor = the faster product, {res['matmul_backend']})")
+    print(f"load average before / after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
+    if "large" in res:
+        L = res["large"]
+        print(f"large {L['shape']}: {L['users_scored']} users in {L['seconds']:.2f} s "
+              f"({L['users_per_s']:.0f} users/s; all users ~{L['seconds_all_users_extrapolated']:.0f} s"
+              f"{' extrapolated' if L['users_scored'] < n_users else ''}), peak RSS {L['peak_rss_mb']:.0f} MiB "
+              f"(dense scores would need {L['dense_scores_would_need_mb']:.0f} MiB)")
+    print(f"wrote {out}")
+    if args.json:
+        print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
