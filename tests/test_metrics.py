@@ -301,3 +301,33 @@ def test_evaluate_rejects_bad_arguments(case):
         evaluate((U, V), test, metrics=["ips_dcg"])
     with pytest.raises(ValueError, match="shape"):
         evaluate((U, V[:-1]), test)
+
+
+def test_evaluate_users_subset_and_sparse_test_items(case):
+    U, V, train, test = case
+    res = evaluate((U, V), test, train=train, ks=(5,), metrics=["recall"], users=[0, 1, 7, 8], device="cpu")
+    has = np.diff(test.indptr) > 0
+    assert res.n_users == has[[7, 8]].sum() and res.n_users_skipped == 4 - res.n_users
+    # candidates given as a sparse matrix give the same numbers as the equivalent padded array
+    cand = (train + test).tocsr()
+    cand.data[:] = 1
+    arr = np.full((cand.shape[0], int(np.diff(cand.indptr).max())), -1)
+    for u in range(cand.shape[0]):
+        items = cand.indices[cand.indptr[u]:cand.indptr[u + 1]]
+        arr[u, : items.size] = items[::-1]  # order must not matter
+    a = evaluate((U, V), test, protocol="test_items", test_items=cand, ks=(3,), device="cpu")
+    b = evaluate((U, V), test, protocol="test_items", test_items=arr, ks=(3,), device="cpu")
+    pd.testing.assert_frame_equal(a.per_user, b.per_user)
+
+
+def test_evaluate_per_item_and_per_pair_propensities_agree(case):
+    U, V, train, test = case
+    theta_item = np.linspace(0.1, 1.0, test.shape[1])
+    a = evaluate((U, V), test, train=train, ks=(5,), metrics=["ips_dcg", "snips_recall"], propensities=theta_item,
+                 device="cpu")
+    t = test.tocsr()
+    t.sort_indices()
+    b = evaluate((U, V), t, train=train, ks=(5,), metrics=["ips_dcg", "snips_recall"],
+                 propensities=theta_item[t.indices], device="cpu")
+    pd.testing.assert_frame_equal(a.per_user, b.per_user)
+    assert a.to_dict()["ips_dcg@5"] >= 0

@@ -144,3 +144,17 @@ def test_cuda_matches_cpu(rng):
     gpu = topk(U, V, 10, exclude=X, device="cuda", memory_budget_mb=0.05)
     np.testing.assert_array_equal(cpu[0], gpu[0])
     np.testing.assert_array_equal(cpu[1], gpu[1])
+
+
+def test_same_result_for_any_thread_count(rng):
+    U, V, X = random_case(rng, n_users=600, n_items=50, integer=True)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = topk(U, V, 8, exclude=X, device="cpu", memory_budget_mb=0.01)
+        torch.set_num_threads(2)
+        two = topk(U, V, 8, exclude=X, device="cpu", memory_budget_mb=0.01)
+    finally:
+        torch.set_num_threads(old)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[0], reference_topk(U, V, 8, exclude=X)[0])
