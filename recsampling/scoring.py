@@ -240,7 +240,7 @@ def _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress, mask=Tr
 _BLOCK = 8
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})  # no NaN: inputs are checked finite
 def _select_kernel(S, k, indptr, indices, rows, out_idx, out_val):  # pragma: no cover - compiled
     """Per row of ``S``: the ``k`` best columns, without the CSR-excluded ones or ``-inf``.
 
@@ -269,10 +269,11 @@ def _select_kernel(S, k, indptr, indices, rows, out_idx, out_val):  # pragma: no
         j = 0
         while j < m:
             if cnt == k and j + _BLOCK <= m:
-                hit = False
-                for t in range(_BLOCK):
-                    hit |= row[j + t] > thresh
-                if not hit:
+                blk = row[j: j + _BLOCK]
+                mx = blk[np.uint64(0)]  # unsigned indices: no negative-index wrap-around code
+                for t in range(1, _BLOCK):
+                    mx = max(mx, blk[np.uint64(t)])
+                if not (mx > thresh):
                     j += _BLOCK
                     continue
                 end = j + _BLOCK
