@@ -6,6 +6,7 @@ the synthetic world), ``recsampling.samplers``, ``recsampling.models``, ``recsam
 """
 
 from recsampling.data import Interactions
+from recsampling.recommender import Recommender
 
 __version__ = "0.1.0"
-__all__ = ["Interactions", "__version__"]
+__all__ = ["Interactions", "Recommender", "__version__"]

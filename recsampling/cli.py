@@ -1,0 +1,317 @@
+"""The ``recsampling`` command: datasets, train, evaluate, recommend, and the demo (main job).
+
+Every command that prints a table also takes ``--json`` (then its last stdout line is one JSON
+object). Bad arguments and bad files end with one clear line on stderr and a non-zero exit, never
+a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """An error meant for the user: printed as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- output helpers
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _emit(obj: dict, as_json: bool, table=None) -> None:
+    """Print ``table`` (a DataFrame or str) or the dict, or one JSON line with ``--json``."""
+    if as_json:
+        print(json.dumps(_jsonable(obj)))
+        return
+    if table is None:
+        width = max((len(str(k)) for k in obj), default=0)
+        for k, v in obj.items():
+            print(f"{str(k):<{width}}  {v}")
+    else:
+        print(table if isinstance(table, str) else table.to_string())
+
+
+def _load_config(path: str | None) -> dict:
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"config file {p} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error is the user's file
+        raise CLIError(f"config file {p} could not be parsed: {e}") from None
+
+
+def _parse_kv(pairs: Sequence[str] | None, what: str) -> dict:
+    """``["n_negatives=4", "alpha=0.5"]`` -> ``{"n_negatives": 4, "alpha": 0.5}`` (JSON values)."""
+    out = {}
+    for item in pairs or ():
+        if "=" not in item:
+            raise CLIError(f"{what} must look like KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+# --------------------------------------------------------------------------- data
+def _dataset(args) -> Any:
+    from recsampling.data.datasets import load_dataset
+
+    return load_dataset(args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False))
+
+
+def _train_test(args):
+    """(train, test, test_items) as positives, from a dataset name or file, split as asked."""
+    from recsampling.data.splits import random_split
+
+    ds = _dataset(args)
+    data = ds.interactions
+    threshold = args.threshold
+    if threshold is not None and data.ratings is None:
+        threshold = None  # pairs without ratings are all positives
+    train = data.to_implicit(threshold)
+    test_items = None
+    if ds.test is not None:
+        test = ds.test.to_implicit(threshold) if (threshold is not None and ds.test.ratings is not None) else ds.test
+        test_items = ds.info.get("test_items") if isinstance(ds.info, dict) else None
+    else:
+        split = random_split(train, test_fraction=args.test_fraction, random_state=args.seed)
+        train, test = split.train, split.test
+    return ds, train, test, test_items
+
+
+def cmd_datasets(args) -> int:
+    from recsampling.data.datasets import describe_dataset, list_datasets
+
+    if args.action == "list":
+        rows = list_datasets()
+        import pandas as pd
+
+        _emit({"datasets": rows}, args.json, pd.DataFrame(rows).to_string(index=False))
+        return 0
+    if not args.dataset:
+        raise CLIError("datasets describe needs a dataset name or file, e.g. 'recsampling datasets describe ml-100k'")
+    ds = _dataset(args)
+    _emit(describe_dataset(ds), args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- train / evaluate / recommend
+def _recommender_from_args(args, config: dict):
+    from recsampling.recommender import Recommender
+
+    params = dict(config.get("trainer", {}))
+    for key in ("epochs", "lr", "l2", "batch_size", "optimizer", "device"):
+        value = getattr(args, key, None)
+        if value is not None:
+            params[key] = value
+    model_params = {**config.get("model_params", {}), **_parse_kv(args.model_param, "--model-param")}
+    sampler_params = {**config.get("sampler_params", {}), **_parse_kv(args.sampler_param, "--sampler-param")}
+    return Recommender(
+        model=args.model or config.get("model", "mf"),
+        sampler=args.sampler or config.get("sampler", "bpr"),
+        model_params=model_params,
+        sampler_params=sampler_params,
+        random_state=args.seed,
+        progress=not args.json and not args.quiet,
+        **params,
+    )
+
+
+def _eval_table(result) -> tuple[dict, str]:
+    d = result.to_dict()
+    return d, result.summary.to_string(index=False)
+
+
+def cmd_train(args) -> int:
+    config = _load_config(args.config)
+    ds, train, test, test_items = _train_test(args)
+    rec = _recommender_from_args(args, config)
+    rec.fit(train)
+    ks = tuple(args.k)
+    result = rec.evaluate(test, ks=ks)
+    out = {"dataset": ds.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict()}
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        rec.save(args.out)
+        out["saved_to"] = str(args.out)
+    _, table = _eval_table(result)
+    _emit(out, args.json, table + (f"\nsaved to {args.out}" if args.out else ""))
+    return 0
+
+
+def _load_recommender(path: str):
+    from recsampling.recommender import Recommender
+
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"model folder {p} does not exist (train one with 'recsampling train --out {p}')")
+    return Recommender.load(p)
+
+
+def cmd_evaluate(args) -> int:
+    rec = _load_recommender(args.model_dir)
+    ds, train, test, test_items = _train_test(args)
+    result = rec.evaluate(test, ks=tuple(args.k))
+    d, table = _eval_table(result)
+    _emit({"dataset": ds.name, **d}, args.json, table)
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    import numpy as np
+
+    rec = _load_recommender(args.model_dir)
+    raw = [u.strip() for u in args.users.split(",") if u.strip()]
+    if not raw:
+        raise CLIError("--users needs at least one user id, e.g. --users 1,2,3")
+    user_ids = rec.train_.user_ids
+    lookup = {str(u): i for i, u in enumerate(user_ids)}
+    missing = [u for u in raw if u not in lookup]
+    if missing:
+        raise CLIError(f"unknown user id(s) {missing[:5]}; the model knows {len(user_ids)} users")
+    idx = np.array([lookup[u] for u in raw])
+    ids, scores = rec.recommend(idx, k=args.top)
+    items = rec.train_.item_ids
+    rows = {u: [items[i].item() if hasattr(items[i], "item") else items[i] for i in row if i >= 0]
+            for u, row in zip(raw, ids)}
+    if args.json:
+        _emit({"recommendations": rows}, True)
+    else:
+        for u, its in rows.items():
+            print(f"{u}: {' '.join(map(str, its))}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from recsampling.demo import run_demo
+
+    table, summary = run_demo(quick=args.quick, seed=args.seed, epochs=args.epochs,
+                              progress=not (args.json or args.quiet))
+    _emit(summary, args.json, table)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--dataset", required=required,
+                   help="a dataset name (see 'recsampling datasets list') or a CSV/TSV/Parquet file")
+    p.add_argument("--data-dir", default=None, help="folder holding the data sets (e.g. ../shared/data)")
+    p.add_argument("--download", action="store_true", help="download the official release if absent")
+    p.add_argument("--threshold", type=float, default=4.0,
+                   help="ratings >= this are positives (default 4; ignored for data without ratings)")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="per-user holdout fraction when the data has no randomized test set")
+    p.add_argument("-k", type=int, nargs="+", default=[10], help="cut-offs of the metrics (default 10)")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="a TOML or JSON file with model/sampler/model_params/sampler_params/trainer")
+    p.add_argument("--model", help="mf or twotower (default mf)")
+    p.add_argument("--sampler", help="a registered sampler, e.g. bpr, popularity, dns, bpo, nbpo, relmf, ubpr, dla")
+    p.add_argument("--model-param", action="append", metavar="KEY=VALUE", help="model parameter (repeatable)")
+    p.add_argument("--sampler-param", action="append", metavar="KEY=VALUE", help="sampler parameter (repeatable)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--l2", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"])
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--out", help="folder to save the trained model in")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsampling", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("datasets", help="list the supported data sets or describe one")
+    p.add_argument("action", choices=["list", "describe"])
+    p.add_argument("dataset", nargs="?", help="name or file, for describe")
+    p.add_argument("--data-dir", default=None, help="folder holding the data sets (e.g. ../shared/data)")
+    p.add_argument("--download", action="store_true", help="download the official release if absent")
+    common(p)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a model and evaluate it on the test split")
+    _add_data_args(p)
+    _add_train_args(p)
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model")
+    p.add_argument("--model-dir", required=True)
+    _add_data_args(p)
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-k items for some users of a saved model")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--users", required=True, help="comma separated raw user ids")
+    p.add_argument("--top", type=int, default=10, help="how many items (default 10)")
+    common(p)
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("demo", help="the main job: every method on the embedded synthetic world, one table")
+    p.add_argument("--quick", action="store_true", help="a smaller world and fewer epochs")
+    p.add_argument("--epochs", type=int, default=None)
+    common(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="recsampling: %(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("recsampling: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError) as e:
+        if args.debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"recsampling: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The recsampling command: datasets describe, errors as one line, train/recommend, the demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsampling.cli import main
+
+
+def _last_json(capsys) -> dict:
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def test_describe_ml100k_json(shared_data, capsys):
+    assert main(["datasets", "describe", "ml-100k", "--data-dir", str(shared_data), "--json"]) == 0
+    d = _last_json(capsys)
+    assert (d["users"], d["items"], d["interactions"]) == (943, 1682, 100000)
+
+
+def test_describe_synthetic_json(capsys):
+    assert main(["datasets", "describe", "synthetic", "--json"]) == 0
+    d = _last_json(capsys)
+    assert d["users"] == 943 and d["items"] == 1682 and 80_000 < d["interactions"] < 120_000
+
+
+def test_malformed_csv_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id\n1,2\n,3\n")
+    assert main(["datasets", "describe", str(bad), "--json"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "user_id" in err[0] and "Traceback" not in err[0]
+
+
+def test_missing_dataset_says_where_to_put_files(tmp_path, capsys):
+    assert main(["datasets", "describe", "ml-100k", "--data-dir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "u.data" in err[0]
+
+
+def test_train_save_recommend_roundtrip(tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["train", "--dataset", "synthetic", "--epochs", "2", "--out", str(out), "--json",
+                 "--sampler-param", "n_negatives=1"]) == 0
+    d = _last_json(capsys)
+    assert 0.0 <= d["ndcg@10"] <= 1.0 and d["sampler"] == "bpr"
+    assert main(["recommend", "--model-dir", str(out), "--users", "0,1", "--top", "5", "--json"]) == 0
+    recs = _last_json(capsys)["recommendations"]
+    assert set(recs) == {"0", "1"} and all(len(v) == 5 for v in recs.values())
+
+
+def test_unknown_sampler_is_one_line_error(capsys):
+    assert main(["train", "--dataset", "synthetic", "--sampler", "nope", "--epochs", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
+
+
+@pytest.mark.slow
+def test_demo_quick_json(capsys):
+    assert main(["demo", "--quick", "--json"]) == 0
+    d = _last_json(capsys)
+    assert "mf + bpr (uniform)" in d["methods"]
+    assert all(0.0 < m["true_ndcg@10"] <= 1.0 for m in d["methods"].values())
