@@ -63,3 +63,11 @@ def test_demo_quick_json(capsys):
     d = _last_json(capsys)
     assert "mf + bpr (uniform)" in d["methods"]
     assert all(0.0 < m["true_ndcg@10"] <= 1.0 for m in d["methods"].values())
+
+
+def test_literal_nan_user_id_is_rejected(tmp_path, capsys):
+    bad = tmp_path / "nan.csv"
+    bad.write_text("user_id,item_id\n1,2\nnan,3\n")
+    assert main(["datasets", "describe", str(bad)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "user_id" in err[0] and "line 3" in err[0]

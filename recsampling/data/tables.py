@@ -78,6 +78,9 @@ class Source:
         return open(self.path / name, "rb")
 
 
+#: Cell texts read as a missing value (ids too: an id "nan" is a missing id, not a string).
+_MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]
+
 def _line_of(row: int, header: bool) -> int:
     return int(row) + 1 + int(header)
 
@@ -158,7 +161,7 @@ def parse_table(
                 usecols=usecols,
                 dtype=dtype,
                 keep_default_na=False,
-                na_values=[""],
+                na_values=_MISSING,
                 encoding=encoding,
                 compression=compression,
                 engine="c",
