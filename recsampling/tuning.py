@@ -1,0 +1,215 @@
+"""Optuna hyperparameter search for a model x sampler pair, with per-epoch pruning.
+
+``search_space(trial, model, sampler)`` draws one configuration, ``make_objective`` trains a
+:class:`recsampling.Recommender` with it and reports the validation metric after every epoch
+(``trial.report``), raising ``optuna.TrialPruned`` when the pruner says so, and ``run_study``
+creates or resumes (``load_if_exists``) a study in any RDB storage (SQLite by default, a file
+under the run folder), so several processes or machines can work on one study. Give every
+method the same ``n_trials`` to compare them fairly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from recsampling.data.interactions import Interactions
+
+__all__ = ["search_space", "make_objective", "run_study", "default_storage"]
+
+logger = logging.getLogger(__name__)
+
+_FACTORS = (16, 32, 64, 128)
+_NEGATIVES = (1, 2, 4, 8)
+
+
+def _sampler_params_of(sampler: str) -> set:
+    from recsampling.samplers import SAMPLERS  # importing the package registers the built-ins
+
+    cls = SAMPLERS.get(sampler)
+    if cls is None:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {sorted(SAMPLERS)}")
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def search_space(trial, model: str, sampler: str) -> dict:
+    """Draw one configuration for ``model`` x ``sampler`` from ``trial``.
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+    model : {"mf", "twotower"}
+    sampler : str
+        A registered sampler name.
+
+    Returns
+    -------
+    dict
+        ``{"lr", "l2", "model_params", "sampler_params"}``: ``lr`` in [1e-3, 1e-1] and ``l2`` in
+        [1e-6, 1e-2] (log-uniform), ``factors`` in {16, 32, 64, 128}, ``n_negatives`` in
+        {1, 2, 4, 8} where the sampler has it, and the method's knobs: NBPO ``flip_l2``
+        (log [1e-6, 1e-2]), Rel-MF / UBPR propensity clip ``M`` (log [1e-3, 0.3]) and ``eta``
+        ([0.1, 1.0]), DLA ``propensity_lr`` (log [1e-3, 1e-1]).
+    """
+    if model not in ("mf", "twotower"):
+        raise ValueError(f"model must be 'mf' or 'twotower', got {model!r}")
+    names = _sampler_params_of(sampler)
+    sp: dict[str, Any] = {}
+    if "n_negatives" in names:
+        sp["n_negatives"] = trial.suggest_categorical("n_negatives", _NEGATIVES)
+    if sampler == "nbpo" and "flip_l2" in names:
+        sp["flip_l2"] = trial.suggest_float("flip_l2", 1e-6, 1e-2, log=True)
+    if sampler in ("relmf", "ubpr"):
+        if "clip" in names:
+            sp["clip"] = trial.suggest_float("clip", 1e-3, 0.3, log=True)
+        if "eta" in names:
+            sp["eta"] = trial.suggest_float("eta", 0.1, 1.0)
+    if sampler == "dla" and "propensity_lr" in names:
+        sp["propensity_lr"] = trial.suggest_float("propensity_lr", 1e-3, 1e-1, log=True)
+    return {
+        "lr": trial.suggest_float("lr", 1e-3, 1e-1, log=True),
+        "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+        "model_params": {"factors": trial.suggest_categorical("factors", _FACTORS)},
+        "sampler_params": sp,
+    }
+
+
+def make_objective(train: Interactions, valid: Interactions, model: str = "mf", sampler: str = "bpr",
+                   epochs: int = 10, metric: str = "ndcg@10", random_state: int | None = 0,
+                   **fit_params) -> Callable:
+    """An Optuna objective: fit with a sampled configuration, report ``metric`` every epoch.
+
+    Parameters
+    ----------
+    train, valid : Interactions
+        Training data and the validation set (same index space).
+    model, sampler : str
+    epochs : int
+    metric : str
+        Validation metric maximized (e.g. ``"ndcg@10"``).
+    random_state : int or None
+        Seed of each fit (the same for every trial, so trials differ only by their parameters).
+    **fit_params
+        Further :class:`recsampling.Recommender` arguments (``batch_size``, ``device``, ...).
+
+    Returns
+    -------
+    callable
+        ``objective(trial) -> float``, the best validation ``metric`` over the epochs. Raises
+        ``optuna.TrialPruned`` when ``trial.should_prune()`` after a report.
+    """
+    import optuna
+
+    from recsampling.recommender import Recommender
+
+    if not isinstance(train, Interactions) or not isinstance(valid, Interactions):
+        raise ValueError("train and valid must be Interactions")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+
+    def objective(trial) -> float:
+        params = search_space(trial, model, sampler)
+
+        def report(epoch: int, logs: dict) -> None:
+            if metric not in logs:
+                return
+            trial.report(float(logs[metric]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        rec = Recommender(model=model, sampler=sampler, model_params=params["model_params"],
+                          sampler_params=params["sampler_params"], epochs=epochs, lr=params["lr"],
+                          l2=params["l2"], metric=metric, random_state=random_state, callbacks=[report],
+                          **fit_params)
+        rec.fit(train, valid)
+        best = rec.history_.best_metric
+        if best is None:
+            raise ValueError(f"no validation {metric!r} was computed")
+        return float(best)
+
+    return objective
+
+
+def default_storage(run_dir: str | Path = "runs/tuning", study_name: str = "study") -> str:
+    """A SQLite URL for a file ``<run_dir>/<study_name>.db`` (the folder is created)."""
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(d / f'{study_name}.db').resolve()}"
+
+
+def _pruner(pruner, n_startup_trials: int, n_warmup_steps: int, max_resource: int):
+    import optuna
+
+    if pruner is None or pruner == "none":
+        return optuna.pruners.NopPruner()
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource)
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    raise ValueError(f"pruner must be 'median', 'hyperband', 'none' or an optuna pruner, got {pruner!r}")
+
+
+def run_study(model: str, sampler: str, train: Interactions, valid: Interactions, n_trials: int = 20,
+              storage: str | None = None, study_name: str | None = None, pruner="median",
+              load_if_exists: bool = True, seed: int | None = 0, epochs: int = 10,
+              metric: str = "ndcg@10", run_dir: str | Path = "runs/tuning", n_startup_trials: int = 5,
+              n_warmup_steps: int = 1, **fit_params):
+    """Create (or resume) a study and run ``n_trials`` more trials of ``model`` x ``sampler``.
+
+    Parameters
+    ----------
+    model, sampler : str
+    train, valid : Interactions
+    n_trials : int
+        Trials run by this call (they add to those already stored).
+    storage : str, optional
+        Any Optuna RDB URL (``sqlite:///path.db``, ``postgresql://...``); by default a SQLite
+        file under ``run_dir``.
+    study_name : str, optional
+        Defaults to ``f"{model}-{sampler}"``.
+    pruner : {"median", "hyperband", "none"} or optuna pruner
+    load_if_exists : bool
+        Resume a stored study of the same name.
+    seed : int or None
+        Seeds the TPE sampler and each fit.
+    epochs, metric, fit_params
+        See :func:`make_objective`.
+    run_dir : path
+        Folder of the default SQLite file.
+    n_startup_trials, n_warmup_steps : int
+        Of the median pruner.
+
+    Returns
+    -------
+    optuna.Study
+    """
+    import optuna
+
+    if not isinstance(n_trials, int) or n_trials < 0:
+        raise ValueError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+    study_name = study_name or f"{model}-{sampler}"
+    if storage is None:
+        storage = default_storage(run_dir, study_name)
+    # Offset the TPE seed by the stored trial count so a resumed study does not replay the same draws.
+    sampler_seed = seed
+    if seed is not None and load_if_exists:
+        try:
+            done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
+            sampler_seed = seed + done
+        except KeyError:
+            pass
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, direction="maximize", load_if_exists=load_if_exists,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=min(n_startup_trials, 10)),
+        pruner=_pruner(pruner, n_startup_trials, n_warmup_steps, epochs),
+    )
+    study.set_user_attr("model", model)
+    study.set_user_attr("sampler", sampler)
+    objective = make_objective(train, valid, model, sampler, epochs=epochs, metric=metric,
+                               random_state=seed, **fit_params)
+    study.optimize(objective, n_trials=n_trials, catch=(ValueError,), show_progress_bar=False)
+    return study

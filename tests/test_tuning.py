@@ -1,0 +1,73 @@
+import multiprocessing as mp
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from recsampling.data import make_world  # noqa: E402
+from recsampling.data.splits import validation_split  # noqa: E402
+from recsampling.tuning import run_study, search_space  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _data():
+    w = make_world(120, 150, 2000, random_state=0)
+    s = validation_split(w.clicks, 0.2, random_state=0)
+    return s.train, s.eval_test
+
+
+def _study(storage, n_trials, name="t"):
+    train, valid = _data()
+    return run_study("mf", "bpr", train, valid, n_trials=n_trials, storage=storage, study_name=name,
+                     epochs=3, seed=0, n_startup_trials=2, n_warmup_steps=1, device="cpu", batch_size=512)
+
+
+def test_study_runs_prunes_and_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = _study(storage, 8)
+    states = [t.state for t in study.trials]
+    assert len(states) == 8
+    assert optuna.trial.TrialState.PRUNED in states
+    done = {t.number: (t.value, t.params) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert done
+    # every trial reported the metric per epoch
+    assert all(len(t.intermediate_values) >= 1 for t in study.trials)
+
+    resumed = _study(storage, 3)
+    assert len(resumed.trials) == 11
+    again = {t.number: (t.value, t.params) for t in resumed.trials if t.number in done}
+    assert again == done
+
+
+def test_search_space_has_method_knobs():
+    for sampler, knobs in [("nbpo", {"flip_l2", "n_negatives"}), ("relmf", {"clip", "eta"}),
+                           ("ubpr", {"clip", "eta"}), ("dla", {"propensity_lr"}), ("bpr", {"n_negatives"})]:
+        trial = optuna.create_study().ask()
+        params = search_space(trial, "mf", sampler)
+        assert knobs <= set(params["sampler_params"]), sampler
+        assert {"lr", "l2", "factors"} <= set(trial.params)
+    with pytest.raises(ValueError):
+        search_space(optuna.create_study().ask(), "mf", "no-such-sampler")
+
+
+def _worker(storage):
+    import torch
+    torch.set_num_threads(1)
+    _study(storage, 3, name="shared")
+
+
+def test_two_processes_share_one_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(storage,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert len(trials) == 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state.is_finished() for t in trials)
