@@ -5,7 +5,7 @@
 
 A second run with the same ``--storage`` and ``--study`` resumes: its trials add to the stored ones.
 With ``--json`` the last stdout line is one JSON object: study, n_trials, n_complete, n_pruned,
-best_value, best_params, seconds.
+best_value, best_params, seconds (also written to benchmarks/results/tuning/STUDY.json).
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ def main(argv=None) -> dict:
                "best_params": study.best_params if complete else None, "seconds": round(secs, 2)}
     print(f"\n{len(trials)} trials ({len(complete)} complete, {len(pruned)} pruned) in {secs:.1f}s; "
           f"best {a.metric} = {summary['best_value']}")
+    out = Path(__file__).parent / "results" / "tuning"
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"{study_name}.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out / f"{study_name}.json")
     if a.json:
         print(json.dumps(summary))
     return summary
