@@ -1,7 +1,7 @@
 """Tune one model x sampler with Optuna on a synthetic world (per-epoch pruning, resumable storage).
 
     python benchmarks/tune.py --quick --storage sqlite:///DIR/s.db [--json]
-    python benchmarks/tune.py --model mf --sampler nbpo --trials 50 --epochs 20
+    python benchmarks/tune.py --model mf --sampler nbpo --trials 50 --epochs 20 --plots benchmarks/results/tuning
 
 A second run with the same ``--storage`` and ``--study`` resumes: its trials add to the stored ones.
 With ``--json`` the last stdout line is one JSON object: study, n_trials, n_complete, n_pruned,
@@ -23,6 +23,33 @@ from recsampling.data.splits import validation_split
 from recsampling.tuning import run_study
 
 
+def save_plots(study, out: Path, name: str) -> list:
+    """Optuna's optimization history and parameter importances as PNGs; returns their paths."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vm
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind, fn in (("history", vm.plot_optimization_history), ("importance", vm.plot_param_importances)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+            try:
+                ax = fn(study)
+            except Exception as e:  # importance needs >= 2 complete trials with varying params
+                print(f"skipped the {kind} plot: {e}")
+                continue
+        path = out / f"{name}-{kind}.png"
+        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(ax.figure)
+        paths.append(str(path))
+    return paths
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny world (200 users x 300 items), 3 epochs, 8 trials")
@@ -38,6 +65,8 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="save Optuna's history and parameter-importance plots as PNGs in DIR")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -74,6 +103,8 @@ def main(argv=None) -> dict:
     tmp = out / f"{study_name}.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / f"{study_name}.json")
+    if a.plots and complete:
+        summary["plots"] = save_plots(study, Path(a.plots), study_name)
     if a.json:
         print(json.dumps(summary))
     return summary
