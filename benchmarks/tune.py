@@ -20,34 +20,7 @@ import torch
 
 from recsampling.data import make_world
 from recsampling.data.splits import validation_split
-from recsampling.tuning import run_study
-
-
-def save_plots(study, out: Path, name: str) -> list:
-    """Optuna's optimization history and parameter importances as PNGs; returns their paths."""
-    import warnings
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as vm
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for kind, fn in (("history", vm.plot_optimization_history), ("importance", vm.plot_param_importances)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
-            try:
-                ax = fn(study)
-            except Exception as e:  # importance needs >= 2 complete trials with varying params
-                print(f"skipped the {kind} plot: {e}")
-                continue
-        path = out / f"{name}-{kind}.png"
-        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(ax.figure)
-        paths.append(str(path))
-    return paths
+from recsampling.tuning import run_study, save_plots
 
 
 def main(argv=None) -> dict:

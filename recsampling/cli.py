@@ -1,4 +1,4 @@
-"""The ``recsampling`` command: datasets, train, evaluate, recommend, and the demo (main job).
+"""The ``recsampling`` command: datasets, train, evaluate, recommend, tune, bench and the demo (main job).
 
 Every command that prints a table also takes ``--json`` (then its last stdout line is one JSON
 object). Bad arguments and bad files end with one clear line on stderr and a non-zero exit, never
@@ -223,6 +223,44 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    import optuna
+
+    from recsampling.data.splits import validation_split
+    from recsampling.suite import GRID, load_task
+    from recsampling.tuning import default_storage, run_study, save_plots
+
+    if args.model not in ("mf", "twotower"):
+        raise CLIError(f"--model must be mf or twotower, got {args.model!r}")
+    samplers = list(GRID[args.model]) if args.sampler == "all" else [s.strip() for s in args.sampler.split(",")]
+    if args.trials < 1 or args.epochs < 1:
+        raise CLIError("--trials and --epochs must be >= 1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task = load_task(args.dataset, args.data_dir, quick=args.quick, split_seed=args.split_seed)
+    # tune on a validation split of the training part: the suite's test set is never looked at
+    inner = validation_split(task.train, 0.2, random_state=args.seed)
+    storage = args.storage or default_storage(args.run_dir, "studies")
+    rows, plots = [], []
+    for sampler in samplers:
+        name = f"{args.dataset}-{args.model}-{sampler}"
+        study = run_study(args.model, sampler, inner.train, inner.eval_test, n_trials=args.trials, storage=storage,
+                          study_name=name, pruner=args.pruner, seed=args.seed, epochs=args.epochs,
+                          metric=args.metric, dataset=args.dataset, device=args.device)
+        states = [t.state for t in study.trials]
+        done = states.count(optuna.trial.TrialState.COMPLETE)
+        rows.append({"study": name, "trials": len(states), "complete": done,
+                     "pruned": states.count(optuna.trial.TrialState.PRUNED),
+                     f"best {args.metric}": study.best_value if done else None,
+                     "best params": study.best_params if done else None})
+        if args.plots and done:
+            plots += save_plots(study, args.plots, name)
+    import pandas as pd
+
+    table = pd.DataFrame(rows).to_string(index=False) + f"\nstorage: {storage}  (use: recsampling bench --tuned {storage})"
+    _emit({"storage": storage, "studies": rows, "plots": plots}, args.json, table)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", required=required,
@@ -288,6 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_recommend)
 
+    p = sub.add_parser("tune", help="Optuna studies of a model x sampler(s) on a validation split, resumable")
+    p.add_argument("--dataset", default="synthetic",
+                   help="synthetic, ml-100k, ml-1m, coat or yahoo-r3 (the suite's protocol; default synthetic)")
+    p.add_argument("--data-dir", default=None, help="folder holding the real data sets (e.g. ../shared/data)")
+    p.add_argument("--quick", action="store_true", help="the small synthetic world")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the world / train-test split (as in bench)")
+    p.add_argument("--model", default="mf", help="mf or twotower (default mf)")
+    p.add_argument("--sampler", default="bpr",
+                   help="a sampler, a comma-separated list, or 'all' (every sampler of the model, the same budget each)")
+    p.add_argument("--trials", type=int, default=20, help="trials per study added by this call (default 20)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    p.add_argument("--metric", default="ndcg@10", help="validation metric maximized (default ndcg@10)")
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    p.add_argument("--storage", default=None,
+                   help="Optuna RDB URL shared by the studies (default sqlite file RUN_DIR/studies.db)")
+    p.add_argument("--run-dir", default="runs/tuning", help="folder of the default storage (default runs/tuning)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="save Optuna's history and importance PNGs in DIR")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    common(p)
+    p.set_defaults(func=cmd_tune)
+
+    sub.add_parser("bench", help="the benchmark suite (models x samplers x datasets x seeds); "
+                                 "'recsampling bench --help' lists its options", add_help=False)
+
     p = sub.add_parser("demo", help="the main job: every method on the embedded synthetic world, one table")
     p.add_argument("--quick", action="store_true", help="a smaller world and fewer epochs")
     p.add_argument("--epochs", type=int, default=None)
@@ -297,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["bench"]:  # the suite parses its own options
+        return _bench(argv[argv.index("bench") + 1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="recsampling: %(levelname)s: %(message)s")
@@ -308,6 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError) as e:
         if args.debug:
             raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"recsampling: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _bench(argv: list) -> int:
+    from recsampling.suite import main as suite_main
+
+    logging.basicConfig(level=logging.WARNING, format="recsampling: %(levelname)s: %(message)s")
+    try:
+        return suite_main(argv, prog="recsampling bench")
+    except (ValueError, FileNotFoundError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"recsampling: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from recsampling.data.interactions import Interactions
 
-__all__ = ["search_space", "make_objective", "run_study", "default_storage"]
+__all__ = ["search_space", "make_objective", "run_study", "default_storage", "best_config", "load_tuned", "save_plots"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
               storage: str | None = None, study_name: str | None = None, pruner="median",
               load_if_exists: bool = True, seed: int | None = 0, epochs: int = 10,
               metric: str = "ndcg@10", run_dir: str | Path = "runs/tuning", n_startup_trials: int = 5,
-              n_warmup_steps: int = 1, **fit_params):
+              n_warmup_steps: int = 1, dataset: str | None = None, **fit_params):
     """Create (or resume) a study and run ``n_trials`` more trials of ``model`` x ``sampler``.
 
     Parameters
@@ -182,6 +182,9 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
         Folder of the default SQLite file.
     n_startup_trials, n_warmup_steps : int
         Of the median pruner.
+    dataset : str, optional
+        Recorded on the study (``user_attrs["dataset"]``) so :func:`load_tuned` applies its best
+        parameters to that data set only.
 
     Returns
     -------
@@ -209,7 +212,117 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     )
     study.set_user_attr("model", model)
     study.set_user_attr("sampler", sampler)
+    if dataset is not None:
+        study.set_user_attr("dataset", str(dataset))
     objective = make_objective(train, valid, model, sampler, epochs=epochs, metric=metric,
                                random_state=seed, **fit_params)
     study.optimize(objective, n_trials=n_trials, catch=(ValueError,), show_progress_bar=False)
     return study
+
+
+def best_config(study) -> dict:
+    """The best trial of ``study`` as a fit configuration.
+
+    Returns
+    -------
+    dict
+        ``{"lr", "l2", "model_params", "sampler_params"}`` of :func:`search_space`, rebuilt from
+        the best trial's parameters, plus ``"value"`` (its validation metric) and ``"study"``.
+
+    Raises
+    ------
+    ValueError
+        When the study has no completed trial or lacks the ``model`` / ``sampler`` attributes
+        that :func:`run_study` records.
+    """
+    import optuna
+
+    attrs = study.user_attrs
+    if "model" not in attrs or "sampler" not in attrs:
+        raise ValueError(f"study {study.study_name!r} was not made by run_study (no model/sampler attributes)")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise ValueError(f"study {study.study_name!r} has no completed trial yet")
+    best = study.best_trial
+    config = search_space(optuna.trial.FixedTrial(best.params), attrs["model"], attrs["sampler"])
+    return {**config, "value": float(best.value), "study": study.study_name}
+
+
+def load_tuned(storage: str) -> dict:
+    """The best configuration of every usable study in an Optuna storage.
+
+    Parameters
+    ----------
+    storage : str
+        An RDB URL (``sqlite:///path.db``).
+
+    Returns
+    -------
+    dict
+        ``(dataset or None, model, sampler) -> best_config(study)``; a study without a
+        ``dataset`` attribute applies to every data set. Studies without a completed trial are
+        skipped (logged).
+    """
+    import optuna
+
+    if not isinstance(storage, str) or "://" not in storage:
+        raise ValueError(f"storage must be an Optuna RDB URL such as sqlite:///runs/s.db, got {storage!r}")
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        raise FileNotFoundError(f"no Optuna storage at {storage[len('sqlite:///'):]}")
+    out = {}
+    for name in optuna.study.get_all_study_names(storage=storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+        try:
+            config = best_config(study)
+        except ValueError as e:
+            logger.warning("skipping study %s: %s", name, e)
+            continue
+        attrs = study.user_attrs
+        out[(attrs.get("dataset"), attrs["model"], attrs["sampler"])] = config
+    if not out:
+        raise ValueError(f"{storage} holds no study with a completed trial")
+    return out
+
+
+def save_plots(study, out: str | Path, name: str | None = None) -> list[str]:
+    """Optuna's optimization history and parameter importances as PNGs in ``out``.
+
+    Parameters
+    ----------
+    study : optuna.Study
+    out : path
+        Folder (created).
+    name : str, optional
+        File stem (default the study's name): ``<name>-history.png``, ``<name>-importance.png``.
+
+    Returns
+    -------
+    list of str
+        The files written; the importance plot needs two completed trials with varying
+        parameters and is left out (logged) otherwise.
+    """
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or study.study_name
+    paths = []
+    for kind, plot in (("history", vm.plot_optimization_history), ("importance", vm.plot_param_importances)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+            try:
+                ax = plot(study)
+            except (ValueError, RuntimeError) as e:
+                logger.warning("no %s plot for %s: %s", kind, name, e)
+                continue
+        path = out / f"{name}-{kind}.png"
+        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(ax.figure)
+        paths.append(str(path))
+    return paths

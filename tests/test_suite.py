@@ -1,0 +1,129 @@
+"""The benchmark suite: cells, resume, reports, tuned parameters, the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsampling import suite
+from recsampling.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(datasets=("synthetic",), models=("mf", "implicit"), samplers=("bpr", "als"), seeds=(0, 1), quick=True,
+             epochs=1, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def tiny_world(monkeypatch):
+    """A smaller quick world keeps these tests at a few seconds each."""
+    monkeypatch.setitem(suite.DATASETS["synthetic"]["quick"], "world",
+                        dict(n_users=120, n_items=150, target_interactions=2_500))
+
+
+def test_grid_runs_writes_reports_and_resumes(tmp_path):
+    res = suite.run_suite(tmp_path, **SMALL)
+    assert sorted(res.ran) == sorted(c.key for c in suite.plan(["synthetic"], ["mf", "implicit"], [0, 1],
+                                                                 ["bpr", "als"], quick=True, epochs=1))
+    # "bpr" names our sampler and implicit's BPR: mf+bpr, implicit+bpr, implicit+als, 2 seeds each
+    assert len(res.ran) == 6 and not res.reused and not res.failed
+    df = pd.read_csv(res.files["csv"])
+    assert len(df) == 6
+    assert set(df["method"]) == {"bpr", "als"} and set(df["model"]) == {"mf", "implicit"}
+    for col in ("true_ndcg@10", "dcg@5", "recall@5", "map@5", "train_s", "samples_per_s", "seed"):
+        assert df[col].notna().all(), col
+    assert df["true_ndcg@10"].between(0, 1).all()
+    md = Path(res.files["markdown"]).read_text()
+    assert "| mf + bpr |" in md and "| implicit + als |" in md and "**" in md and " ± " in md
+    assert res.files["plots"] and all(Path(p).stat().st_size > 1000 for p in res.files["plots"])
+
+    again = suite.run_suite(tmp_path, **SMALL)
+    assert not again.ran and len(again.reused) == 6
+    assert pd.read_csv(again.files["csv"]).equals(df)
+
+
+def test_only_missing_stale_or_broken_cells_rerun(tmp_path):
+    kw = {**SMALL, "models": ("mf",), "samplers": ("bpr",), "plots": False}
+    first = suite.run_suite(tmp_path, **kw)
+    cells = tmp_path / "cells"
+    a, b = sorted(cells.glob("*.json"))
+    a.unlink()  # lost (a run killed before the cell finished)
+    b.write_text('{"key": "trunc')  # a torn file is not a finished cell
+    again = suite.run_suite(tmp_path, **kw)
+    assert sorted(again.ran) == sorted(first.ran) and not again.reused
+    longer = suite.run_suite(tmp_path, **{**kw, "epochs": 2})
+    assert len(longer.ran) == 2, "a changed configuration must not reuse the old cells"
+    assert not list(cells.glob("*.tmp*"))
+
+
+def test_cells_are_seeded(tmp_path):
+    kw = {**SMALL, "models": ("mf",), "samplers": ("bpr",), "seeds": (3,), "plots": False}
+    one = suite.run_suite(tmp_path / "a", **kw)
+    two = suite.run_suite(tmp_path / "b", **kw)
+    m1 = json.loads((tmp_path / "a" / "cells" / f"{one.ran[0]}.json").read_text())["metrics"]
+    m2 = json.loads((tmp_path / "b" / "cells" / f"{two.ran[0]}.json").read_text())["metrics"]
+    assert m1 == pytest.approx(m2)
+
+
+def test_absent_dataset_is_skipped_not_fatal(tmp_path):
+    res = suite.run_suite(tmp_path / "out", datasets=("yahoo-r3",), models=("mf",), samplers=("bpr",), seeds=(0,),
+                          quick=True, epochs=1, data_dir=tmp_path / "empty", progress=False)
+    assert "yahoo-r3" in res.skipped_datasets and not res.ran
+    assert res.files["csv"] is None
+
+
+def test_plan_rejects_bad_names():
+    with pytest.raises(ValueError, match="model"):
+        suite.plan(["synthetic"], ["svd"], [0])
+    with pytest.raises(ValueError, match="method"):
+        suite.plan(["synthetic"], ["mf"], [0], samplers=["nope"])
+    with pytest.raises(ValueError, match="dataset"):
+        suite.plan(["netflix"], ["mf"], [0])
+    # in-batch negatives belong to the two-tower model only
+    assert {c.method for c in suite.plan(["synthetic"], ["mf"], [0])} == set(suite.GRID["mf"])
+    assert "inbatch" not in suite.GRID["mf"] and "inbatch" in suite.GRID["twotower"]
+
+
+def test_tuned_study_feeds_the_grid(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    rc = cli_main(["tune", "--quick", "--model", "mf", "--sampler", "bpr", "--trials", "2", "--epochs", "1",
+                   "--storage", storage, "--json", "--plots", str(tmp_path / "plots")])
+    assert rc == 0
+    from recsampling.tuning import load_tuned
+
+    tuned = load_tuned(storage)
+    best = tuned[("synthetic", "mf", "bpr")]
+    (cell,) = suite.plan(["synthetic"], ["mf"], [0], ["bpr"], quick=True, tuned=tuned)
+    assert cell.config["lr"] == best["lr"] and cell.config["l2"] == best["l2"]
+    assert cell.config["factors"] == best["model_params"]["factors"]
+    assert cell.config["sampler_params"] == best["sampler_params"] and cell.config["tuned"] == "synthetic-mf-bpr"
+    # a study of another data set leaves that data set's defaults alone
+    (other,) = suite.plan(["coat"], ["mf"], [0], ["bpr"], quick=True, tuned=tuned)
+    assert other.config["tuned"] is None and other.config["lr"] == suite.BASE["lr"]
+    assert list((tmp_path / "plots").glob("*history.png"))
+
+
+def test_bench_command_errors_are_one_line(capsys, tmp_path):
+    assert cli_main(["bench", "--models", "svd", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "svd" in err[0]
+    assert cli_main(["bench", "--tuned", str(tmp_path / "none.db"), "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_quick_script_end_to_end_and_rerun(tmp_path):
+    """What CI's smoke test runs: ``benchmarks/run.py --quick`` twice (the second reuses every cell)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path), "--json", "--quiet",
+           "--data-dir", str(ROOT.parent / "shared" / "data")]
+    first = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    assert first["ran"] > 0 and not first["failed"] and first["reused"] == 0
+    assert Path(first["csv"]).is_file() and Path(first["markdown"]).is_file()
+    assert any(p.endswith(".png") for p in first["plots"])
+    second = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    assert second["ran"] == 0 and second["reused"] == first["ran"]
