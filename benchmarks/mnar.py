@@ -109,38 +109,68 @@ def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.
 
 
 # ------------------------------------------------------------------------------------------- runs
-def sampler_for(method: str, args) -> tuple[str, dict]:
-    common = dict(clip=args.clip, propensities="popularity", eta=args.eta)
+def item_propensities(train, eta: float, norm: str):
+    """Per-item popularity propensities: ``"max"`` -> ``(n_i / max n)^eta`` (the sampler's own
+    ``"popularity"``), ``"users"`` -> ``(n_i / n_users)^eta`` clipped to [1e-6, 1] (the authors'
+    Coat preprocessing in usaito/unbiased-pairwise-rec)."""
+    if norm == "max":
+        return "popularity"
+    counts = train.item_counts().astype(np.float64)
+    return np.clip((counts / train.n_users) ** eta, 1e-6, 1.0)
+
+
+def sampler_for(method: str, args, train=None, overrides: dict | None = None) -> tuple[str, dict]:
+    """Sampler name and parameters of ``method``; ``overrides`` (tuned values) win over the flags."""
+    o = dict(overrides or {})
+    eta = o.get("eta", args.eta)
+    prop = "popularity" if train is None else item_propensities(train, eta, args.propensity_norm)
+    common = dict(clip=args.clip, propensities=prop, eta=eta)
     if method == "naive":
-        return "pointwise", dict(n_negatives=args.n_negatives, delta=args.delta,
-                                 unobserved_weight=args.unobserved_weight)
-    if method == "bpr":
-        return "bpr", dict(n_negatives=1)
-    if method == "relmf":
-        return "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
-                             unobserved_weight=args.unobserved_weight, **common)
-    if method == "relmf_true_propensity":
-        return "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
-                             unobserved_weight=args.unobserved_weight, clip=args.clip, propensities="data")
-    if method == "ubpr":
-        return "ubpr", dict(n_negatives=args.ubpr_negatives, beta=args.beta, **common)
-    raise ValueError(f"unknown method {method!r}")
+        name, params = "pointwise", dict(n_negatives=args.n_negatives, delta=args.delta,
+                                         unobserved_weight=args.unobserved_weight)
+    elif method == "bpr":
+        name, params = "bpr", dict(n_negatives=1)
+    elif method == "relmf":
+        name, params = "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
+                                     unobserved_weight=args.unobserved_weight, **common)
+    elif method == "relmf_true_propensity":
+        name, params = "relmf", dict(n_negatives=args.n_negatives, delta=args.delta,
+                                     unobserved_weight=args.unobserved_weight, clip=args.clip, propensities="data")
+    elif method == "ubpr":
+        name, params = "ubpr", dict(n_negatives=args.ubpr_negatives, beta=args.beta, **common)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    for k in ("n_negatives", "clip", "beta"):
+        if k in o and k in params:
+            params[k] = o[k]
+    if "eta" in o and "eta" in params:
+        params["eta"] = o["eta"]
+    return name, params
 
 
-def run_one(task: Task, method: str, seed: int, args) -> dict:
-    from recsampling.evaluation import evaluate
+def fit_model(train, method: str, seed: int, args, hp: dict | None = None):
+    """Train ``method`` on ``train``; ``hp`` (tuned ``lr``, ``l2``, ``factors`` and sampler knobs)
+    overrides the command-line values."""
     from recsampling.models import make_model
     from recsampling.samplers import make_sampler
     from recsampling.train import Trainer
 
-    name, params = sampler_for(method, args)
+    hp = dict(hp or {})
+    name, params = sampler_for(method, args, train, hp)
     sampler = make_sampler(name, **params)
-    model_params = dict(factors=args.factors, random_state=seed)
-    model = make_model(args.model, task.train, **model_params)
-    trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=args.l2,
-                      device=args.device, random_state=seed, backend="torch", progress=False)
+    model = make_model(args.model, train, factors=int(hp.get("factors", args.factors)), random_state=seed)
+    trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=hp.get("lr", args.lr),
+                      l2=hp.get("l2", args.l2), device=args.device, random_state=seed, backend="torch",
+                      progress=False)
+    trainer.fit(model, sampler, train)
+    return model
+
+
+def run_one(task: Task, method: str, seed: int, args, hp: dict | None = None) -> dict:
+    from recsampling.evaluation import evaluate
+
     t0 = time.perf_counter()
-    trainer.fit(model, sampler, task.train)
+    model = fit_model(task.train, method, seed, args, hp)
     fit_s = time.perf_counter() - t0
 
     out = {"fit_s": fit_s}
@@ -162,7 +192,85 @@ def run_one(task: Task, method: str, seed: int, args) -> dict:
                 for m in ("true_dcg", "true_ndcg", "true_recall"):
                     out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
         out[f"{group}/n_users"] = d["n_users"]
+        if group == "all":
+            out.update(rare_share(model, task.test_items, task.rare_items, pu.index.to_numpy()))
     return out
+
+
+def rare_share(model, cand: np.ndarray, rare_cand: np.ndarray, users: np.ndarray) -> dict:
+    """Share of rare items among each user's top-K of all test candidates (mean over ``users``).
+
+    ``all/rare_share@K`` shows whether a method moves rare items up *against popular ones*,
+    which the rare-item metrics (rare items ranked among themselves) do not see;
+    ``all/rare_share_random`` is its value under a random order (the rare share of the candidates).
+    """
+    U, V = model.embedding_tables()
+    c = cand[users]
+    ok = c >= 0
+    scores = np.einsum("uf,ujf->uj", U[users], V[np.maximum(c, 0)])
+    order = np.argsort(-np.where(ok, scores, -np.inf), axis=1, kind="stable")
+    rare = np.take_along_axis(rare_cand[users] >= 0, order, axis=1)
+    n_ok = ok.sum(1)
+    out = {f"all/rare_share@{k}": float(np.mean(rare[:, :k].sum(1) / np.minimum(n_ok, k))) for k in KS}
+    out["all/rare_share_random"] = float(np.mean((rare_cand[users] >= 0).sum(1) / n_ok))
+    return out
+
+
+def tune_method(train, method: str, args, seed: int = 0) -> dict:
+    """Optuna search for ``method`` on a validation split of the *biased* training clicks.
+
+    The split moves ``--valid-fraction`` of each user's training clicks to a validation set
+    (:func:`recsampling.data.splits.validation_split`, seeded); a trial trains on the rest with a
+    configuration drawn by :func:`recsampling.tuning.search_space` (lr, l2, factors, negatives,
+    and Rel-MF / UBPR's clip ``M`` and ``eta``; plus UBPR's ``beta`` here) and is scored by
+    ``--tune-metric`` on the validation clicks, ranked against all items the user did not click
+    in the fit part. ``snips_dcg@K`` weights each validation click by ``1 / theta_i`` with
+    ``theta_i = (n_i / max n)^0.5`` from all training clicks, self-normalized per user (the
+    authors' "unbiased evaluator" idea, Saito et al.'s code; the same propensities for every
+    method, whatever ``eta`` a trial uses); ``ndcg@K`` is the plain, popularity-biased metric.
+    Every method gets the same number of trials, the same TPE seed and the same split; the
+    randomized test set is never seen.
+    """
+    import optuna
+
+    from recsampling.data.splits import validation_split
+    from recsampling.evaluation import evaluate
+    from recsampling.propensity import popularity_propensity
+    from recsampling.tuning import search_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    split = validation_split(train, args.valid_fraction, random_state=seed)
+    fit_train, valid = split.train, split.eval_test
+    metric = args.tune_metric
+    base, _, k = metric.partition("@")
+    eval_prop = popularity_propensity(train, 0.5)  # > 0 for every clicked item
+    sampler_name = sampler_for(method, args)[0]
+
+    def objective(trial) -> float:
+        space = search_space(trial, args.model, sampler_name)
+        hp = {"lr": space["lr"], "l2": space["l2"], **space["model_params"], **space["sampler_params"]}
+        if method == "relmf_true_propensity":
+            hp.pop("eta", None)  # drawn by the shared space, unused with the true propensities
+        if method == "ubpr":
+            hp["beta"] = trial.suggest_float("beta", 1e-4, 1.0, log=True)
+        model = fit_model(fit_train, method, seed, args, hp)
+        res = evaluate(model, valid, train=fit_train, ks=(int(k),), metrics=[base],
+                       propensities=eval_prop[valid.matrix.indices] if base.startswith(("ips_", "snips_")) else None,
+                       device=args.device)
+        value = float(res[metric])
+        if not np.isfinite(value):
+            raise optuna.TrialPruned(f"non-finite {metric}")
+        return value
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=args.tune, catch=(ValueError, RuntimeError))
+    best = dict(study.best_params)
+    if method == "relmf_true_propensity":
+        best.pop("eta", None)
+    return {"best_params": best, "best_value": float(study.best_value), "metric": metric,
+            "n_trials": len(study.trials), "valid_clicks": int(valid.nnz), "fit_clicks": int(fit_train.nnz),
+            "wall_s": time.perf_counter() - t0}
 
 
 def ideal_loss(model, relevance: np.ndarray, delta: str) -> float:
@@ -252,6 +360,19 @@ def main(argv=None) -> int:
     p.add_argument("--rare-quantile", type=float, default=0.5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a shared machine)")
+    p.add_argument("--propensity-norm", default="max", choices=("max", "users"),
+                   help="popularity propensities (Rel-MF, UBPR): (n_i / max n)^eta (the WSDM paper) or "
+                        "(n_i / n_users)^eta (the authors' Coat preprocessing)")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="tune every method with N Optuna trials on a validation split of the biased training "
+                        "clicks (same budget, seed and split for all), then train each with its best values on "
+                        "all training clicks over the seeds; 0 (default): the fixed values of the flags")
+    p.add_argument("--tune-metric", default="snips_dcg@5",
+                   help="validation metric of --tune: snips_dcg@K (clicks weighted 1/theta, self-normalized), "
+                        "ndcg@K, dcg@K, recall@K, ... (full ranking of the held-out clicks)")
+    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of each user's clicks held out by --tune")
+    p.add_argument("--tune-seed", type=int, default=0,
+                   help="seed of --tune's validation split, TPE sampler and trial fits (and of the synthetic world tuned on)")
     p.add_argument("--quick", action="store_true", help="a tiny run: 2 seeds, few epochs, a small world")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
@@ -278,7 +399,23 @@ def main(argv=None) -> int:
     if args.seeds < 1:
         raise SystemExit("--seeds must be >= 1")
 
+    if args.tune < 0:
+        raise SystemExit("--tune must be >= 0")
+    if not 0 < args.valid_fraction < 1:
+        raise SystemExit("--valid-fraction must be in (0, 1)")
+    if args.tune and not args.tag:
+        args.tag = "tuned"
+
     t_start = time.perf_counter()
+    tuning: dict[str, dict] = {}
+    if args.tune:
+        # one study per method on the --tune-seed data (on synthetic: that seed's world), then the
+        # best values are used for every seed
+        task0 = load_task(args.dataset, args.data_dir, args.tune_seed, args.quick)
+        for m in methods:
+            tuning[m] = tune_method(task0.train, m, args, seed=args.tune_seed)
+            print(f"# tuned {m:22s} {args.tune_metric}={tuning[m]['best_value']:.4f} {tuning[m]['best_params']} "
+                  f"({tuning[m]['wall_s']:.0f}s)", file=sys.stderr, flush=True)
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
     info = {}
     for seed in range(args.seeds):
@@ -288,7 +425,7 @@ def main(argv=None) -> int:
                 "test_positives": task.test.nnz, "rare_item_max_clicks": thr,
                 "rare_items": int((task.train.item_counts() <= thr).sum())}
         for m in methods:
-            per_seed[m].append(run_one(task, m, seed, args))
+            per_seed[m].append(run_one(task, m, seed, args, tuning.get(m, {}).get("best_params")))
             print(f"# seed {seed} {m:22s} dcg@5={per_seed[m][-1]['all/dcg@5']:.4f} "
                   f"recall@5={per_seed[m][-1]['all/recall@5']:.4f} ({per_seed[m][-1]['fit_s']:.1f}s)",
                   file=sys.stderr, flush=True)
@@ -304,8 +441,10 @@ def main(argv=None) -> int:
 
     config = {k: getattr(args, k) for k in ("dataset", "seeds", "model", "factors", "epochs", "batch_size", "lr", "l2",
                                             "clip", "eta", "delta", "unobserved_weight", "n_negatives",
-                                            "ubpr_negatives", "beta", "rare_quantile", "quick")}
+                                            "ubpr_negatives", "beta", "rare_quantile", "quick", "propensity_norm",
+                                            "tune", "tune_metric", "valid_fraction", "tune_seed")}
     result = {"benchmark": "mnar", "config": config, "data": info, "methods": summary, "ratios_vs_naive": ratios,
+              "tuning": tuning,
               "wall_s": time.perf_counter() - t_start, "threads": args.threads, "python": platform.python_version(),
               "torch": torch.__version__}
 
@@ -314,6 +453,9 @@ def main(argv=None) -> int:
           "", table(summary, "all", cols), "",
           f"Rare items (training clicks <= {info['rare_item_max_clicks']:g}; {info['rare_items']} of "
           f"{info['n_items']} items):", "", table(summary, "rare", cols), ""]
+    md += ["Share of rare items in each user's top K of all test items (random order: "
+           f"{next(iter(summary.values()))['all/rare_share_random']:.3f}):", "",
+           table(summary, "all", [f"rare_share@{k}" for k in KS]), ""]
     md += ["DCG normalized by the user's relevant test items (Saito et al.'s scale):", "",
            table(summary, "all", [f"dcg_norm@{k}" for k in KS]), ""]
     if args.dataset == "synthetic":
@@ -326,6 +468,14 @@ def main(argv=None) -> int:
         for m, d in summary.items():
             md.append(f"| {m} | {d['ideal_loss']:.5f}" + (f" ± {d['ideal_loss_se']:.5f}" if "ideal_loss_se" in d else "")
                       + " |")
+        md.append("")
+    if tuning:
+        md += [f"Tuned ({args.tune} Optuna trials per method, {args.tune_metric} on {args.valid_fraction:g} of each "
+               "user's biased training clicks; these values then trained on all training clicks):", "",
+               "| method | validation | best values |", "|---|---|---|"]
+        for m, t in tuning.items():
+            vals = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["best_params"].items())
+            md.append(f"| {m} | {t['best_value']:.4f} | {vals} |")
         md.append("")
     text = "\n".join(md)
     if not args.no_write:
