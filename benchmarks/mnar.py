@@ -112,10 +112,17 @@ def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.
 def item_propensities(train, eta: float, norm: str):
     """Per-item popularity propensities: ``"max"`` -> ``(n_i / max n)^eta`` (the sampler's own
     ``"popularity"``), ``"users"`` -> ``(n_i / n_users)^eta`` clipped to [1e-6, 1] (the authors'
-    Coat preprocessing in usaito/unbiased-pairwise-rec)."""
+    Coat preprocessing in usaito/unbiased-pairwise-rec), ``"flat"`` -> the same value
+    ``(mean_{n_i > 0} n_i / n_users)^eta`` for every item (a control: the clicks' weight level of
+    ``"users"`` without any difference between popular and rare items)."""
     if norm == "max":
         return "popularity"
     counts = train.item_counts().astype(np.float64)
+    if norm == "flat":
+        level = counts[counts > 0].mean() / train.n_users if (counts > 0).any() else 1.0
+        return np.full(train.n_items, float(np.clip(level ** eta, 1e-6, 1.0)))
+    if norm != "users":
+        raise ValueError(f"propensity norm must be 'max', 'users' or 'flat', got {norm!r}")
     return np.clip((counts / train.n_users) ** eta, 1e-6, 1.0)
 
 
@@ -360,9 +367,10 @@ def main(argv=None) -> int:
     p.add_argument("--rare-quantile", type=float, default=0.5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a shared machine)")
-    p.add_argument("--propensity-norm", default="max", choices=("max", "users"),
-                   help="popularity propensities (Rel-MF, UBPR): (n_i / max n)^eta (the WSDM paper) or "
-                        "(n_i / n_users)^eta (the authors' Coat preprocessing)")
+    p.add_argument("--propensity-norm", default="max", choices=("max", "users", "flat"),
+                   help="popularity propensities (Rel-MF, UBPR): (n_i / max n)^eta (the WSDM paper), "
+                        "(n_i / n_users)^eta (the authors' Coat preprocessing), or 'flat': one value "
+                        "(mean n_i / n_users)^eta for all items (a control without popularity differences)")
     p.add_argument("--tune", type=int, default=0, metavar="N",
                    help="tune every method with N Optuna trials on a validation split of the biased training "
                         "clicks (same budget, seed and split for all), then train each with its best values on "

@@ -108,3 +108,7 @@ def test_propensity_norms(bench):
     assert bench.item_propensities(train, 0.5, "max") == "popularity"  # the sampler's (n_i / max n)^eta
     users = bench.item_propensities(train, 0.5, "users")
     np.testing.assert_allclose(users, [1.0, np.sqrt(0.5), 0.5, 1e-6])  # (n_i / n_users)^0.5, floored at 1e-6
+    flat = bench.item_propensities(train, 0.5, "flat")  # (mean of 4, 2, 1 over 4 users)^0.5 for every item
+    np.testing.assert_allclose(flat, np.full(4, np.sqrt(7 / 3 / 4)))
+    with pytest.raises(ValueError, match="propensity norm"):
+        bench.item_propensities(train, 0.5, "median")
