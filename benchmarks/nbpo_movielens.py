@@ -55,8 +55,10 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1],
                    help="L2 grid; each method takes the value with the best validation NDCG@10")
-    p.add_argument("--flip-l2", type=float, default=1e-4)
-    p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"])
+    p.add_argument("--flip-l2", type=float, default=None, help="NBPO flip_l2 (default: NBPOSampler's)")
+    p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"],
+                   choices=["bpr", "bpo", "nbpo", "nbpo_const"],
+                   help="nbpo_const: NBPO with a fixed flip rate of 0.5 (flip='constant'), the ablation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="default: benchmarks/results/nbpo_<dataset>.json")
     p.add_argument("--json", action="store_true")
@@ -67,7 +69,9 @@ def main(argv=None) -> dict:
     data = ds.interactions
     if data.ratings is not None:
         data = data.to_implicit(args.threshold)
-    params = {"bpr": {}, "bpo": {"n_negatives": 4}, "nbpo": {"n_negatives": 4, "flip_l2": args.flip_l2}}
+    nbpo = {"n_negatives": 4} if args.flip_l2 is None else {"n_negatives": 4, "flip_l2": args.flip_l2}
+    params = {"bpr": ("bpr", {}), "bpo": ("bpo", {"n_negatives": 4}), "nbpo": ("nbpo", nbpo),
+              "nbpo_const": ("nbpo", {"n_negatives": 4, "flip": "constant", "flip_init": 0.5})}
     runs: dict[str, list[dict]] = {m: [] for m in args.methods}
     t_start = time.perf_counter()
     for seed in range(args.seeds):
@@ -80,14 +84,14 @@ def main(argv=None) -> dict:
                 model = make_model("mf", split.train, factors=args.factors, random_state=seed)
                 fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=l2, device="cpu",
                               random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
-                    model, make_sampler(name, **params.get(name, {})), vs.train, valid=vs.test)
+                    model, make_sampler(params[name][0], **params[name][1]), vs.train, valid=vs.test)
                 if best is None or fit.best_metric > best[0]:
                     best = (fit.best_metric, l2, model, fit)
             _, l2, model, fit = best
             res = evaluate(model, split.eval_test, train=split.train, ks=(10,), metrics=list(METRICS),
                            device="cpu").to_dict()
             row = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
-            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2)
+            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2, valid_ndcg=float(best[0]))
             runs[name].append(row)
             if not args.json:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "

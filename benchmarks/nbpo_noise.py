@@ -17,6 +17,15 @@ truth, with the training clicks excluded from the ranking:
   ``1 − exposure·(1 − noise)``: in this world a relevant item is unvoted mostly because it was
   never exposed (MNAR), which a flip rate cannot tell apart from injected noise.
 
+Two baselines say what the flip-rate correlations are worth: ``rarity_rank_correlation`` (``_user``)
+is the Spearman correlation of minus the training count of each item (user) with its injected
+noise rate — what an estimator that only knows "this item is rare" achieves — and
+``flip_rank_correlation_pairs`` compares the learned flip rate of each unvoted true positive
+(held-out or hidden pair) with that pair's injected rate. ``world`` per noise rate reports how
+much of the unvoted pool is a true positive (``unvoted_true_positive_share``), a hidden one
+(``unvoted_hidden_share``) and the relevance mass (``unvoted_relevance_share``): the label noise
+NBPO models is what contaminates the uniformly drawn unvoted items.
+
 ``--exposure full`` draws a world in which every pair is exposed, so that label noise is the only
 reason a relevant item is unvoted (apart from the held-out test part); in the default world most
 relevant items are unvoted because they were never exposed (about two thirds of the relevance
@@ -95,9 +104,23 @@ def _miss_rates(world) -> tuple[np.ndarray, np.ndarray]:
     return (rel * miss).sum(0) / rel.sum(0), (rel * miss).sum(1) / rel.sum(1)
 
 
+def _world_stats(train: Interactions, test: Interactions, world) -> dict:
+    """How much of the unvoted pool the label noise contaminates (what NBPO's flips are about)."""
+    unvoted = float(train.n_users * train.n_items - train.nnz)
+    return {
+        "train_clicks": float(train.nnz),
+        "unvoted_true_positive_share": test.nnz / unvoted,  # held-out + hidden true positives
+        "unvoted_hidden_share": world.hidden_positives.nnz / unvoted,
+        "unvoted_relevance_share": float(world.relevance.sum(dtype=np.float64) - world.relevance[
+            train.user_index(), train.item_index()].sum(dtype=np.float64)) / unvoted,
+    }
+
+
 def _method_params(args) -> dict[str, tuple[str, dict]]:
     nbpo = dict(n_negatives=args.n_negatives, flip=args.flip, objective=args.objective, flip_lr=args.flip_lr,
-                flip_l2=args.flip_l2, flip_init=args.flip_init)
+                flip_init=args.flip_init)
+    if args.flip_l2 is not None:
+        nbpo["flip_l2"] = args.flip_l2
     methods = {
         "bpr": ("bpr", {}),
         "bpo": ("bpo", dict(n_negatives=args.n_negatives)),
@@ -145,6 +168,7 @@ def run_one(name: str, params: dict, train: Interactions, test: Interactions, wo
     out = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
     out["fit_s"] = fit_s
     out["l2"] = l2
+    out["valid_ndcg"] = float(best[0]) if valid is not None else None
     out["best_epoch"] = fit.best_epoch if valid is not None else args.epochs
     if name == "nbpo":
         item_rates, user_rates = sampler.item_flip_rates_, sampler.user_flip_rates_
@@ -156,6 +180,12 @@ def run_one(name: str, params: dict, train: Interactions, test: Interactions, wo
         item_miss, user_miss = _miss_rates(world)
         out["item_flip_spearman_total_miss"] = _spearman(item_rates, item_miss)
         out["user_flip_spearman_total_miss"] = _spearman(user_rates, user_miss)
+        # the data-only baseline a flip rate has to beat: rarity (minus the training count)
+        out["item_rarity_spearman"] = _spearman(-train.item_counts().astype(float), world.item_noise_rate)
+        out["user_rarity_spearman"] = _spearman(-train.user_counts().astype(float), world.user_noise_rate)
+        # pair level, on the true positives the model did not train on (held-out and hidden)
+        tu, ti = test.matrix.nonzero()
+        out["pair_flip_spearman"] = _spearman(sampler.flip_rates(tu, ti, pairs=True), world.noise_rate()[tu, ti])
     return out
 
 
@@ -190,7 +220,7 @@ def main(argv=None) -> dict:
     p.add_argument("--flip", default="factor", choices=["factor", "item", "user", "user+item"])
     p.add_argument("--objective", default="surrogate", choices=["surrogate", "exact"])
     p.add_argument("--flip-lr", type=float, default=None, help="flip parameters' lr (default: --lr)")
-    p.add_argument("--flip-l2", type=float, default=1e-4)
+    p.add_argument("--flip-l2", type=float, default=None, help="NBPO flip_l2 (default: NBPOSampler's)")
     p.add_argument("--flip-init", type=float, default=0.01)
     p.add_argument("--extra", nargs="*", default=[],
                    help="extra NBPO variants LABEL:key=value[,key=value], e.g. exact:objective=exact "
@@ -216,12 +246,15 @@ def main(argv=None) -> dict:
             p.error(f"unknown --methods {sorted(unknown)}; known: {sorted(methods)}")
         methods = {m: methods[m] for m in args.methods}
     raw: dict[str, dict[str, list[dict]]] = {}
+    world_raw: dict[str, list[dict]] = {}
     t_start = time.perf_counter()
     for noise in args.noise:
         key = f"{noise:.1f}" if round(noise, 1) == noise else str(noise)
         raw[key] = {m: [] for m in methods}
+        world_raw[key] = []
         for seed in range(args.seeds):
             train, test, world = _world_split(noise, seed, args)
+            world_raw[key].append(_world_stats(train, test, world))
             for label, (name, params) in methods.items():
                 raw[key][label].append(run_one(name, params, train, test, world, seed, args))
                 if not args.json:
@@ -239,12 +272,16 @@ def main(argv=None) -> dict:
                 stats[field] = mean
                 stats[f"{field}_sem"] = sem
             block[label] = stats
+        block["world"] = {f: _summary([w[f] for w in world_raw[key]])[0] for f in world_raw[key][0]}
         nb = block.get("nbpo")
         if nb is not None:
             block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure
             block["flip_rank_correlation_user"] = nb["user_flip_spearman"]
             block["flip_rank_correlation_total_miss"] = nb["item_flip_spearman_total_miss"]
             block["flip_rank_correlation_total_miss_user"] = nb["user_flip_spearman_total_miss"]
+            block["flip_rank_correlation_pairs"] = nb["pair_flip_spearman"]
+            block["rarity_rank_correlation"] = nb["item_rarity_spearman"]  # the data-only baseline
+            block["rarity_rank_correlation_user"] = nb["user_rarity_spearman"]
             for base in ("bpo", "bpr"):
                 if base in block and block[base]["ndcg@10"]:
                     block[f"nbpo_vs_{base}_ndcg@10"] = nb["ndcg@10"] / block[base]["ndcg@10"]
@@ -276,8 +313,10 @@ def main(argv=None) -> dict:
             tm, tmu = block["flip_rank_correlation_total_miss"], block["flip_rank_correlation_total_miss_user"]
             r3 = lambda v: v if v is None else round(v, 3)  # noqa: E731
             ratio = block.get("nbpo_vs_bpo_ndcg@10")
-            print(f"{key:>6} flip Spearman vs injected noise: items {r3(fr)} users {r3(fu)}; vs total miss: "
-                  f"items {r3(tm)} users {r3(tmu)}; NBPO/BPO ndcg {r3(ratio)}")
+            print(f"{key:>6} flip Spearman vs injected noise: items {r3(fr)} users {r3(fu)} pairs "
+                  f"{r3(block['flip_rank_correlation_pairs'])} (rarity alone: items {r3(block['rarity_rank_correlation'])} "
+                  f"users {r3(block['rarity_rank_correlation_user'])}); vs total miss: items {r3(tm)} users {r3(tmu)}; "
+                  f"NBPO/BPO ndcg {r3(ratio)}")
         print(f"wall {result['wall_s']:.0f}s; written to {out}")
     return result
 

@@ -195,6 +195,24 @@ def test_flip_rates_readable_and_start_small():
             np.testing.assert_allclose(grid, 0.02, rtol=1e-5)
 
 
+def test_constant_flip_learns_nothing_and_is_the_soft_label_surrogate():
+    train = _tiny_train()
+    s = NBPOSampler(flip="constant", flip_init=0.5)
+    s.prepare(train, np.random.default_rng(0))
+    assert not [p for p in s.parameters() if p.requires_grad]
+    np.testing.assert_allclose(s.flip_rates(), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(s.item_flip_rates_, 0.5, rtol=1e-6)
+    # the loss equals the surrogate at the fixed flip logit γ = logit(0.5) = 0
+    model = TinyMF(3, 6, seed=1)
+    batch = to_tensors(next(s.batches(8, np.random.default_rng(0))), torch.device("cpu"))
+    x = model.score(batch["users"], batch["items"])
+    w = torch.where(batch["labels"] > 0.5, 4.0, 1.0) * batch["valid"]
+    want = (w * nbpo_surrogate(x, torch.zeros_like(x), batch["labels"])).sum(-1).mean()
+    assert float(s.loss(model, batch).detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    with pytest.raises(ValueError):
+        NBPOSampler(flip="constant", flip_init=1.0).prepare(train, np.random.default_rng(0))
+
+
 def test_param_groups_give_flip_parameters_their_own_lr():
     s = NBPOSampler(flip_lr=0.5)
     s.prepare(_tiny_train(), np.random.default_rng(0))

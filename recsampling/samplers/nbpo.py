@@ -81,6 +81,10 @@ Flip parameterizations (``flip=``)
 - ``"user"``: ``γ_ui = logit(flip_init) + c_u`` — one per user (how much of her taste a user
   has not voted yet).
 - ``"user+item"``: ``γ_ui = logit(flip_init) + c_u + b_i``.
+- ``"constant"``: ``γ_ui = logit(flip_init)`` for every pair, nothing learned — the ablation
+  that tells how much of NBPO's effect is a fixed soft label on the unvoted items (with the
+  surrogate, an unvoted item's score is pulled towards ``σ(x) = ρ / (1 + ρ)`` instead of 0)
+  rather than flip rates that differ between pairs.
 
 For the three simpler forms the learned offsets start at 0 and ``flip_l2`` pulls them back to
 0, i.e. the prior is centred on ``flip_init`` rather than on a flip rate of ½ (an L2 on a raw
@@ -89,6 +93,19 @@ logit would pull every flip rate towards ½).
 Optimization. The flip parameters' L2 (``flip_l2``) is added by the loss on the rows of the
 batch (like the Trainer's ``l2`` on the embeddings); their learning rate is ``flip_lr``
 (default: the Trainer's), handed to the optimizer by :meth:`NBPOSampler.param_groups`.
+
+The scale of ``flip_l2`` against the authors' ``λ_φ``. ``_NBPO.py`` decays the *whole* ``P`` and
+``Q`` once per batch of 5,000 rows, ``P ← P + η(ΣdP − λ_φ P)``, with ``ΣdP`` summed over the
+batch; here the L2 is charged once per *touch* of a row (``∂/∂Q_i ∝ Σ_touches(g P_u) +
+2 flip_l2 n_touches Q_i``). The two have the same stationary points when ``2 flip_l2 ≈ λ_φ /
+(touches of a row per batch)``: on MovieLens 1M (λ_φ = 1, an item touched ~10 times, a user ~7
+times per batch) that is ``flip_l2 ≈ 0.05-0.08``; on their Amazon set (λ_φ = 5) larger still. At
+that strength the surrogate's flip factors shrink to ~0 and every flip rate sits near ½ (a
+stationary point reached within ~10 epochs), i.e. NBPO behaves like ``flip="constant"`` at ½;
+at the much weaker default (1e-4) the flip rates never become stationary (the mean keeps
+rising, 0.3 → 0.85 over 40 epochs on the synthetic benchmark), so their level depends on
+where early stopping ends training. ``benchmarks/RESULTS.md`` (NBPO section) has the measured
+effect of both settings.
 """
 
 from __future__ import annotations
@@ -107,7 +124,7 @@ from recsampling.samplers.base import Batch, Sampler, register
 
 __all__ = ["BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
 
-_FLIPS = ("factor", "item", "user", "user+item")
+_FLIPS = ("factor", "item", "user", "user+item", "constant")
 _OBJECTIVES = ("surrogate", "exact")
 
 
@@ -294,6 +311,8 @@ class _FlipLogits(nn.Module):
         if kind in ("item", "user+item"):
             self.item_logit = nn.Embedding(n_items, 1)
             nn.init.zeros_(self.item_logit.weight)
+        # a parameterless buffer gives every form a device to follow (``flip="constant"``)
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """γ for users (B,) and items (B,) or (B, L); also users (U, 1) × items (1, I) grids."""
@@ -341,12 +360,13 @@ class NBPOSampler(_PointwiseSampler):
     objective : {"surrogate", "exact"}, default "surrogate"
         ``"surrogate"``: the authors' update rule, eqs. (7)-(10); ``"exact"``: gradient of the
         log-likelihood (6).
-    flip : {"factor", "item", "user", "user+item"}, default "factor"
-        Parameterization of the flip logit γ_ui (``"factor"`` is the paper's ``P_u · Q_i``).
+    flip : {"factor", "item", "user", "user+item", "constant"}, default "factor"
+        Parameterization of the flip logit γ_ui (``"factor"`` is the paper's ``P_u · Q_i``;
+        ``"constant"``: the fixed rate ``flip_init``, nothing learned — an ablation).
     flip_dim : int, default 32
         Factors of ``P`` and ``Q`` (``flip="factor"`` only).
     flip_init : float, default 0.01
-        Initial (mean) flip rate, in (0, ½).
+        Initial (mean) flip rate, in (0, ½) for ``"factor"``, in (0, 1) for the other forms.
     flip_l2 : float, default 1e-4
         L2 coefficient of the flip parameters (the paper's λ_φ), added per batch row.
     flip_lr : float or None, default None
@@ -392,8 +412,9 @@ class NBPOSampler(_PointwiseSampler):
             raise ValueError(f"flip must be one of {_FLIPS}, got {self.flip!r}")
         if not isinstance(self.flip_dim, (int, np.integer)) or self.flip_dim < 1:
             raise ValueError(f"flip_dim must be an integer >= 1, got {self.flip_dim!r}")
-        if not 0.0 < float(self.flip_init) < 0.5:
-            raise ValueError(f"flip_init must be a flip rate in (0, 0.5), got {self.flip_init!r}")
+        top = 0.5 if self.flip == "factor" else 1.0  # P ≥ 0, Q ≤ 0 start below a flip rate of ½
+        if not 0.0 < float(self.flip_init) < top:
+            raise ValueError(f"flip_init must be a flip rate in (0, {top:g}) for flip={self.flip!r}, got {self.flip_init!r}")
         if self.flip_l2 < 0:
             raise ValueError(f"flip_l2 must be >= 0, got {self.flip_l2!r}")
         if self.flip_lr is not None and not self.flip_lr > 0:
@@ -450,7 +471,7 @@ class NBPOSampler(_PointwiseSampler):
         numpy.ndarray of float32, shape (len(users), len(items)) or (len(users),)
         """
         self._check_flip()
-        dev = next(self.flip_.parameters()).device
+        dev = self.flip_._anchor.device
         n_users, n_items = self.train_.shape
         u = torch.arange(n_users) if users is None else torch.as_tensor(np.asarray(users, dtype=np.int64))
         i = torch.arange(n_items) if items is None else torch.as_tensor(np.asarray(items, dtype=np.int64))
