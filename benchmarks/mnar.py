@@ -28,14 +28,28 @@ Data sets
 clicks is at most the ``--rare-quantile`` (default 0.5) quantile over items, i.e. the less
 popular half of the catalogue; each user's rare test items are ranked among themselves.
 
+``all/rare_share@K``: the share of rare items in each user's top K of *all* test candidates (does a
+method move rare items up against popular ones?); ``all/rare_share_random`` is its value for a
+random order.
+
 ``dcg@K`` is :mod:`recsampling.metrics`' ``sum_{r<=K} h_r / log2(r+1)``; ``dcg_norm@K`` divides it by
 the user's number of relevant test items, which is the scale of Saito et al.'s code and tables.
+
+Hyper-parameters: by default one fixed setting for every method (``DEFAULTS`` and the flags).
+``--tune N`` instead gives every method the same Optuna budget (N TPE trials, the same seed and the
+same validation split: ``--valid-fraction`` of each user's *biased training* clicks, scored by
+``--tune-metric``, default ``snips_dcg@5``), then trains each method with its best values on all
+training clicks over the seeds; the randomized test set is never used for tuning.
+``--propensity-norm`` picks the popularity propensities of Rel-MF / UBPR: ``max`` (``(n_i / max
+n)^eta``, the WSDM paper), ``users`` (``(n_i / n_users)^eta``, the authors' Coat preprocessing) or
+``flat`` (one value for all items at the ``users`` level: a control).
 
 Usage::
 
     python benchmarks/mnar.py --dataset coat --data-dir ../shared/data
     python benchmarks/mnar.py --dataset synthetic --json     # last stdout line: one JSON object
     python benchmarks/mnar.py --dataset coat --quick         # a tiny run (seconds)
+    python benchmarks/mnar.py --dataset coat --tune 100      # same tuning budget per method
 """
 
 from __future__ import annotations
