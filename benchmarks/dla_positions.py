@@ -18,6 +18,10 @@ positions 1-10 (mean and per seed), ``max_rel_error_top10`` = the worst
 ``|learned_k / true_k - 1|`` over positions 2-10 of the seed-averaged curve (and per seed), and
 the true-relevance ``ndcg@10`` of each method: the full-catalogue ranking of every user scored
 against the world's true relevance probabilities (``true_ndcg@10`` of :mod:`recsampling.metrics`).
+Two diagnostics solve eq. (7) exactly (``P_k ∝ Σ_n v_nk c_nk``, :func:`irw_closed_form`) on the
+same logs: with the true relevance in ``v`` (``irw_closed_form_true_relevance_*``: the noise floor
+of the log, what no estimate can beat) and with DLA's trained ranker
+(``irw_closed_form_ranker_*``: the ranker's share of the error, free of optimization noise).
 
 ``--logging-bias S`` replaces the world's logs by lists whose logging ranker also adds ``S * b_i``
 (a fixed ``b_i ~ N(0, 1)`` per item, "promoted items") to its score: position then carries a
@@ -26,8 +30,12 @@ relevance-independent bias that the raw-click model absorbs (:func:`biased_logs`
 amplifies relevance contrasts, and the raw-click model ranks well.
 
 The relevance model (``--ranker``): ``twotower`` (default) is a feature-only two-tower model (no
-ID embeddings, linear towers over the world's user / item features, generated without feature
-noise), i.e. a ranker over features like the paper's, that cannot memorize single clicks. With
+ID embeddings, affine towers over the world's user / item features, generated without feature
+noise, no per-item bias unless ``--item-bias``), i.e. a ranker over features like the paper's,
+that cannot memorize single clicks. Its score is read as a relevance logit
+(``--relevance-link sigmoid``, the default: ``P(r = 1) = σ(s)``, the synthetic world's own link,
+which the affine two-tower can represent exactly); ``--relevance-link exp`` is the paper's
+softmax reading (``exp(s) ∝ P(r = 1)``), which this model cannot represent. With
 ``--ranker mf`` (ID embeddings) the relevance model can memorize each logged (user, item)
 click, and DLA's weights then drift (see RESULTS.md).
 
@@ -38,7 +46,8 @@ exposure) and on Coat (when ``--data-dir`` holds it), with the MNAR issue's unbi
 protocol (rank each user's randomized test items; rating >= 4 relevant on Coat; DCG, Recall,
 MAP at 3, 5, 8; ``true_ndcg`` on synthetic): ``naive`` (pointwise, theta = 1), ``relmf``
 (popularity propensities (n_i / max n)^0.5 clipped at 0.1), ``softmax_naive`` (DLA's candidate
-sets and listwise loss with all propensities 1) and ``dla`` (item propensities learned from
+sets and listwise loss with all propensities 1), ``dla`` and ``dla_sigmoid`` (the same with
+``relevance_link="sigmoid"``) (item propensities learned from
 popularity-bucket and item-id features). On the synthetic world it also reports the Spearman
 correlation of DLA's learned item propensities with the world's true ones (mean exposure of
 each item), and that of the popularity estimate for reference.
@@ -66,7 +75,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 POS_METHODS = ("clicks_naive", "ips_true_propensity", "dla")
-REC_METHODS = ("naive", "relmf", "softmax_naive", "dla")
+REC_METHODS = ("naive", "relmf", "softmax_naive", "dla", "dla_sigmoid")
 KS = (3, 5, 8)
 
 #: setting 1 world (per seed) and training; fixed a priori, the same for every method
@@ -80,11 +89,12 @@ REC_TRAIN = {"synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005,
 
 
 # ----------------------------------------------------------------------------------- setting 1
-def _ranker(kind: str, train, seed: int, factors: int, hidden: tuple = ()):
+def _ranker(kind: str, train, seed: int, factors: int, hidden: tuple = (), item_bias: bool = False):
     from recsampling.models import make_model
 
     if kind == "twotower":
-        return make_model("twotower", train, factors=factors, hidden=hidden, use_ids=False, random_state=seed)
+        return make_model("twotower", train, factors=factors, hidden=hidden, use_ids=False, item_bias=item_bias,
+                          random_state=seed)
     return make_model("mf", train, factors=factors, random_state=seed)
 
 
@@ -122,6 +132,29 @@ def biased_logs(world, n_lists: int, eta: float, bias: float, seed: int, L: int 
     return {"users": users.astype(np.int64), "items": items.astype(np.int64), "clicks": clicks.astype(np.int8)}
 
 
+def irw_closed_form(log_relevance: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    """The minimizer of eq. (7) over one free logit per position, for given log-relevances.
+
+    ``P_k ∝ Σ_n v_nk c_nk`` with ``v_nk = exp(log r_n1 − log r_nk)``, returned relative to
+    position 1. With the true relevance it is the best any propensity estimate can do from these
+    clicks (its error is the sampling noise of the log); with a trained ranker's scores it is
+    where the propensity logits go for that ranker (no optimization noise).
+    """
+    lr = np.asarray(log_relevance, dtype=np.float64)
+    p = (np.exp(lr[:, :1] - lr) * np.asarray(clicks, dtype=np.float64)).sum(0)
+    return p / p[0]
+
+
+def _log_relevance_scores(model, users: np.ndarray, items: np.ndarray, link: str) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        s = model.score(torch.as_tensor(np.array(users)), torch.as_tensor(np.array(items)))
+        if link == "sigmoid":
+            s = torch.nn.functional.logsigmoid(s)
+    return s.double().cpu().numpy()
+
+
 def run_positions(eta: float, seed: int, args) -> dict:
     from recsampling.data.synthetic import make_world
     from recsampling.samplers.dla import DLASampler
@@ -138,8 +171,8 @@ def run_positions(eta: float, seed: int, args) -> dict:
     for method in args.pos_methods:
         fixed = {"clicks_naive": np.ones_like(theta), "ips_true_propensity": theta, "dla": None}[method]
         sampler = DLASampler(logs=logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
-                             max_weight=args.max_weight)
-        model = _ranker(args.ranker, world.clicks, seed, args.factors, args.hidden)
+                             max_weight=args.max_weight, relevance_link=args.relevance_link)
+        model = _ranker(args.ranker, world.clicks, seed, args.factors, args.hidden, args.item_bias)
         trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                           l2=args.l2, device="cpu", random_state=seed, backend="torch", progress=False)
         t0 = time.perf_counter()
@@ -150,6 +183,13 @@ def run_positions(eta: float, seed: int, args) -> dict:
             learned = sampler.position_propensities_
             r["learned"] = learned.tolist()
             r["max_rel_error_top10"] = float(np.max(np.abs(learned[1:10] / true_rel[1:10] - 1.0)))
+            # diagnostics: where eq. (7) goes with this ranker, and with the true relevance
+            users, items, clicks = (np.asarray(logs[k] if isinstance(logs, dict) else getattr(logs, k))
+                                    for k in ("users", "items", "clicks"))
+            r["irw_closed_form_ranker"] = irw_closed_form(
+                _log_relevance_scores(model, users, items, args.relevance_link), clicks).tolist()
+            r["irw_closed_form_true_relevance"] = irw_closed_form(
+                np.log(np.asarray(world.relevance, dtype=np.float64)[users[:, None], items]), clicks).tolist()
         out[method] = r
     return out
 
@@ -172,6 +212,11 @@ def summarize_positions(runs: dict[float, list[dict]], methods) -> dict:
             d["max_rel_error_top10"] = float(np.max(np.abs(mean[1:10] / true[1:10] - 1.0)))
             d["worst_position"] = int(np.argmax(np.abs(mean[1:10] / true[1:10] - 1.0)) + 2)
             d["max_rel_error_top10_per_seed"] = [round(s["dla"]["max_rel_error_top10"], 5) for s in seeds]
+            for key in ("irw_closed_form_ranker", "irw_closed_form_true_relevance"):
+                cf = np.array([s["dla"][key] for s in seeds])
+                d[f"{key}_max_rel_error_top10"] = float(np.max(np.abs(cf.mean(0)[1:10] / true[1:10] - 1.0)))
+                d[f"{key}_max_rel_error_top10_per_seed"] = np.max(
+                    np.abs(cf[:, 1:10] / true[1:10] - 1.0), axis=1).round(5).tolist()
         out[str(eta)] = d
     return out
 
@@ -209,7 +254,8 @@ def _rec_sampler(method: str, args, n_items: int):
         return make_sampler("relmf", n_negatives=4, propensities="popularity", eta=0.5, clip=0.1)
     if method == "softmax_naive":
         return make_sampler("dla", n_sampled=args.n_sampled, fixed_propensity=np.ones(n_items))
-    return make_sampler("dla", n_sampled=args.n_sampled, propensity_lr=args.rec_propensity_lr)
+    return make_sampler("dla", n_sampled=args.n_sampled, propensity_lr=args.rec_propensity_lr,
+                        relevance_link="sigmoid" if method == "dla_sigmoid" else "exp")
 
 
 def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
@@ -233,7 +279,7 @@ def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
     for k in KS:
         for m in metrics:
             out[f"{m}@{k}"] = d[f"{m}@{k}"]
-    if method == "dla" and task.item_propensity is not None:
+    if method.startswith("dla") and task.item_propensity is not None:
         from scipy.stats import spearmanr
 
         out["spearman_learned_vs_true"] = float(spearmanr(sampler.item_propensities_, task.item_propensity).statistic)
@@ -270,6 +316,10 @@ def print_tables(result: dict) -> None:
         print("  true       " + " ".join(f"{x:6.3f}" for x in d["true_relative_propensity"]))
         if "learned_relative_propensity" in d:
             print("  learned    " + " ".join(f"{x:6.3f}" for x in d["learned_relative_propensity"]))
+        if "irw_closed_form_true_relevance_max_rel_error_top10" in d:
+            print(f"  eq. (7) solved exactly: with the true relevance (the log's noise floor) "
+                  f"{d['irw_closed_form_true_relevance_max_rel_error_top10']:.3f}, with DLA's trained ranker "
+                  f"{d['irw_closed_form_ranker_max_rel_error_top10']:.3f}")
     methods = result["setting1"]["config"]["methods"]
     print("\n| eta | " + " | ".join(f"true ndcg@10 {m}" for m in methods) + " |")
     print("|---|" + "---|" * len(methods))
@@ -284,10 +334,11 @@ def print_tables(result: dict) -> None:
         print("|---|" + "---|" * len(keys))
         for m, d in summ.items():
             print(f"| {m} | " + " | ".join(_fmt(d, k) for k in keys) + " |")
-        dla = summ.get("dla", {})
-        if "spearman_learned_vs_true" in dla:
-            print(f"\nSpearman(learned item propensity, true) = {_fmt(dla, 'spearman_learned_vs_true')}; "
-                  f"Spearman(popularity, true) = {_fmt(dla, 'spearman_popularity_vs_true')}")
+        for m in ("dla", "dla_sigmoid"):
+            dla = summ.get(m, {})
+            if "spearman_learned_vs_true" in dla:
+                print(f"\n{m}: Spearman(learned item propensity, true) = {_fmt(dla, 'spearman_learned_vs_true')}; "
+                      f"Spearman(popularity, true) = {_fmt(dla, 'spearman_popularity_vs_true')}")
 
 
 def main(argv=None) -> int:
@@ -295,11 +346,13 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--etas", default="0.5,1,2", help="comma-separated position-bias exponents")
     p.add_argument("--seeds", type=int, default=3, help="seeds (a new world per seed)")
-    p.add_argument("--lists", type=int, default=None, help="logged lists per world (default 100000; quick 8000)")
+    p.add_argument("--lists", type=int, default=None, help="logged lists per world (default 300000; quick 8000)")
     p.add_argument("--ranker", default="twotower", choices=("twotower", "mf"), help="relevance model of setting 1")
     p.add_argument("--factors", type=int, default=16)
+    p.add_argument("--item-bias", action="store_true",
+                   help="give the two-tower ranker a per-item bias (an ID parameter: it can memorize weighted clicks)")
     p.add_argument("--hidden", default="", help="hidden widths of the two-tower feature MLPs (default: linear)")
-    p.add_argument("--epochs", type=int, default=None, help="setting 1 epochs (default 8; quick 3)")
+    p.add_argument("--epochs", type=int, default=None, help="setting 1 epochs (default 16; quick 3)")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--optimizer", default="adagrad", choices=("adam", "adagrad"),
                    help="setting 1 optimizer (ULTRA's DLA uses Adagrad)")
@@ -311,6 +364,8 @@ def main(argv=None) -> int:
                    help="setting 2 learning rate of DLA's propensity model (Adam)")
     p.add_argument("--max-weight", type=float, default=None,
                    help="setting 1: clip of the ratio weights (None: the paper's, no clipping)")
+    p.add_argument("--relevance-link", default="sigmoid", choices=("exp", "sigmoid"),
+                   help="setting 1: how the ranker's score becomes a relevance probability (DLASampler.relevance_link)")
     p.add_argument("--logging-bias", type=float, default=0.0,
                    help="setting 1: strength of a relevance-independent item promotion in the logging ranker "
                         "(0: make_world's logs)")
@@ -325,12 +380,13 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a tiny run: small worlds, 2 seeds, few epochs")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
+    p.add_argument("--tag", default="", help="suffix of the results file name (for ablations)")
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    etas = [float(x) for x in args.etas.split(",") if x.strip()]
+    etas = [float(x) for x in args.etas.split(",") if x.strip()]  # "" skips setting 1
     args.hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     args.pos_methods = [m for m in args.pos_methods.split(",") if m]
     args.rec_methods = [m for m in args.rec_methods.split(",") if m]
@@ -343,9 +399,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.seeds = min(args.seeds, 2)
     if args.lists is None:
-        args.lists = 8000 if args.quick else 100_000
+        args.lists = 8000 if args.quick else 300_000
     if args.epochs is None:
-        args.epochs = 3 if args.quick else 8
+        args.epochs = 3 if args.quick else 16
     t_start = time.perf_counter()
 
     runs: dict[float, list[dict]] = {}
@@ -357,6 +413,7 @@ def main(argv=None) -> int:
         "setting1": {
             "config": dict(etas=etas, seeds=args.seeds, lists=args.lists, ranker=args.ranker, factors=args.factors, hidden=list(args.hidden),
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+                           relevance_link=args.relevance_link, item_bias=args.item_bias,
                            propensity_lr=args.propensity_lr, max_weight=args.max_weight, optimizer=args.optimizer,
                            methods=args.pos_methods,
                            world=POS_QUICK_WORLD if args.quick else POS_WORLD, list_length=10, log_candidates=50,
@@ -398,7 +455,8 @@ def main(argv=None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
-                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "") + ("_setting2" if args.setting2 else ""))
+                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "") + ("_setting2" if args.setting2 else "")
+                + (f"_{args.tag}" if args.tag else ""))
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result))

@@ -291,7 +291,67 @@ def test_batches_positions_and_candidates():
     assert all(r["clicks"][:, 0].all() and not r["clicks"][:, 1:].any() for r in rows)
 
 
+def test_sigmoid_link_applies_the_losses_to_log_sigmoid_scores():
+    logs = _tiny_logs()
+    scores = np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 0.3]], dtype=np.float32)
+    model = TableModel(scores)
+    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    sig = DLASampler(logs=logs, relevance_link="sigmoid")
+    sig.prepare(_tiny_train(), np.random.default_rng(0))
+    with torch.no_grad():
+        sig.propensity_.logits.copy_(torch.tensor([0.0, -0.7, -1.2]))
+    lf, lg = sig.losses(model, batch)
+    # the same as the exp link on a model whose scores are log σ(s): P(r = 1) = σ(s)
+    logsig = TableModel(torch.nn.functional.logsigmoid(torch.as_tensor(scores)).numpy())
+    ref = DLASampler(logs=logs)
+    ref.prepare(_tiny_train(), np.random.default_rng(0))
+    ref.load_state_dict(sig.state_dict())
+    rf, rg = ref.losses(logsig, batch)
+    assert lf.item() == pytest.approx(rf.item(), rel=1e-6) and lg.item() == pytest.approx(rg.item(), rel=1e-6)
+    # and not the same as the exp link on the raw scores
+    ef, eg = ref.losses(model, batch)
+    assert abs(eg.item() - lg.item()) > 1e-3
+
+
+def test_batches_have_near_equal_sizes():
+    # the losses are normalized per batch: no small remainder batch (its step would be the noisiest)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 2, size=1000)
+    logs = {"users": users, "items": rng.integers(0, 4, size=(1000, 3)), "clicks": np.ones((1000, 3), np.int8)}
+    s = DLASampler(logs=logs)
+    s.prepare(_tiny_train(), np.random.default_rng(0))
+    sizes = [b["users"].size for b in s.batches(300, np.random.default_rng(1))]
+    assert sum(sizes) == 1000 and len(sizes) == 4 and max(sizes) <= 300 and max(sizes) - min(sizes) <= 1
+    c = DLASampler(n_sampled=2)
+    c.prepare(_tiny_train(), np.random.default_rng(0))  # 4 clicks in batches of at most 3
+    assert [b["users"].size for b in c.batches(3, np.random.default_rng(1))] == [2, 2]
+
+
+def test_propensities_recovered_when_the_relevance_model_is_right():
+    # f fixed at the true log-relevance: g alone must find (1/k)^eta (eq. (7) is unbiased)
+    from recsampling.data.synthetic import make_world
+
+    world = make_world(300, 400, target_interactions=6000, n_logged_lists=30000, position_eta=1.0,
+                       n_test_items=0, random_state=3)
+    model = TableModel(np.log(np.asarray(world.relevance, dtype=np.float64)))
+    model.table.requires_grad_(False)
+    sampler = DLASampler(logs=world.logs, relevance_link="exp")
+    rng = np.random.default_rng(0)
+    sampler.prepare(world.clicks, rng)
+    opt = torch.optim.Adagrad(sampler.propensity_.parameters(), lr=0.5)
+    for _ in range(8):
+        for batch in sampler.batches(2048, rng):
+            _, loss_g = sampler.losses(model, to_tensors(batch, CPU))
+            opt.zero_grad()
+            loss_g.backward()
+            opt.step()
+    truth = world.position_propensity / world.position_propensity[0]
+    rel = np.abs(sampler.position_propensities_[1:] / truth[1:] - 1.0)
+    assert rel.max() < 0.1, (sampler.position_propensities_, truth)
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    ({"relevance_link": "softmax"}, "relevance_link"),
     ({"n_sampled": 0}, "n_sampled"),
     ({"exposure_features": ("position",)}, "exposure_features"),
     ({"max_weight": 0.5}, "max_weight"),

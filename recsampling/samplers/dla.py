@@ -63,6 +63,19 @@ normalization by the total weight is ULTRA's (the per-list weighted label distri
 list's weight, summed and divided by the batch's total weight). It is computed in log space as a
 softmax of ``log c + log w`` over the batch's clicks, so that no weight ever overflows.
 
+The link of ``f`` (``relevance_link``). (4) reads ``exp(s)`` as the relevance probability up to
+a factor of the list, which is the paper's choice for a ranker over query-document features. The
+relevance models of this package are usually read the other way, ``P(r = 1) = σ(s)`` (the
+pointwise and Rel-MF losses, and the synthetic world's ``relevance = σ(logit)``), and such a
+model cannot make ``exp(s)`` proportional to ``σ(s)``: the ratios ``v`` of (5) are then wrong
+wherever relevance is not small (at the top of a list). ``relevance_link="sigmoid"`` uses::
+
+    (4')  R_nk = σ(s_nk) / Σ_j σ(s_nj),     v_nk = σ(s_n1) / σ(s_nk)
+
+i.e. (4)-(7) applied to ``log σ(s)`` instead of ``s`` (ULTRA has the same option, its
+``logits_to_prob``). The ranking by ``s`` is unchanged (``σ`` is increasing); only which scores
+count as right changes: ``σ(s) ∝ r`` instead of ``exp(s) ∝ r``.
+
 Why it recovers the propensities. Take one free logit per position, ``g_nk = g_k``. For fixed
 ``v``, (7) is minimized by ``P_k ∝ Σ_n v_nk c_nk``. When ``f`` is right (``R_nk ∝ r_nk``, the
 relevance probability), ``E[v_nk c_nk] = r_n1 θ_k``, so ``P_k / P_1 → θ_k / θ_1``; symmetrically
@@ -120,8 +133,25 @@ exactly the loss (6).
 
 What the learned propensities depend on
 ---------------------------------------
-``g`` is only as right as ``f``'s within-list relevance *ratios* ``v`` (and vice versa). Two
-failure modes were measured (``benchmarks/dla_positions.py``, RESULTS.md):
+``g`` is only as right as ``f``'s within-list relevance *ratios* ``v`` (and vice versa). The
+benchmark (``benchmarks/dla_positions.py``, RESULTS.md) also solves (7) exactly for a given ``f``
+(``P_k ∝ Σ_n v_nk c_nk``), which separates the causes of an error:
+
+- with the **true** relevance in ``v`` the error left is the sampling noise of the log (a few
+  hundred clicks at the last positions when ``θ_L`` is small); it sets how many logged lists a
+  target accuracy needs;
+- a relevance model whose link does not match how its scores relate to relevance (``exp`` link,
+  model of logits: see (4')) biases ``v`` systematically, by 12-26% at the worst position in the
+  benchmark, the same sign in every seed;
+- the **last batch** of an epoch: (6) and (7) are normalized by the batch's total weight, so a
+  step's size does not shrink with the batch, and a small remainder batch (read last, right before
+  the propensities are) gave the noisiest step of the epoch; :meth:`DLASampler.batches` splits an
+  epoch into near-equal batches instead;
+- a relevance model that can **memorize single clicks** (MF with ID embeddings on logs where a
+  (user, item) pair is shown about once; less so a per-item bias) scores every clicked item up,
+  which shrinks ``v`` of clicks at low positions, which lowers ``θ̂_k`` there, which raises their
+  IPW weight: the learned propensities drift towards 0 with the epochs. The paper's ranker is a
+  model over features; use one (e.g. a feature-only two-tower model) or regularize ``f`` strongly;
 
 - a relevance model that can **memorize single clicks** (MF with ID embeddings on logs where a
   (user, item) pair is shown about once) scores every clicked item up, which shrinks ``v`` of
@@ -132,7 +162,10 @@ failure modes were measured (``benchmarks/dla_positions.py``, RESULTS.md):
   relevance probability) compresses ``v`` and pulls ``θ̂`` towards the raw click-through rate.
 
 With the unclipped weights of the paper (up to ``1/θ_L``), Adam on ``f`` can be thrown off by a
-few heavily weighted clicks; Adagrad (ULTRA's choice) was stable in the benchmark.
+few heavily weighted clicks; Adagrad (ULTRA's choice) was stable in the benchmark. ULTRA also
+clips gradient norms (at 5); with the normalized losses (6)-(7) that never acts here: the
+gradient of (7) with respect to the position logits has norm at most ``√2``, and the benchmark's
+ranker gradients stayed below 2.2 (median 0.43), so clipping at 5 gave bit-identical results.
 
 Checkpoints: the Trainer saves a sampler's constructor arguments as JSON, so pass ``logs`` as a
 dict of arrays (``{"users": ..., "items": ..., "clicks": ...}``) when training with
@@ -155,6 +188,7 @@ from recsampling.samplers.base import Batch, Sampler, register
 __all__ = ["DLASampler", "ipw_softmax_loss", "log_ratio_weights"]
 
 _FEATURES = ("popularity", "item")
+_LINKS = ("exp", "sigmoid")
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,6 +365,10 @@ class DLASampler(Sampler):
         Do not learn ``g``: weight the clicks by these propensities (shape (L,) per position with
         logs, (n_items,) per item without; positive). Use the true ``θ`` for IPW with known
         propensities, ``numpy.ones`` for the naive click model. Only ``L_f`` is returned then.
+    relevance_link : {"exp", "sigmoid"}, default "exp"
+        How ``f``'s score ``s`` gives the relevance probability: ``exp(s)`` up to a factor of the
+        list (the paper's softmax, eq. (4)), or ``σ(s)`` (eq. (4'); for models whose score is a
+        logit of relevance). The losses and the weights ``v`` use ``s`` or ``log σ(s)``.
 
     Attributes
     ----------
@@ -352,6 +390,7 @@ class DLASampler(Sampler):
         propensity_lr: float | None = None,
         max_weight="auto",
         fixed_propensity=None,
+        relevance_link: str = "exp",
     ):
         super().__init__()
         self.logs = logs
@@ -362,6 +401,7 @@ class DLASampler(Sampler):
         self.propensity_lr = propensity_lr
         self.max_weight = max_weight
         self.fixed_propensity = fixed_propensity
+        self.relevance_link = relevance_link
         self.propensity_: nn.Module | None = None
 
     # ------------------------------------------------------------------ preparation
@@ -417,6 +457,8 @@ class DLASampler(Sampler):
             raise ValueError(f"propensity_l2 must be a number >= 0, got {self.propensity_l2!r}")
         if self.propensity_lr is not None and not (isinstance(self.propensity_lr, (int, float)) and self.propensity_lr > 0):
             raise ValueError(f"propensity_lr must be None or a number > 0, got {self.propensity_lr!r}")
+        if self.relevance_link not in _LINKS:
+            raise ValueError(f"relevance_link must be one of {_LINKS}, got {self.relevance_link!r}")
         mw = self.max_weight
         if not (mw is None or mw == "auto" or (isinstance(mw, (int, float)) and not isinstance(mw, bool) and mw >= 1)):
             raise ValueError(f"max_weight must be None, 'auto' or a number >= 1, got {mw!r}")
@@ -480,17 +522,19 @@ class DLASampler(Sampler):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         order = rng.permutation(self._n_rows)
+        # near-equal batches (sizes differ by at most 1), not full ones and a small remainder: the
+        # losses (6)-(7) are normalized by the batch's total weight, so a step's size does not
+        # shrink with the batch and a small last batch would give the epoch's noisiest step
+        parts = np.array_split(order, max(1, -(-order.size // batch_size)))
         if self.mode == "positions":
-            for start in range(0, order.size, batch_size):
-                idx = order[start:start + batch_size]
+            for idx in parts:
                 yield {"users": self._users[idx], "items": self._items[idx], "clicks": self._clicks[idx]}
             return
         from recsampling.samplers.negatives import draw_negatives
 
         k = self._n_sampled()
         matrix = self.train_.matrix
-        for start in range(0, order.size, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in parts:
             users = self._users[idx]
             full = self._full_users[users]
             neg = np.empty((users.size, k), dtype=np.int64)
@@ -525,6 +569,8 @@ class DLASampler(Sampler):
         users, items, clicks = batch["users"], batch["items"], batch["clicks"]
         clicks = clicks.to(torch.float32)
         s = model.score(users, items)
+        if self.relevance_link == "sigmoid":  # eq. (4'): P(r = 1) = σ(s), the softmax is over log σ(s)
+            s = F.logsigmoid(s)
         mw = self._max_weight()
         if self.mode == "positions":
             return self._losses_positions(s, clicks, mw)
