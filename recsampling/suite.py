@@ -676,7 +676,8 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
     p.add_argument("--models", default="mf,twotower,implicit", help="comma-separated subset of mf,twotower,implicit")
     p.add_argument("--samplers", default=None, help="comma-separated subset of the methods (default: all)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 3; --quick 2)")
-    p.add_argument("--epochs", type=int, default=None, help="override every data set's epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override every data set's epochs (our models; implicit keeps its iterations)")
     p.add_argument("--data-dir", default="../shared/data", help="folder holding the real data sets")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the world and of the train/test split")
     p.add_argument("--tuned", action="append", default=None, metavar="STORAGE",
