@@ -70,6 +70,9 @@ BASE_METRICS = ("dcg", "recall", "map")
 
 #: method -> (sampler name, sampler parameters); filled with the command-line options in main
 METHODS = ("naive", "bpr", "relmf", "relmf_true_propensity", "ubpr")
+#: on request only (``--methods``): the naive loss with a tunable weight of the unclicked pairs
+#: (``unobserved_weight``, WMF's confidence idea), the control for Rel-MF's click weight level
+EXTRA_METHODS = ("naive_weighted",)
 
 #: per data set: model and training defaults (the same for every method), fixed a priori
 DEFAULTS = {
@@ -146,7 +149,7 @@ def sampler_for(method: str, args, train=None, overrides: dict | None = None) ->
     eta = o.get("eta", args.eta)
     prop = "popularity" if train is None else item_propensities(train, eta, args.propensity_norm)
     common = dict(clip=args.clip, propensities=prop, eta=eta)
-    if method == "naive":
+    if method in ("naive", "naive_weighted"):
         name, params = "pointwise", dict(n_negatives=args.n_negatives, delta=args.delta,
                                          unobserved_weight=args.unobserved_weight)
     elif method == "bpr":
@@ -161,7 +164,7 @@ def sampler_for(method: str, args, train=None, overrides: dict | None = None) ->
         name, params = "ubpr", dict(n_negatives=args.ubpr_negatives, beta=args.beta, **common)
     else:
         raise ValueError(f"unknown method {method!r}")
-    for k in ("n_negatives", "clip", "beta"):
+    for k in ("n_negatives", "clip", "beta", "unobserved_weight"):
         if k in o and k in params:
             params[k] = o[k]
     if "eta" in o and "eta" in params:
@@ -274,6 +277,8 @@ def tune_method(train, method: str, args, seed: int = 0) -> dict:
             hp.pop("eta", None)  # drawn by the shared space, unused with the true propensities
         if method == "ubpr":
             hp["beta"] = trial.suggest_float("beta", 1e-4, 1.0, log=True)
+        if method == "naive_weighted":
+            hp["unobserved_weight"] = trial.suggest_float("unobserved_weight", 1e-3, 10.0, log=True)
         model = fit_model(fit_train, method, seed, args, hp)
         res = evaluate(model, valid, train=fit_train, ks=(int(k),), metrics=[base],
                        propensities=eval_prop[valid.matrix.indices] if base.startswith(("ips_", "snips_")) else None,
@@ -363,7 +368,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding coat/ (and yahoo-r3/); default ../shared/data")
     p.add_argument("--seeds", type=int, default=5, help="seeds (model init, sampling; a new world on synthetic)")
-    p.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS + EXTRA_METHODS)
+                   + " (default: " + ",".join(METHODS) + ")")
     p.add_argument("--model", default="mf", choices=("mf", "twotower"))
     p.add_argument("--factors", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
@@ -414,8 +420,8 @@ def main(argv=None) -> int:
         args.epochs = min(args.epochs, 5)
     methods = [m for m in (args.methods.split(",") if args.methods else METHODS)]
     for m in methods:
-        if m not in METHODS:
-            raise SystemExit(f"unknown method {m!r}; choose among {', '.join(METHODS)}")
+        if m not in METHODS + EXTRA_METHODS:
+            raise SystemExit(f"unknown method {m!r}; choose among {', '.join(METHODS + EXTRA_METHODS)}")
     if args.dataset != "synthetic":
         methods = [m for m in methods if m != "relmf_true_propensity"]
     if args.seeds < 1:

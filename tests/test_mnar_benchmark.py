@@ -100,6 +100,8 @@ def test_tuned_values_reach_the_sampler_and_the_model(bench):
     assert params["n_negatives"] == 2 and "lr" not in params
     name, params = bench.sampler_for("naive", args, overrides={"n_negatives": 8})
     assert name == "pointwise" and params["n_negatives"] == 8 and "clip" not in params
+    name, params = bench.sampler_for("naive_weighted", args, overrides={"unobserved_weight": 0.3})
+    assert name == "pointwise" and params["unobserved_weight"] == 0.3  # the tuned weight of unclicked pairs
 
 
 def test_propensity_norms(bench):
