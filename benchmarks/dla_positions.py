@@ -40,7 +40,7 @@ softmax reading (``exp(s) ∝ P(r = 1)``), which this model cannot represent. Wi
 click, and DLA's weights then drift (see RESULTS.md).
 
 **Setting 2 -- recommendation without positions** (``--setting2``; off by default to keep the
-default run to a few minutes). On the
+default run shorter). On the
 synthetic MNAR world of the MNAR benchmark (943 x 1682, 60,000 clicks, popularity-driven
 exposure) and on Coat (when ``--data-dir`` holds it), with the MNAR issue's unbiased
 protocol (rank each user's randomized test items; rating >= 4 relevant on Coat; DCG, Recall,
@@ -55,8 +55,9 @@ each item), and that of the popularity estimate for reference.
 Usage::
 
     python benchmarks/dla_positions.py              # setting 1, readable tables, writes benchmarks/results/
-    python benchmarks/dla_positions.py --json       # last stdout line: one JSON object
-    python benchmarks/dla_positions.py --setting2   # both settings (about 7 minutes on 2 busy cores)
+    python benchmarks/dla_positions.py --json       # last stdout line: one JSON object (8-16 min, 1 thread)
+    python benchmarks/dla_positions.py --setting2 --etas ""   # setting 2 only (about 10 minutes)
+    python benchmarks/dla_positions.py --lists 100000 --pos-methods dla --tag lists100k   # an ablation
     python benchmarks/dla_positions.py --quick      # a tiny run
 """
 
