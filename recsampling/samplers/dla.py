@@ -143,7 +143,8 @@ benchmark (``benchmarks/dla_positions.py``, RESULTS.md) also solves (7) exactly 
   position; 300,000 lists bring it to 3-9% per seed, 3.4% averaged over 3);
 - a relevance model whose link does not match how its scores relate to relevance (``exp`` link,
   model of logits: see (4')) biases ``v`` systematically: 13-16% at the worst position in the
-  benchmark (positions 2-4 over-estimated), against 2-5% with ``relevance_link="sigmoid"``. Use
+  benchmark (positions 2-4 over-estimated), against 2-5% with ``relevance_link="sigmoid"`` (and
+  300,000 lists). Use
   the sigmoid link for a ranker whose score is a relevance logit;
 - the **last batch** of an epoch: (6) and (7) are normalized by the batch's total weight, so a
   step's size does not shrink with the batch, and a small remainder batch (read last, right before
