@@ -144,8 +144,7 @@ benchmark (``benchmarks/dla_positions.py``, RESULTS.md) also solves (7) exactly 
 - a relevance model whose link does not match how its scores relate to relevance (``exp`` link,
   model of logits: see (4')) biases ``v`` systematically: 13-16% at the worst position in the
   benchmark (positions 2-4 over-estimated), against 2-5% with ``relevance_link="sigmoid"`` (and
-  300,000 lists). Use
-  the sigmoid link for a ranker whose score is a relevance logit;
+  300,000 lists). Use the sigmoid link for a ranker whose score is a relevance logit;
 - the **last batch** of an epoch: (6) and (7) are normalized by the batch's total weight, so a
   step's size does not shrink with the batch, and a small remainder batch (read last, right before
   the propensities are) gave the noisiest step of the epoch; :meth:`DLASampler.batches` splits an
