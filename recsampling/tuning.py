@@ -50,8 +50,8 @@ def search_space(trial, model: str, sampler: str) -> dict:
         ``{"lr", "l2", "model_params", "sampler_params"}``: ``lr`` in [1e-3, 1e-1] and ``l2`` in
         [1e-6, 1e-2] (log-uniform), ``factors`` in {16, 32, 64, 128}, ``n_negatives`` in
         {1, 2, 4, 8} where the sampler has it, and the method's knobs: NBPO ``flip_l2``
-        (log [1e-6, 1]; the paper-scale strength is ~0.05-0.1), Rel-MF / UBPR propensity clip ``M`` (log [1e-3, 0.3]) and ``eta``
-        ([0.1, 1.0]), DLA ``propensity_lr`` (log [1e-3, 1e-1]).
+        (log [1e-6, 1]; the paper-scale strength is ~0.05-0.1), Rel-MF / UBPR propensity clip
+        ``M`` (log [1e-3, 0.3]) and ``eta`` ([0.1, 1.0]), DLA ``propensity_lr`` (log [1e-3, 1e-1]).
     """
     if model not in ("mf", "twotower"):
         raise ValueError(f"model must be 'mf' or 'twotower', got {model!r}")
