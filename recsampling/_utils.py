@@ -58,3 +58,20 @@ def resolve_device(device: str | None = "auto"):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
     return dev
+
+
+def to_jsonable(value):
+    """``value`` with numpy scalars / arrays, tuples and paths turned into JSON types (recursively)."""
+    from pathlib import PurePath
+
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    return value

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from recsampling._utils import to_jsonable
+
 __all__ = ["main"]
 
 EXIT_USAGE = 2
@@ -24,26 +26,10 @@ class CLIError(Exception):
 
 
 # --------------------------------------------------------------------------- output helpers
-def _jsonable(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _emit(obj: dict, as_json: bool, table=None) -> None:
     """Print ``table`` (a DataFrame or str) or the dict, or one JSON line with ``--json``."""
     if as_json:
-        print(json.dumps(_jsonable(obj)))
+        print(json.dumps(to_jsonable(obj)))
         return
     if table is None:
         width = max((len(str(k)) for k in obj), default=0)

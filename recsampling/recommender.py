@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_random_state, to_jsonable
 from recsampling.data.interactions import Interactions
 
 __all__ = ["Recommender"]
@@ -266,7 +266,7 @@ class Recommender:
     def save(self, path) -> Path:
         """Save to the folder ``path``: ``model.pt`` (weights, sampler state, training data, id
         maps; no pickled objects) and ``recommender.json`` (the constructor arguments, history)."""
-        from recsampling.train import _jsonable, save_checkpoint
+        from recsampling.train import save_checkpoint
 
         self._check_fitted()
         path = Path(path)
@@ -274,9 +274,9 @@ class Recommender:
         params = {k: v for k, v in self.get_params().items() if k != "callbacks"}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
-        params = _jsonable(params)
+        params = to_jsonable(params)
         save_checkpoint(path / _STATE_FILE, self.model_, self.sampler_, self.train_)
-        (path / _PARAMS_FILE).write_text(json.dumps({"params": params, "history": _jsonable(self.history_.to_dict())},
+        (path / _PARAMS_FILE).write_text(json.dumps({"params": params, "history": to_jsonable(self.history_.to_dict())},
                                                     indent=1))
         return path
 

@@ -46,6 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from recsampling._utils import to_jsonable
 from recsampling.data.interactions import Interactions
 
 __all__ = ["DATASETS", "GRID", "Cell", "Task", "load_task", "plan", "run_suite", "aggregate", "main"]
@@ -455,17 +456,9 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
             failed.append(cell.key)
         else:
             ran.append(cell.key)
-        _write_atomic(path, json.dumps(record, indent=1, default=_json_default))
+        _write_atomic(path, json.dumps(to_jsonable(record), indent=1))
     files, table = aggregate(out, plots=plots, keys={c.key for c in cells})
     return SuiteResult(out, ran, reused, failed, skipped, files, table, time.perf_counter() - start)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 # ------------------------------------------------------------------------------------- reports
@@ -730,7 +723,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     print(f"{summary['cells']} cells: {summary['ran']} run, {summary['reused']} reused, {len(res.failed)} failed; "
           f"skipped data sets: {res.skipped_datasets or 'none'}; {res.seconds:.0f} s; written to {res.out}")
     if a.json:
-        print(json.dumps(summary, default=_json_default))
+        print(json.dumps(to_jsonable(summary)))
     return 1 if res.failed else 0
 
 

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsampling._utils import RandomState, check_random_state, resolve_device, torch_seed
+from recsampling._utils import RandomState, check_random_state, resolve_device, torch_seed, to_jsonable
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Sampler, to_tensors
 
@@ -448,20 +448,6 @@ def _ids_in(d) -> np.ndarray:
     return np.asarray(d["values"], dtype=object)
 
 
-def _jsonable(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
-
-
 def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Interactions, *,
                     include_train: bool = True, extra: dict | None = None) -> Path:
     """Save a model, its sampler's state and the id maps to one file (no pickled objects).
@@ -492,10 +478,10 @@ def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Inte
     meta = {
         "format": _FORMAT,
         "version": 1,
-        "model": {"name": model_name(model), "params": _jsonable(model.get_params()),
+        "model": {"name": model_name(model), "params": to_jsonable(model.get_params()),
                   "n_users": int(model.n_users), "n_items": int(model.n_items)},
-        "sampler": None if sampler is None else {"name": sampler.name, "params": _jsonable(sampler_params(sampler))},
-        "extra": _jsonable(extra or {}),
+        "sampler": None if sampler is None else {"name": sampler.name, "params": to_jsonable(sampler_params(sampler))},
+        "extra": to_jsonable(extra or {}),
     }
     try:
         meta_json = json.dumps(meta)
