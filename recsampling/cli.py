@@ -348,30 +348,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     words = [a for a in argv if not a.startswith("-")]
     if words[:1] == ["bench"]:  # the suite parses its own options
-        return _bench(argv[argv.index("bench") + 1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+        from recsampling.suite import main as suite_main
+
+        at = argv.index("bench")
+        debug = "--debug" in argv[:at]
+        command = lambda: suite_main(argv[at + 1:], prog="recsampling bench")  # noqa: E731
+    else:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        command = lambda: args.func(args)  # noqa: E731
     logging.basicConfig(level=logging.WARNING, format="recsampling: %(levelname)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        return int(command() or 0)
     except KeyboardInterrupt:
         print("recsampling: interrupted", file=sys.stderr)
         return 130
     except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError) as e:
-        if args.debug:
+        if debug:
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"recsampling: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _bench(argv: list) -> int:
-    from recsampling.suite import main as suite_main
-
-    logging.basicConfig(level=logging.WARNING, format="recsampling: %(levelname)s: %(message)s")
-    try:
-        return suite_main(argv, prog="recsampling bench")
-    except (ValueError, FileNotFoundError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"recsampling: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
