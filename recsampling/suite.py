@@ -103,8 +103,6 @@ class Task:
         Candidate items per user for the randomized-test protocol (``-1`` padded).
     relevance : numpy.ndarray or None
         True relevance (synthetic world only).
-    info : dict
-        Sizes and the protocol, for the report.
     """
 
     name: str
@@ -113,7 +111,6 @@ class Task:
     metrics: tuple
     test_items: np.ndarray | None = None
     relevance: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
 
     @property
     def headline(self) -> str:
@@ -121,26 +118,23 @@ class Task:
 
     def evaluate(self, tables, metrics: Sequence[str] | None = None) -> dict:
         """The ``metrics`` (default all of the task's) of a model or a pair of embedding tables."""
-        wanted = tuple(metrics or self.metrics)
-        out: dict = {}
-        with _quiet("recsampling.evaluation"):  # the MAR test pairs that are also clicks are dropped, as expected
-            self._evaluate(tables, wanted, out)
-        return out
-
-    def _evaluate(self, tables, wanted: tuple, out: dict) -> None:
         from recsampling.evaluation import evaluate
 
+        wanted = tuple(metrics or self.metrics)
         truth = [m for m in wanted if m.startswith("true_")]
         rest = [m for m in wanted if not m.startswith("true_")]
-        if truth:
-            r = evaluate(tables, self.test, train=self.train, ks=_ks(truth), metrics=_bases(truth),
-                         relevance=self.relevance, device="cpu").to_dict()
-            out.update({m: float(r[m]) for m in truth})
-        if rest:
-            kw = (dict(protocol="test_items", test_items=self.test_items) if self.test_items is not None
-                  else dict(train=self.train))
-            r = evaluate(tables, self.test, ks=_ks(rest), metrics=_bases(rest), device="cpu", **kw).to_dict()
-            out.update({m: float(r[m]) for m in rest})
+        out: dict = {}
+        with _quiet("recsampling.evaluation"):  # the MAR test pairs that are also clicks are dropped, as expected
+            if truth:
+                r = evaluate(tables, self.test, train=self.train, ks=_ks(truth), metrics=_bases(truth),
+                             relevance=self.relevance, device="cpu").to_dict()
+                out.update({m: float(r[m]) for m in truth})
+            if rest:
+                kw = (dict(protocol="test_items", test_items=self.test_items) if self.test_items is not None
+                      else dict(train=self.train))
+                r = evaluate(tables, self.test, ks=_ks(rest), metrics=_bases(rest), device="cpu", **kw).to_dict()
+                out.update({m: float(r[m]) for m in rest})
+        return out
 
 
 @contextlib.contextmanager
@@ -190,18 +184,15 @@ def load_task(name: str, data_dir=None, quick: bool = False, split_seed: int = 0
         world_kw = spec["quick"]["world"] if quick else spec["world"]
         world = make_world(**world_kw, n_logged_lists=0, random_state=split_seed)
         return Task(name, world.clicks, world.unbiased_test, metrics, world.unbiased_test_items,
-                    np.asarray(world.relevance), {"protocol": "synthetic world: truth + 16 MAR items per user",
-                                                  **world_kw})
+                    np.asarray(world.relevance))
     ds = load_dataset(name, data_dir=data_dir)
     data = ds.interactions
     train = data.to_implicit(4.0) if data.ratings is not None else data
     if ds.test is not None:
         test = ds.test.to_implicit(4.0) if ds.test.ratings is not None else ds.test
-        return Task(name, train, test, metrics, ds.info["test_items"], None,
-                    {"protocol": "ratings >= 4; train on the biased set, rank each user's randomized test items"})
-    split = random_split(train, 0.2, random_state=split_seed)
-    return Task(name, split.train, split.eval_test, metrics, None, None,
-                {"protocol": f"positives (rating >= 4), random 80/20 per user (seed {split_seed}), full ranking"})
+        return Task(name, train, test, metrics, ds.info["test_items"])  # the randomized test items
+    split = random_split(train, 0.2, random_state=split_seed)  # positives, 80/20 per user, full ranking
+    return Task(name, split.train, split.eval_test, metrics)
 
 
 # ------------------------------------------------------------------------------------- cells
