@@ -29,6 +29,10 @@ relevance-independent bias that the raw-click model absorbs (:func:`biased_logs`
 ``make_world``'s own logs the logging order is a noisy copy of relevance, the position bias only
 amplifies relevance contrasts, and the raw-click model ranks well.
 
+``--feature-noise X`` generates the world with ``feature_noise=X`` (default 0): the feature-only
+ranker then cannot fit relevance; the figures stop saturating but the raw-click model still wins
+and DLA's propensities drift (see RESULTS.md); an ablation only.
+
 The relevance model (``--ranker``): ``twotower`` (default) is a feature-only two-tower model (no
 ID embeddings, affine towers over the world's user / item features, generated without feature
 noise, no per-item bias unless ``--item-bias``), i.e. a ranker over features like the paper's,
@@ -161,7 +165,10 @@ def run_positions(eta: float, seed: int, args) -> dict:
     from recsampling.samplers.dla import DLASampler
     from recsampling.train import Trainer
 
-    world = make_world(**(POS_QUICK_WORLD if args.quick else POS_WORLD),
+    world_cfg = dict(POS_QUICK_WORLD if args.quick else POS_WORLD)
+    if args.feature_noise is not None:
+        world_cfg["feature_noise"] = args.feature_noise
+    world = make_world(**world_cfg,
                        n_logged_lists=0 if args.logging_bias else args.lists,
                        position_eta=eta, n_test_items=0, random_state=seed)
     theta = (1.0 / np.arange(1, 11)) ** eta
@@ -204,6 +211,7 @@ def summarize_positions(runs: dict[float, list[dict]], methods) -> dict:
             nd = np.array([s[m]["ndcg@10"] for s in seeds])
             d[f"ndcg@10/{m}"] = float(nd.mean())
             d[f"ndcg@10/{m}_se"] = float(nd.std(ddof=1) / np.sqrt(nd.size)) if nd.size > 1 else None
+            d[f"ndcg@10/{m}_per_seed"] = nd.round(5).tolist()
             d[f"fit_s/{m}"] = float(np.mean([s[m]["fit_s"] for s in seeds]))
         if "dla" in methods:
             learned = np.array([s["dla"]["learned"] for s in seeds])
@@ -370,6 +378,9 @@ def main(argv=None) -> int:
     p.add_argument("--logging-bias", type=float, default=0.0,
                    help="setting 1: strength of a relevance-independent item promotion in the logging ranker "
                         "(0: make_world's logs)")
+    p.add_argument("--feature-noise", type=float, default=None,
+                   help="setting 1: make_world's feature_noise (default 0: the features determine relevance "
+                        "exactly; > 0: the feature-only ranker cannot fit relevance exactly)")
     p.add_argument("--pos-methods", default=",".join(POS_METHODS))
     p.add_argument("--setting2", action="store_true",
                    help="also run setting 2 (candidate sets: synthetic MNAR world and Coat; several more minutes)")
@@ -417,7 +428,9 @@ def main(argv=None) -> int:
                            relevance_link=args.relevance_link, item_bias=args.item_bias,
                            propensity_lr=args.propensity_lr, max_weight=args.max_weight, optimizer=args.optimizer,
                            methods=args.pos_methods,
-                           world=POS_QUICK_WORLD if args.quick else POS_WORLD, list_length=10, log_candidates=50,
+                           world=dict(POS_QUICK_WORLD if args.quick else POS_WORLD,
+                                      **({} if args.feature_noise is None else {"feature_noise": args.feature_noise})),
+                           list_length=10, log_candidates=50,
                            logging_bias=args.logging_bias),
             "summary": summarize_positions(runs, args.pos_methods),
         },
@@ -456,7 +469,8 @@ def main(argv=None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
-                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "") + ("_setting2" if args.setting2 else "")
+                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "")
+                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "") + ("_setting2" if args.setting2 else "")
                 + (f"_{args.tag}" if args.tag else ""))
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     if args.json:
