@@ -4,8 +4,15 @@ Issue 7. Two parts.
 
 **Setting 1 -- logged ranked lists with positions** (the paper's setting). For each
 ``eta`` in ``--etas`` and each seed, a synthetic world (:func:`recsampling.data.synthetic.make_world`)
-logs ``--lists`` ranked lists of 10 items per seed (the logging ranker sorts 50 uniform
-candidates by a noisy relevance), clicked with examination ``theta_k = (1/k)^eta``. Three
+logs ``--lists`` ranked lists of 10 items per seed, clicked with examination
+``theta_k = (1/k)^eta``. The logging ranker (``--logging-ranker``) sorts 50 uniform candidates
+by its score plus ``N(0, 1)`` noise; by default (``linear``) the score is a weak ranker over the
+side features, a logistic regression fitted to ``--logging-labels`` (2,000) labelled pairs, like
+the paper's production ranker (a Ranking SVM trained on 1% of the labelled data): its mistakes
+are a function of the features, so the position bias puts a feature-shaped bias into the raw
+clicks. ``relevance`` ranks by the true ``logit(relevance)`` instead, so position is a noisy
+monotone function of relevance and only sharpens it (there the raw-click model ranks as well as
+the corrected ones; RESULTS.md). Three
 relevance models, identical except for the click weights of the listwise softmax loss (the same
 :class:`~recsampling.samplers.dla.DLASampler` code, the same model, optimizer and epochs):
 
@@ -23,11 +30,9 @@ same logs: with the true relevance in ``v`` (``irw_closed_form_true_relevance_*`
 of the log, what no estimate can beat) and with DLA's trained ranker
 (``irw_closed_form_ranker_*``: the ranker's share of the error, free of optimization noise).
 
-``--logging-bias S`` replaces the world's logs by lists whose logging ranker also adds ``S * b_i``
-(a fixed ``b_i ~ N(0, 1)`` per item, "promoted items") to its score: position then carries a
-relevance-independent bias that the raw-click model absorbs (:func:`biased_logs`). With
-``make_world``'s own logs the logging order is a noisy copy of relevance, the position bias only
-amplifies relevance contrasts, and the raw-click model ranks well.
+``--logging-bias S`` (an ablation) replaces the world's logs by lists whose logging ranker scores
+``logit(relevance) + S * b_i`` (a fixed ``b_i ~ N(0, 1)`` per item, "promoted items", independent
+of the features; :func:`biased_logs`).
 
 ``--feature-noise X`` generates the world with ``feature_noise=X`` (default 0): the feature-only
 ranker then cannot fit relevance; the figures stop saturating but the raw-click model still wins
@@ -170,6 +175,7 @@ def run_positions(eta: float, seed: int, args) -> dict:
         world_cfg["feature_noise"] = args.feature_noise
     world = make_world(**world_cfg,
                        n_logged_lists=0 if args.logging_bias else args.lists,
+                       logging_ranker=args.logging_ranker, logging_labels=args.logging_labels,
                        position_eta=eta, n_test_items=0, random_state=seed)
     theta = (1.0 / np.arange(1, 11)) ** eta
     logs = biased_logs(world, args.lists, eta, args.logging_bias, seed) if args.logging_bias else world.logs
@@ -375,9 +381,14 @@ def main(argv=None) -> int:
                    help="setting 1: clip of the ratio weights (None: the paper's, no clipping)")
     p.add_argument("--relevance-link", default="sigmoid", choices=("exp", "sigmoid"),
                    help="setting 1: how the ranker's score becomes a relevance probability (DLASampler.relevance_link)")
+    p.add_argument("--logging-ranker", default="linear", choices=("linear", "relevance"),
+                   help="setting 1: make_world's logging ranker (linear: a weak feature ranker fitted to "
+                        "--logging-labels labels; relevance: the true logit(relevance))")
+    p.add_argument("--logging-labels", type=int, default=2000,
+                   help="setting 1: labelled pairs the linear logging ranker is fitted on")
     p.add_argument("--logging-bias", type=float, default=0.0,
-                   help="setting 1: strength of a relevance-independent item promotion in the logging ranker "
-                        "(0: make_world's logs)")
+                   help="setting 1 ablation: replace the logs by ones ranked by logit(relevance) plus this "
+                        "strength times a per-item promotion (0: make_world's logs)")
     p.add_argument("--feature-noise", type=float, default=None,
                    help="setting 1: make_world's feature_noise (default 0: the features determine relevance "
                         "exactly; > 0: the feature-only ranker cannot fit relevance exactly)")
@@ -430,8 +441,9 @@ def main(argv=None) -> int:
                            methods=args.pos_methods,
                            world=dict(POS_QUICK_WORLD if args.quick else POS_WORLD,
                                       **({} if args.feature_noise is None else {"feature_noise": args.feature_noise})),
-                           list_length=10, log_candidates=50,
-                           logging_bias=args.logging_bias),
+                           list_length=10, log_candidates=50, logging_noise=1.0,
+                           logging_ranker="relevance+promotion" if args.logging_bias else args.logging_ranker,
+                           logging_labels=args.logging_labels, logging_bias=args.logging_bias),
             "summary": summarize_positions(runs, args.pos_methods),
         },
     }
@@ -469,6 +481,8 @@ def main(argv=None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
+                + ("_logrel" if args.logging_ranker == "relevance" and not args.logging_bias else "")
+                + (f"_labels{args.logging_labels}" if args.logging_labels != 2000 else "")
                 + (f"_bias{args.logging_bias:g}" if args.logging_bias else "")
                 + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "") + ("_setting2" if args.setting2 else "")
                 + (f"_{args.tag}" if args.tag else ""))

@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import load_benchmark
 from recsampling.data.interactions import Interactions
 
-ROOT = Path(__file__).resolve().parents[1]
 KS = (3, 5, 8)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("mnar_benchmark", ROOT / "benchmarks" / "mnar.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mnar")
 
 
 @pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()  # main() sets 1 thread; give the rest of the session its count back
-    yield
-    torch.set_num_threads(threads)
+def _threads(restore_threads):
+    """main() sets its own torch thread count."""
 
 
 def write_fake_yahoo(folder: Path, n_users: int = 30, n_items: int = 20, seed: int = 0) -> Path:

@@ -182,6 +182,37 @@ def test_logged_clicks_follow_position_propensity_times_relevance(eta):
     assert len(df) == logs.n_lists * 10 and set(df["position"]) == set(range(1, 11))
 
 
+def test_linear_logging_ranker_is_a_weak_feature_ranker_that_improves_with_labels():
+    kw = dict(n_users=300, n_items=500, target_interactions=15_000, n_logged_lists=20_000, n_test_items=0,
+              feature_noise=0.0, random_state=4)
+    truth = make_world(**kw)
+    few = make_world(**kw, logging_ranker="linear", logging_labels=300)
+    many = make_world(**kw, logging_ranker="linear", logging_labels=30_000)
+    # the rest of the world is the same; only the logs change
+    assert _pairs(few.clicks) == _pairs(truth.clicks)
+    np.testing.assert_array_equal(few.relevance, truth.relevance)
+    assert few.describe()["logged_lists"] == 20_000
+    for w in (few, many):
+        logs = w.logs
+        np.testing.assert_array_equal(logs.clicks, logs.examined & logs.relevant)
+        np.testing.assert_array_equal(logs.relevance, w.relevance[logs.users[:, None], logs.items])
+        top = logs.relevance.mean(0)
+        assert top[0] > top[-1]  # informative: better items at the top on average
+    # more labels, a better ranker; the true relevance orders best of all
+    top1 = [w.logs.relevance[:, 0].mean() for w in (few, many, truth)]
+    assert top1[0] < top1[1] < top1[2]
+    assert few.params["logging_ranker"] == "linear" and few.params["logging_labels"] == 300
+
+
+def test_linear_logging_ranker_needs_features_and_known_names():
+    with pytest.raises(ValueError, match="logging_ranker"):
+        make_world(50, 60, 100, logging_ranker="svm")
+    with pytest.raises(ValueError, match="side features"):
+        make_world(50, 60, 100, logging_ranker="linear", n_item_features=0)
+    with pytest.raises(ValueError, match="logging_labels"):
+        make_world(50, 60, 100, logging_ranker="linear", logging_labels=0)
+
+
 # ---------------------------------------------------------------------------- unbiased test set
 def test_unbiased_test_items_are_uniform_and_labelled_by_relevance(world):
     items = world.unbiased_test_items

@@ -57,7 +57,10 @@ Notation: users ``u``, items ``i``, ``k`` latent factors, ``σ`` the logistic fu
 
 6. **Logged ranked lists** (the setting of Ai et al. 2018, DLA): for each list a user (uniform),
    ``log_candidates`` distinct items drawn uniformly, ranked by a noisy logging ranker
-   ``logit(relevance) + logging_noise · N(0, 1)``; the top ``list_length`` are shown at positions
+   ``score + logging_noise · N(0, 1)``, where ``score`` is ``logit(relevance)``
+   (``logging_ranker="relevance"``) or a weak logistic-regression ranker over the side features
+   fitted to ``logging_labels`` labelled pairs (``logging_ranker="linear"``, like the production
+   ranker of Ai et al.); the top ``list_length`` are shown at positions
    ``k = 1..L``. The position-based examination propensity is ``θ_k = (1/k)^position_eta``
    (:attr:`LoggedLists.position_propensity`) and a click is ``examined · relevant`` with
    ``examined ~ Bernoulli(θ_k)`` and ``relevant ~ Bernoulli(relevance)``. The examination draws
@@ -461,6 +464,8 @@ def make_world(
     list_length: int = 10,
     log_candidates: int | None = None,
     logging_noise: float = 1.0,
+    logging_ranker: str = "relevance",
+    logging_labels: int = 2000,
     position_eta: float = 1.0,
     n_test_items: int = 16,
     n_user_features: int = 16,
@@ -512,7 +517,17 @@ def make_world(
         Candidate items (uniform, distinct) the logging ranker ranks per list, in
         [``list_length``, ``n_items``]; None gives ``min(5 · list_length, n_items)``.
     logging_noise : float
-        Standard deviation of the Gaussian noise the logging ranker adds to ``logit(relevance)``.
+        Standard deviation of the Gaussian noise the logging ranker adds to its score.
+    logging_ranker : {"relevance", "linear"}
+        The logging ranker's score. ``"relevance"``: the true ``logit(relevance)`` (position is then
+        a noisy monotone function of relevance). ``"linear"``: a weak ranker over the side
+        features, like the production ranker of Ai et al. (a Ranking SVM trained on 1% of the
+        labelled data): an L2-regularized logistic regression on the bilinear features
+        ``[x_u, 1] ⊗ [x_i, 1]``, fitted to ``logging_labels`` uniformly drawn pairs labelled
+        ``Bernoulli(relevance)``; its errors are a function of the features, so position carries a
+        bias a feature-based ranker trained on raw clicks absorbs. Needs side features.
+    logging_labels : int
+        Labelled pairs the ``"linear"`` logging ranker is fitted on (fewer: a weaker ranker).
     position_eta : float
         Position bias: examination ``θ_k = (1/k)^position_eta``.
     n_test_items : int
@@ -568,6 +583,9 @@ def make_world(
     if log_candidates > n_items:
         raise ValueError(f"log_candidates must be <= n_items ({n_items}), got {log_candidates}")
     logging_noise = _check_real(logging_noise, "logging_noise", 0.0)
+    if logging_ranker not in ("relevance", "linear"):
+        raise ValueError(f"logging_ranker must be 'relevance' or 'linear', got {logging_ranker!r}")
+    logging_labels = _check_positive_int(logging_labels, "logging_labels")
     position_eta = _check_real(position_eta, "position_eta", 0.0)
     n_test_items = _check_positive_int(n_test_items, "n_test_items", 0)
     if n_test_items > n_items:
@@ -687,8 +705,14 @@ def make_world(
     hidden_positives = sub(hidden)
 
     # 6. logged ranked lists --------------------------------------------------------------
+    if logging_ranker == "linear" and n_logged_lists:
+        if user_features is None or item_features is None:
+            raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
+        log_score = _linear_logging_scores(rng_logs, relevance, user_features, item_features, logging_labels)
+    else:
+        log_score = None
     logs = _draw_logs(rng_logs, relevance, n_logged_lists, list_length, log_candidates, logging_noise,
-                      position_eta)
+                      position_eta, log_score)
 
     # 7. unbiased test set ----------------------------------------------------------------
     if n_test_items:
@@ -708,7 +732,8 @@ def make_world(
         exposure_eta=exposure_eta, user_activity_sigma=user_activity_sigma, min_exposure=min_exposure,
         label_noise=label_noise, noise_heterogeneity=noise_heterogeneity, n_logged_lists=n_logged_lists,
         list_length=list_length, log_candidates=log_candidates, logging_noise=logging_noise,
-        position_eta=position_eta, n_test_items=n_test_items, n_user_features=n_user_features,
+        logging_ranker=logging_ranker, logging_labels=logging_labels, position_eta=position_eta,
+        n_test_items=n_test_items, n_user_features=n_user_features,
         n_item_features=n_item_features, feature_noise=feature_noise, timestamps=timestamps,
         random_state=random_state if isinstance(random_state, (int, np.integer)) or random_state is None
         else "Generator",
@@ -744,9 +769,40 @@ def make_world(
     )
 
 
+def _linear_logging_scores(rng: np.random.Generator, relevance: np.ndarray, user_features: np.ndarray,
+                           item_features: np.ndarray, n_labels: int, l2: float = 1.0) -> np.ndarray:
+    """A weak logging ranker: logistic regression on ``[x_u, 1] ⊗ [x_i, 1]`` from ``n_labels`` labels.
+
+    ``n_labels`` uniform (user, item) pairs get a ``Bernoulli(relevance)`` label; the weights
+    minimize the mean logistic loss plus ``l2 / n_labels · ‖w‖²`` (Newton's method, a few steps).
+    Returns the score matrix (n_users, n_items), on the logit scale, float32.
+    """
+    n_users, n_items = relevance.shape
+    xu = np.hstack([user_features, np.ones((n_users, 1), np.float32)]).astype(np.float64)
+    xi = np.hstack([item_features, np.ones((n_items, 1), np.float32)]).astype(np.float64)
+    u = rng.integers(0, n_users, size=n_labels)
+    i = rng.integers(0, n_items, size=n_labels)
+    y = (rng.random(n_labels) < relevance[u, i]).astype(np.float64)
+    phi = (xu[u][:, :, None] * xi[i][:, None, :]).reshape(n_labels, -1)
+    w = np.zeros(phi.shape[1])
+    for _ in range(25):
+        p = expit(phi @ w)
+        grad = phi.T @ (p - y) + l2 * w
+        hess = (phi * (p * (1 - p))[:, None]).T @ phi + l2 * np.eye(w.size)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return (xu @ w.reshape(xu.shape[1], xi.shape[1]) @ xi.T).astype(np.float32)
+
+
 def _draw_logs(rng: np.random.Generator, relevance: np.ndarray, n_lists: int, L: int, n_cand: int,
-               logging_noise: float, position_eta: float) -> LoggedLists:
-    """Logged lists: uniform distinct candidates, ranked by a noisy logging ranker, position clicks."""
+               logging_noise: float, position_eta: float, log_score: np.ndarray | None = None) -> LoggedLists:
+    """Logged lists: uniform distinct candidates, ranked by a noisy logging ranker, position clicks.
+
+    The ranker's score is ``log_score`` (n_users, n_items) when given, else ``logit(relevance)``;
+    Gaussian noise of standard deviation ``logging_noise`` is added per shown candidate.
+    """
     n_users, n_items = relevance.shape
     theta = (1.0 / np.arange(1, L + 1, dtype=np.float64)) ** position_eta
     theta = theta.astype(np.float32)
@@ -754,8 +810,8 @@ def _draw_logs(rng: np.random.Generator, relevance: np.ndarray, n_lists: int, L:
     # distinct uniform candidates per list
     cand = _distinct_uniform(rng, n_lists, n_cand, n_items)
     rel = relevance[users[:, None], cand]
-    score = logit(np.clip(rel, 1e-6, 1 - 1e-6)) + np.float32(logging_noise) * rng.standard_normal(
-        cand.shape, dtype=np.float32)
+    base = logit(np.clip(rel, 1e-6, 1 - 1e-6)) if log_score is None else log_score[users[:, None], cand]
+    score = base + np.float32(logging_noise) * rng.standard_normal(cand.shape, dtype=np.float32)
     top = np.argpartition(-score, L - 1, axis=1)[:, :L] if L < n_cand else np.arange(n_cand)[None, :].repeat(
         n_lists, axis=0)
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, axis=1), axis=1), axis=1)
