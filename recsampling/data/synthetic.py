@@ -593,6 +593,8 @@ def make_world(
     n_user_features = _check_positive_int(n_user_features, "n_user_features", 0)
     n_item_features = _check_positive_int(n_item_features, "n_item_features", 0)
     feature_noise = _check_real(feature_noise, "feature_noise", 0.0)
+    if logging_ranker == "linear" and n_logged_lists and not (n_user_features and n_item_features):
+        raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
 
     rng = check_random_state(random_state)
     (rng_latent, rng_pop, rng_click, rng_noise, rng_logs, rng_test, rng_feat,
@@ -706,8 +708,6 @@ def make_world(
 
     # 6. logged ranked lists --------------------------------------------------------------
     if logging_ranker == "linear" and n_logged_lists:
-        if user_features is None or item_features is None:
-            raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
         log_score = _linear_logging_scores(rng_logs, relevance, user_features, item_features, logging_labels)
     else:
         log_score = None
@@ -774,7 +774,7 @@ def _linear_logging_scores(rng: np.random.Generator, relevance: np.ndarray, user
     """A weak logging ranker: logistic regression on ``[x_u, 1] ⊗ [x_i, 1]`` from ``n_labels`` labels.
 
     ``n_labels`` uniform (user, item) pairs get a ``Bernoulli(relevance)`` label; the weights
-    minimize the mean logistic loss plus ``l2 / n_labels · ‖w‖²`` (Newton's method, a few steps).
+    minimize the summed logistic loss plus ``l2 / 2 · ‖w‖²`` (Newton's method, a few steps).
     Returns the score matrix (n_users, n_items), on the logit scale, float32.
     """
     n_users, n_items = relevance.shape
