@@ -671,8 +671,19 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch and implicit threads (default 1)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: write the tables and plots from every finished cell in --out (after runs "
+                        "of different subsets into one folder; a run reports only its own cells)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     return p
+
+
+def _results_by_dataset(table) -> dict:
+    """{dataset: {"model + method": {headline metric: mean}}} of a summary table."""
+    if not len(table):
+        return {}
+    return {d: {f"{r['model']} + {r['method']}": {m: r.get(m) for m in DATASETS[d]["metrics"]}
+                for _, r in g.iterrows()} for d, g in table.groupby("dataset", sort=False)}
 
 
 def _split_list(text: str | None) -> list | None:
@@ -687,6 +698,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     if a.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {a.threads}")
     torch.set_num_threads(a.threads)
+    if a.report:
+        files, table = aggregate(a.out, plots=not a.no_plots)
+        if not files["markdown"]:
+            raise ValueError(f"no finished cells in {a.out}")
+        print(Path(files["markdown"]).read_text())
+        print(f"report of {int(table['n_seeds'].sum())} finished cells written to {a.out}")
+        if a.json:
+            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": _results_by_dataset(table)})))
+        return 0
     datasets = _split_list(a.datasets) or (["synthetic", "coat"] if a.quick else list(DATASETS))
     n_seeds = a.seeds if a.seeds is not None else (2 if a.quick else 3)
     if n_seeds < 1:
@@ -705,10 +725,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     summary = {
         "out": str(res.out), "cells": len(res.ran) + len(res.reused) + len(res.failed), "ran": len(res.ran),
         "reused": len(res.reused), "failed": res.failed, "skipped_datasets": res.skipped_datasets,
-        "seconds": round(res.seconds, 1), **res.files,
-        "results": {d: {f"{r['model']} + {r['method']}": {m: r.get(m) for m in DATASETS[d]["metrics"]}
-                        for _, r in g.iterrows()} for d, g in res.table.groupby("dataset", sort=False)}
-        if len(res.table) else {},
+        "seconds": round(res.seconds, 1), **res.files, "results": _results_by_dataset(res.table),
     }
     print(text)
     print(f"{summary['cells']} cells: {summary['ran']} run, {summary['reused']} reused, {len(res.failed)} failed; "

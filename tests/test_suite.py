@@ -76,6 +76,18 @@ def test_absent_dataset_is_skipped_not_fatal(tmp_path):
     assert res.files["csv"] is None
 
 
+def test_report_joins_runs_of_different_subsets(tmp_path, capsys):
+    kw = {**SMALL, "seeds": (0,), "plots": False}
+    own = suite.run_suite(tmp_path, **{**kw, "models": ("mf",), "samplers": ("bpr",)})
+    other = suite.run_suite(tmp_path, **{**kw, "models": ("implicit",), "samplers": ("als",)})
+    assert len(pd.read_csv(other.files["csv"])) == 1  # a run reports only its own cells
+    assert cli_main(["bench", "--report", "--out", str(tmp_path), "--no-plots", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out["results"]["synthetic"]) == {"mf + bpr", "implicit + als"}
+    assert len(pd.read_csv(out["csv"])) == 2 and own.ran
+    assert cli_main(["bench", "--report", "--out", str(tmp_path / "empty")]) == 2  # nothing finished: one line
+
+
 def test_plan_rejects_bad_names():
     with pytest.raises(ValueError, match="model"):
         suite.plan(["synthetic"], ["svd"], [0])
