@@ -59,7 +59,9 @@ sets and listwise loss with all propensities 1), ``dla`` and ``dla_sigmoid`` (th
 ``relevance_link="sigmoid"``) (item propensities learned from
 popularity-bucket and item-id features). On the synthetic world it also reports the Spearman
 correlation of DLA's learned item propensities with the world's true ones (mean exposure of
-each item), and that of the popularity estimate for reference.
+each item), and that of the popularity estimate for reference. The relevance model is MF with ID
+embeddings (``--rec-ranker mf``, the default) or the feature-only two-tower model of setting 1
+(``--rec-ranker twotower``).
 
 Usage::
 
@@ -275,14 +277,13 @@ def _rec_sampler(method: str, args, n_items: int):
 
 def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
     from recsampling.evaluation import evaluate
-    from recsampling.models import make_model
     from recsampling.train import Trainer
 
     cfg = dict(REC_TRAIN[dataset])
     if args.quick:
         cfg["epochs"] = 3
     sampler = _rec_sampler(method, args, task.train.n_items)
-    model = make_model("mf", task.train, factors=cfg["factors"], random_state=seed)
+    model = _ranker(args.rec_ranker, task.train, seed, cfg["factors"])
     trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer="adam", lr=cfg["lr"],
                       l2=cfg["l2"], device="cpu", random_state=seed, backend="torch", progress=False)
     t0 = time.perf_counter()
@@ -397,6 +398,8 @@ def main(argv=None) -> int:
                    help="also run setting 2 (candidate sets: synthetic MNAR world and Coat; several more minutes)")
     p.add_argument("--datasets", default="synthetic,coat", help="setting 2 data sets")
     p.add_argument("--rec-methods", default=",".join(REC_METHODS))
+    p.add_argument("--rec-ranker", default="mf", choices=("mf", "twotower"),
+                   help="setting 2 relevance model: MF (ID embeddings) or the feature-only two-tower of setting 1")
     p.add_argument("--n-sampled", type=int, default=20, help="setting 2: unclicked items per candidate set")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -470,6 +473,7 @@ def main(argv=None) -> int:
             print(f"[dla_positions] setting 2 {ds} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
         result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
                                              propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,
+                                             ranker=args.rec_ranker,
                                              world=REC_QUICK_WORLD if args.quick else REC_WORLD, ks=list(KS),
                                              protocol="test_items"),
                               "summary": summary2, "not_done": not_done}
@@ -484,7 +488,7 @@ def main(argv=None) -> int:
                 + ("_logrel" if args.logging_ranker == "relevance" and not args.logging_bias else "")
                 + (f"_labels{args.logging_labels}" if args.logging_labels != 2000 else "")
                 + (f"_bias{args.logging_bias:g}" if args.logging_bias else "")
-                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "") + ("_setting2" if args.setting2 else "")
+                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "") + ("_setting2" if args.setting2 else "") + ("_twotower" if args.setting2 and args.rec_ranker == "twotower" else "")
                 + (f"_{args.tag}" if args.tag else ""))
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     if args.json:

@@ -49,3 +49,12 @@ def test_unknown_method_is_a_clear_error(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--pos-methods", "svm", "--no-write"])
     assert "unknown setting-1 method" in capsys.readouterr().err
+
+
+def test_setting2_with_a_feature_only_ranker(bench, capsys):
+    r = _run(bench, capsys, "--etas", "", "--setting2", "--datasets", "synthetic", "--rec-ranker", "twotower",
+             "--rec-methods", "naive,dla")
+    assert r["setting2"]["config"]["ranker"] == "twotower"
+    summ = r["setting2"]["summary"]["synthetic"]
+    assert set(summ) == {"naive", "dla"}
+    assert -1 <= summ["dla"]["spearman_learned_vs_true"] <= 1 and 0 < summ["dla"]["dcg@5"]
