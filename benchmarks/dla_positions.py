@@ -34,9 +34,10 @@ of the log, what no estimate can beat) and with DLA's trained ranker
 ``logit(relevance) + S * b_i`` (a fixed ``b_i ~ N(0, 1)`` per item, "promoted items", independent
 of the features; :func:`biased_logs`).
 
-``--feature-noise X`` generates the world with ``feature_noise=X`` (default 0): the feature-only
-ranker then cannot fit relevance; the figures stop saturating but the raw-click model still wins
-and DLA's propensities drift (see RESULTS.md); an ablation only.
+``--feature-noise X`` generates the world with ``feature_noise=X`` (default 0): neither the
+feature-only ranker nor the linear logging ranker can then fit relevance; on the default logs DLA
+still beats raw clicks and its propensities stay close, on relevance-ranked logs it does not (see
+RESULTS.md); an ablation only.
 
 The relevance model (``--ranker``): ``twotower`` (default) is a feature-only two-tower model (no
 ID embeddings, affine towers over the world's user / item features, generated without feature
@@ -488,7 +489,9 @@ def main(argv=None) -> int:
                 + ("_logrel" if args.logging_ranker == "relevance" and not args.logging_bias else "")
                 + (f"_labels{args.logging_labels}" if args.logging_labels != 2000 else "")
                 + (f"_bias{args.logging_bias:g}" if args.logging_bias else "")
-                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "") + ("_setting2" if args.setting2 else "") + ("_twotower" if args.setting2 and args.rec_ranker == "twotower" else "")
+                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "")
+                + ("_setting2" if args.setting2 else "")
+                + ("_twotower" if args.setting2 and args.rec_ranker == "twotower" else "")
                 + (f"_{args.tag}" if args.tag else ""))
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     if args.json:
