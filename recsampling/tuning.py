@@ -108,6 +108,15 @@ def make_objective(train: Interactions, valid: Interactions, model: str = "mf", 
         raise ValueError("train and valid must be Interactions")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    # check names here: run_study's optimize(catch=ValueError) would turn a typo into failed trials
+    if model not in ("mf", "twotower"):
+        raise ValueError(f"model must be 'mf' or 'twotower', got {model!r}")
+    _sampler_params_of(sampler)
+    from recsampling.metrics import RANKING_METRICS
+    from recsampling.train import _parse_metric
+
+    if _parse_metric(metric)[0] not in RANKING_METRICS:
+        raise ValueError(f"metric must be one of {list(RANKING_METRICS)} with '@K', e.g. 'ndcg@10'; got {metric!r}")
 
     def objective(trial) -> float:
         params = search_space(trial, model, sampler)
@@ -194,6 +203,8 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
 
     if not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+    objective = make_objective(train, valid, model, sampler, epochs=epochs, metric=metric,
+                               random_state=seed, **fit_params)  # checks the arguments before any study exists
     study_name = study_name or f"{model}-{sampler}"
     if storage is None:
         storage = default_storage(run_dir, study_name)
@@ -214,8 +225,6 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     study.set_user_attr("sampler", sampler)
     if dataset is not None:
         study.set_user_attr("dataset", str(dataset))
-    objective = make_objective(train, valid, model, sampler, epochs=epochs, metric=metric,
-                               random_state=seed, **fit_params)
     study.optimize(objective, n_trials=n_trials, catch=(ValueError,), show_progress_bar=False)
     return study
 

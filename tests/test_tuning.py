@@ -71,3 +71,16 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     assert len(trials) == 6
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state.is_finished() for t in trials)
+
+
+@pytest.mark.parametrize("kwargs", [{"sampler": "no-such-sampler"}, {"model": "no-such-model"},
+                                    {"metric": "ndcg"}, {"metric": "foo@10"}])
+def test_run_study_rejects_bad_arguments_before_creating_a_study(tmp_path, kwargs):
+    # a typo must raise, not end as a study of failed trials (which optimize(catch=ValueError) hid)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    train, valid = _data()
+    args = {"model": "mf", "sampler": "bpr", "metric": "ndcg@10", **kwargs}
+    with pytest.raises(ValueError, match="sampler|model|metric"):
+        run_study(args["model"], args["sampler"], train, valid, n_trials=1, storage=storage, study_name="bad",
+                  epochs=1, metric=args["metric"], device="cpu")
+    assert optuna.study.get_all_study_names(storage=storage) == []
