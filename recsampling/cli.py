@@ -135,6 +135,11 @@ def _recommender_from_args(args, config: dict):
     )
 
 
+def _protocol(test_items) -> dict:
+    """Rank each user's randomized test items where the data set has them, else every item."""
+    return {} if test_items is None else {"protocol": "test_items", "test_items": test_items}
+
+
 def _eval_table(result) -> tuple[dict, str]:
     d = result.to_dict()
     return d, result.summary.to_string(index=False)
@@ -146,7 +151,7 @@ def cmd_train(args) -> int:
     rec = _recommender_from_args(args, config)
     rec.fit(train)
     ks = tuple(args.k)
-    result = rec.evaluate(test, ks=ks)
+    result = rec.evaluate(test, ks=ks, **_protocol(test_items))
     out = {"dataset": ds.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict()}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,7 @@ def _load_recommender(path: str):
 def cmd_evaluate(args) -> int:
     rec = _load_recommender(args.model_dir)
     ds, train, test, test_items = _train_test(args)
-    result = rec.evaluate(test, ks=tuple(args.k))
+    result = rec.evaluate(test, ks=tuple(args.k), **_protocol(test_items))
     d, table = _eval_table(result)
     _emit({"dataset": ds.name, **d}, args.json, table)
     return 0

@@ -71,3 +71,21 @@ def test_literal_nan_user_id_is_rejected(tmp_path, capsys):
     assert main(["datasets", "describe", str(bad)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "user_id" in err[0] and "line 3" in err[0]
+
+
+def test_train_and_evaluate_rank_the_randomized_test_items(shared_data, tmp_path, capsys):
+    # Coat has a randomized test set: the README's protocol ranks each user's 16 test items
+    from recsampling.data import load_dataset
+    from recsampling.recommender import Recommender
+
+    out = tmp_path / "model"
+    data = ["--dataset", "coat", "--data-dir", str(shared_data), "--json", "-k", "5"]
+    assert main(["train", *data, "--epochs", "1", "--out", str(out)]) == 0
+    trained = _last_json(capsys)
+    assert main(["evaluate", "--model-dir", str(out), *data]) == 0
+    evaluated = _last_json(capsys)
+    ds = load_dataset("coat", data_dir=shared_data)
+    expected = Recommender.load(out).evaluate(ds.test.to_implicit(4.0), ks=(5,), protocol="test_items",
+                                              test_items=ds.info["test_items"]).to_dict()
+    assert trained["dcg@5"] == pytest.approx(expected["dcg@5"])
+    assert evaluated["dcg@5"] == pytest.approx(expected["dcg@5"])
