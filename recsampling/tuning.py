@@ -208,6 +208,8 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     study_name = study_name or f"{model}-{sampler}"
     if storage is None:
         storage = default_storage(run_dir, study_name)
+    elif isinstance(storage, str) and storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not its folder
     # Offset the TPE seed by the stored trial count so a resumed study does not replay the same draws.
     sampler_seed = seed
     if seed is not None and load_if_exists:

@@ -84,3 +84,12 @@ def test_run_study_rejects_bad_arguments_before_creating_a_study(tmp_path, kwarg
         run_study(args["model"], args["sampler"], train, valid, n_trials=1, storage=storage, study_name="bad",
                   epochs=1, metric=args["metric"], device="cpu")
     assert optuna.study.get_all_study_names(storage=storage) == []
+
+
+def test_run_study_creates_the_folder_of_a_sqlite_storage(tmp_path, monkeypatch):
+    # the README's `--storage sqlite:///runs/tuning/studies.db` on a fresh clone: runs/tuning/ is absent
+    monkeypatch.chdir(tmp_path)
+    train, valid = _data()
+    study = run_study("mf", "bpr", train, valid, n_trials=0, storage="sqlite:///runs/tuning/s.db", study_name="x",
+                      epochs=1, device="cpu")
+    assert study.study_name == "x" and (tmp_path / "runs" / "tuning" / "s.db").is_file()
