@@ -39,7 +39,7 @@ positives) is smaller than MovieLens 100K so that the default run takes about 4 
 with 1 torch thread.
 
 Means and standard errors are over seeds. Results go to ``benchmarks/results/nbpo_noise.json``
-(``--out``: the summary, the config and every run); with ``--json`` the last stdout line is the
+(``--quick``: ``nbpo_noise_quick.json``; ``--out``: the summary, the config and every run); with ``--json`` the last stdout line is the
 summary JSON ``{"noise": {"0.0": {"bpr": {"ndcg@10": ..., "ndcg@10_sem": ..., ...}, "bpo": ...,
 "nbpo": ..., "flip_rank_correlation": ..., ...}, ...}, "config": ..., "wall_s": ...}``.
 ``--extra LABEL:key=value,...`` adds NBPO variants (e.g. ``exact:objective=exact``) and
@@ -229,9 +229,13 @@ def main(argv=None) -> dict:
                    help="run only these labels (default: bpr bpo nbpo and the --extra variants)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these sizes)")
     p.add_argument("--quick", action="store_true", help="tiny world, 2 seeds, 3 epochs (smoke test)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "nbpo_noise.json"))
+    p.add_argument("--out", default=None,
+                   help="results JSON (default: results/nbpo_noise.json, with --quick results/nbpo_noise_quick.json)")
     p.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
     args = p.parse_args(argv)
+    if args.out is None:  # a smoke run must not overwrite the recorded results
+        stem = "nbpo_noise_quick.json" if args.quick else "nbpo_noise.json"
+        args.out = str(Path(__file__).resolve().parent / "results" / stem)
     if args.quick:
         args.n_users, args.n_items, args.interactions, args.seeds, args.epochs = 150, 200, 4000, 2, 3
     if args.seeds < 1:
