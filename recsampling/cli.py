@@ -224,6 +224,11 @@ def cmd_tune(args) -> int:
     if args.model not in ("mf", "twotower"):
         raise CLIError(f"--model must be mf or twotower, got {args.model!r}")
     samplers = list(GRID[args.model]) if args.sampler == "all" else [s.strip() for s in args.sampler.split(",")]
+    from recsampling.samplers import SAMPLERS
+
+    unknown = [s for s in samplers if s not in SAMPLERS]
+    if unknown:  # before any study runs: a typo late in the list would otherwise cost the earlier studies
+        raise CLIError(f"unknown sampler(s) {unknown}; choose among {sorted(SAMPLERS)} or 'all'")
     if args.trials < 1 or args.epochs < 1:
         raise CLIError("--trials and --epochs must be >= 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

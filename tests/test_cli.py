@@ -89,3 +89,13 @@ def test_train_and_evaluate_rank_the_randomized_test_items(shared_data, tmp_path
                                               test_items=ds.info["test_items"]).to_dict()
     assert trained["dcg@5"] == pytest.approx(expected["dcg@5"])
     assert evaluated["dcg@5"] == pytest.approx(expected["dcg@5"])
+
+
+def test_tune_rejects_an_unknown_sampler_before_running_any_study(tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    rc = main(["tune", "--quick", "--sampler", "bpr,nope", "--trials", "1", "--epochs", "1",
+               "--run-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "nope" in err[0]
+    db = tmp_path / "studies.db"
+    assert not db.exists() or optuna.study.get_all_study_names(storage=f"sqlite:///{db}") == []
