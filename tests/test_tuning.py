@@ -93,3 +93,10 @@ def test_run_study_creates_the_folder_of_a_sqlite_storage(tmp_path, monkeypatch)
     study = run_study("mf", "bpr", train, valid, n_trials=0, storage="sqlite:///runs/tuning/s.db", study_name="x",
                       epochs=1, device="cpu")
     assert study.study_name == "x" and (tmp_path / "runs" / "tuning" / "s.db").is_file()
+
+
+@pytest.mark.parametrize("storage", ["runs/s.db", "postgresql://nobody@localhost:1/none"])
+def test_run_study_says_when_a_storage_cannot_be_opened(storage):
+    train, valid = _data()
+    with pytest.raises(ValueError, match="storage"):
+        run_study("mf", "bpr", train, valid, n_trials=1, storage=storage, epochs=1, device="cpu")
