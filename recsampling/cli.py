@@ -19,6 +19,10 @@ from recsampling._utils import to_jsonable
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+SPLIT_FILE = "split.json"  # the data settings of 'train --out', read back by 'evaluate'
+_SPLIT_DEFAULTS = {"dataset": None, "data_dir": None, "threshold": 4.0, "test_fraction": 0.2, "seed": 0}
+
+logger = logging.getLogger("recsampling")
 
 
 class CLIError(Exception):
@@ -145,6 +149,39 @@ def _eval_table(result) -> tuple[dict, str]:
     return d, result.summary.to_string(index=False)
 
 
+def _split_settings(args) -> dict:
+    """The flags that decide the train/test split, with paths made absolute (for 'evaluate')."""
+    dataset = args.dataset
+    if Path(dataset).is_file():
+        dataset = str(Path(dataset).resolve())
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    return {"dataset": dataset, "data_dir": data_dir, "threshold": args.threshold,
+            "test_fraction": args.test_fraction, "seed": args.seed}
+
+
+def _use_training_split(args) -> None:
+    """Fill the data flags 'evaluate' was not given from the model folder's ``split.json``.
+
+    A flag that was given and differs from training's is used, with a warning: on a data set
+    without a randomized test set another seed or fraction draws another holdout, whose test pairs
+    include training pairs.
+    """
+    path = Path(args.model_dir) / SPLIT_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if args.dataset is not None and Path(args.dataset).is_file():
+        args.dataset = str(Path(args.dataset).resolve())
+    for key, default in _SPLIT_DEFAULTS.items():
+        given = getattr(args, key)
+        if given is None:
+            setattr(args, key, saved.get(key, default))
+        elif key in saved and key != "data_dir" and given != saved[key]:
+            flag = "--" + key.replace("_", "-")
+            logger.warning("the model in %s was trained with %s %s; evaluating with %s %s", args.model_dir, flag,
+                           saved[key], flag, given)
+    if args.dataset is None:
+        raise CLIError(f"{args.model_dir} has no {SPLIT_FILE} (written by 'recsampling train --out'): give --dataset")
+
+
 def cmd_train(args) -> int:
     config = _load_config(args.config)
     ds, train, test, test_items = _train_test(args)
@@ -156,6 +193,7 @@ def cmd_train(args) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         rec.save(args.out)
+        (Path(args.out) / SPLIT_FILE).write_text(json.dumps(_split_settings(args), indent=2))
         out["saved_to"] = str(args.out)
     _, table = _eval_table(result)
     _emit(out, args.json, table + (f"\nsaved to {args.out}" if args.out else ""))
@@ -173,6 +211,7 @@ def _load_recommender(path: str):
 
 def cmd_evaluate(args) -> int:
     rec = _load_recommender(args.model_dir)
+    _use_training_split(args)
     ds, train, test, test_items = _train_test(args)
     result = rec.evaluate(test, ks=tuple(args.k), **_protocol(test_items))
     d, table = _eval_table(result)
@@ -309,11 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved model")
+    p = sub.add_parser("evaluate", help="evaluate a saved model (on its training run's split unless told otherwise)")
     p.add_argument("--model-dir", required=True)
-    _add_data_args(p)
+    _add_data_args(p, required=False)
     common(p)
-    p.set_defaults(func=cmd_evaluate)
+    # unset data flags come from the model folder's split.json (the training run's)
+    p.set_defaults(func=cmd_evaluate, seed=None, threshold=None, test_fraction=None)
 
     p = sub.add_parser("recommend", help="top-k items for some users of a saved model")
     p.add_argument("--model-dir", required=True)

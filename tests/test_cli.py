@@ -99,3 +99,37 @@ def test_tune_rejects_an_unknown_sampler_before_running_any_study(tmp_path, caps
     assert rc == 2 and len(err) == 1 and "nope" in err[0]
     db = tmp_path / "studies.db"
     assert not db.exists() or optuna.study.get_all_study_names(storage=f"sqlite:///{db}") == []
+
+
+def _pairs_csv(path, n_users=40, n_items=30, per_user=8, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = [f"{u},{i},5" for u in range(n_users) for i in rng.choice(n_items, per_user, replace=False)]
+    path.write_text("user_id,item_id,rating\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_evaluate_reuses_the_training_split(tmp_path, capsys, caplog):
+    # a data set without a randomized test set: evaluate must redraw train's holdout, not the default one
+    data = _pairs_csv(tmp_path / "pairs.csv")
+    out = tmp_path / "model"
+    assert main(["train", "--dataset", str(data), "--seed", "3", "--test-fraction", "0.3", "--epochs", "2",
+                 "--out", str(out), "--json", "--quiet"]) == 0
+    trained = _last_json(capsys)
+    assert main(["evaluate", "--model-dir", str(out), "--json"]) == 0
+    assert _last_json(capsys)["ndcg@10"] == pytest.approx(trained["ndcg@10"])
+    caplog.clear()
+    assert main(["evaluate", "--model-dir", str(out), "--seed", "4", "--json"]) == 0
+    assert "trained with --seed 3" in caplog.text
+
+
+def test_evaluate_without_split_file_or_dataset_is_one_line_error(tmp_path, capsys):
+    data = _pairs_csv(tmp_path / "pairs.csv")
+    out = tmp_path / "model"
+    assert main(["train", "--dataset", str(data), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    (out / "split.json").unlink()
+    capsys.readouterr()
+    assert main(["evaluate", "--model-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dataset" in err[0]
