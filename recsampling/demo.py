@@ -68,12 +68,16 @@ def run_demo(quick: bool = False, seed: int = 0, epochs: int | None = None,
                           l2=1e-4, batch_size=1024, random_state=seed, progress=progress).fit(train)
         fit_s = time.perf_counter() - start
         # the MAR test pairs that are also training clicks cannot be ranked; that is expected here
-        logging.getLogger("recsampling").setLevel(logging.ERROR)
-        truth = evaluate(rec.model_, world.unbiased_test, train=train, ks=(10,), metrics=["true_ndcg"],
-                         relevance=world.relevance).to_dict()
-        mar = evaluate(rec.model_, world.unbiased_test, protocol="test_items",
-                       test_items=world.unbiased_test_items, ks=(5,), metrics=["dcg", "recall"]).to_dict()
-        logging.getLogger("recsampling").setLevel(logging.NOTSET)
+        log = logging.getLogger("recsampling")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            truth = evaluate(rec.model_, world.unbiased_test, train=train, ks=(10,), metrics=["true_ndcg"],
+                             relevance=world.relevance).to_dict()
+            mar = evaluate(rec.model_, world.unbiased_test, protocol="test_items",
+                           test_items=world.unbiased_test_items, ks=(5,), metrics=["dcg", "recall"]).to_dict()
+        finally:
+            log.setLevel(level)  # the caller's level, not NOTSET
         rows[label] = {"true_ndcg@10": truth["true_ndcg@10"], "dcg@5 (MAR test)": mar["dcg@5"],
                        "recall@5 (MAR test)": mar["recall@5"], "fit_s": fit_s}
     table = pd.DataFrame(rows).T

@@ -59,7 +59,16 @@ def test_unknown_sampler_is_one_line_error(capsys):
 
 @pytest.mark.slow
 def test_demo_quick_json(capsys):
-    assert main(["demo", "--quick", "--json"]) == 0
+    import logging
+
+    log = logging.getLogger("recsampling")
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        assert main(["demo", "--quick", "--json"]) == 0
+        assert log.level == logging.INFO  # the demo silences its evaluation, then restores the user's level
+    finally:
+        log.setLevel(level)
     d = _last_json(capsys)
     assert "mf + bpr (uniform)" in d["methods"]
     assert all(0.0 < m["true_ndcg@10"] <= 1.0 for m in d["methods"].values())
