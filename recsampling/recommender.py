@@ -136,8 +136,9 @@ class Recommender:
             return users
         idx = _lookup(self.train_.user_ids, users)
         if (idx < 0).any():
-            raise ValueError(f"unknown user id {users[np.flatnonzero(idx < 0)[0]]!r}; use recommend_new_user for "
-                             "users without training data")
+            raise ValueError(f"unknown user id {_show_id(users[np.flatnonzero(idx < 0)[0]])}; this model's user ids "
+                             f"look like {_show_id(self.train_.user_ids[0])}; use recommend_new_user for users "
+                             "without training data")
         return idx
 
     def _out_ids(self, ids: np.ndarray, raw_ids: bool) -> np.ndarray:
@@ -236,7 +237,8 @@ class Recommender:
         if raw_ids:
             idx = _lookup(self.train_.item_ids, items)
             if (idx < 0).any():
-                raise ValueError(f"unknown item id {items[np.flatnonzero(idx < 0)[0]]!r}")
+                raise ValueError(f"unknown item id {_show_id(items[np.flatnonzero(idx < 0)[0]])}; this model's item "
+                                 f"ids look like {_show_id(self.train_.item_ids[0])}")
             items = idx
         items = np.unique(items.astype(np.int64))
         u = self.new_user_vector(items, reg=reg, confidence=confidence)
@@ -309,3 +311,11 @@ def _lookup(universe: np.ndarray, values: np.ndarray) -> np.ndarray:
     import pandas as pd
 
     return pd.Index(universe).get_indexer(values)
+
+
+
+def _show_id(value) -> str:
+    """``'196' (str)`` or ``196 (int64)``: raw ids match by value and type, so '196' is not 196."""
+    kind = "str" if isinstance(value, str) else type(value).__name__  # numpy.str_ is a str
+    plain = value.item() if isinstance(value, np.generic) else value
+    return f"{plain!r} ({kind})"
