@@ -55,7 +55,7 @@ def test_recommend_with_raw_ids_and_padding():
     assert ids_all[0, -1] is None
     with pytest.raises(ValueError, match="unknown user id"):
         rec.recommend(["nobody"], raw_ids=True)
-    with pytest.raises(ValueError, match=r"unknown user id 3 \(int64\); this model's user ids look like 'u\d+' \(str\)"):
+    with pytest.raises(ValueError, match=r"unknown user id 3 \(int\d+\); this model's user ids look like 'u\d+' \(str\)"):
         rec.recommend([3], raw_ids=True)  # raw ids match by value and type: the message shows which
 
 
