@@ -278,3 +278,14 @@ def test_users_without_any_negative_are_left_out_of_redraw_epochs():
     assert uni.n_samples() == 4
     with pytest.raises(ValueError, match="every drawable item"):
         draw_negatives(train.matrix, np.array([0]), 1, rng, item_probs=np.array([1.0, 1.0, 1.0, 0.0]))
+
+
+def test_no_drawable_negative_at_all_is_a_clear_error():
+    train = Interactions.from_indices([0, 0, 0], [0, 1, 2], (1, 4))  # one user; item 3 never interacted with
+    rng = np.random.default_rng(0)
+    make_sampler("bpr").prepare(train, rng)  # uniform: item 3 is a negative
+    with pytest.raises(ValueError, match="popularity: no user .* never draw an item without training interactions"):
+        make_sampler("popularity").prepare(train, rng)
+    full = Interactions.from_indices([0, 0], [0, 1], (1, 2))
+    with pytest.raises(ValueError, match="bpr: no user has an unobserved item"):
+        make_sampler("bpr").prepare(full, rng)
