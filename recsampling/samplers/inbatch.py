@@ -105,10 +105,14 @@ class InBatchSampler(Sampler):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         u = model.user_embeddings(batch["users"])
         v = model.item_embeddings(batch["items"][:, 0])
-        logits = (u @ v.T) / float(self.temperature)
+        # (B, B) is the big tensor here: edit the fresh product in place (its backward needs only u
+        # and v), which saves up to three B x B copies per step
+        logits = u @ v.T
+        if self.temperature != 1:
+            logits.div_(float(self.temperature))
         if self.logq:
-            logits = logits - batch["log_q"].to(logits.dtype)[None, :]
+            logits.sub_(batch["log_q"].to(logits.dtype)[None, :])
         if "hits" in batch:
-            logits = logits.masked_fill(batch["hits"], float("-inf"))
+            logits.masked_fill_(batch["hits"], float("-inf"))
         target = torch.arange(logits.shape[0], device=logits.device)
         return F.cross_entropy(logits, target)
