@@ -115,6 +115,27 @@ def test_two_tower_gradients_reach_the_feature_tower():
     assert m.item_tower.proj.weight.grad.abs().sum() > 0
 
 
+def test_two_tower_batch_with_repeats_matches_one_pair_at_a_time():
+    # lists of candidates repeat users and items; scores and gradients must not depend on how a batch groups them
+    train = _train(features=True)
+    users = torch.tensor([0, 3, 0, 5, 3])
+    items = torch.tensor([[1, 2, 1], [2, 2, 7], [1, 0, 8], [4, 1, 1], [7, 7, 7]])
+    weights = torch.linspace(-1.0, 2.0, items.numel()).reshape(items.shape)
+
+    def grads(loss_fn):
+        m = make_model("twotower", train, factors=4, hidden=(8,), random_state=0)
+        loss = loss_fn(m)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in m.parameters()]
+
+    batch_loss, batch_grads = grads(lambda m: (weights * m.score(users, items)).sum())
+    one_loss, one_grads = grads(lambda m: sum(weights[r, c] * m.score(users[r:r + 1], items[r, c:c + 1]).sum()
+                                              for r in range(items.shape[0]) for c in range(items.shape[1])))
+    torch.testing.assert_close(batch_loss, one_loss, rtol=1e-5, atol=1e-6)
+    for a, b in zip(batch_grads, one_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_make_model_errors():
     train = _train()
     with pytest.raises(ValueError, match="unknown model"):

@@ -167,6 +167,14 @@ class TwoTower(EmbeddingModel):
     def _side(self, tower: _Tower, idx: Tensor | None) -> Tensor:
         if idx is not None:
             flat = idx.reshape(-1)
+            if self.hidden and tower.mlp is not None and flat.numel() > 1 and not (self.training and self.dropout > 0):
+                # a hidden feature MLP is the costly part, and batches repeat users and (in lists of
+                # candidates) items many times: run it once per distinct index and gather; the same
+                # values, and the gather's backward sums the repeats' gradients (not with dropout on:
+                # each occurrence keeps its own dropout mask; not for linear towers, where the sort
+                # costs more than it saves)
+                uniq, inverse = torch.unique(flat, return_inverse=True)
+                return tower(uniq)[inverse].reshape(*idx.shape, self.factors)
             return tower(flat).reshape(*idx.shape, self.factors)
         dev = self.device
         return torch.cat([tower(torch.arange(s, min(s + _CHUNK, tower.n), device=dev))
