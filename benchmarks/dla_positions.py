@@ -85,6 +85,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsampling._utils import positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 POS_METHODS = ("clicks_naive", "ips_true_propensity", "dla")
@@ -362,8 +364,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--etas", default="0.5,1,2", help="comma-separated position-bias exponents")
-    p.add_argument("--seeds", type=int, default=3, help="seeds (a new world per seed)")
-    p.add_argument("--lists", type=int, default=None, help="logged lists per world (default 300000; quick 8000)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds (a new world per seed)")
+    p.add_argument("--lists", type=positive_int, default=None,
+                   help="logged lists per world (default 300000; quick 8000)")
     p.add_argument("--ranker", default="twotower", choices=("twotower", "mf"), help="relevance model of setting 1")
     p.add_argument("--factors", type=int, default=16)
     p.add_argument("--item-bias", action="store_true",
@@ -403,7 +406,7 @@ def main(argv=None) -> int:
                    help="setting 2 relevance model: MF (ID embeddings) or the feature-only two-tower of setting 1")
     p.add_argument("--n-sampled", type=int, default=20, help="setting 2: unclicked items per candidate set")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
     p.add_argument("--quick", action="store_true", help="a tiny run: small worlds, 2 seeds, few epochs")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")

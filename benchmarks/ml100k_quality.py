@@ -50,6 +50,8 @@ import sys
 import time
 from pathlib import Path
 
+from recsampling._utils import positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -68,16 +70,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                     help="folder holding ml-100k/ (default: ../shared/data)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
-    ap.add_argument("--seeds", type=int, default=3, help="refits per method with the chosen setting (default 3)")
-    ap.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    ap.add_argument("--seeds", type=positive_int, default=3,
+                    help="refits per method with the chosen setting (default 3)")
+    ap.add_argument("--threads", type=positive_int, default=2, help="threads for every library (default 2)")
     ap.add_argument("--quick", action="store_true", help="tiny grids (a smoke run, not the result)")
     ap.add_argument("--methods", default="mf_bpr,twotower_bpr,implicit_bpr,implicit_als",
                     help="comma-separated subset of the methods")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     ap.add_argument("--out", default=str(RESULTS / "ml100k_quality.json"), help="where to write the results")
     args = ap.parse_args(argv)
-    if args.threads < 1 or args.seeds < 1:
-        ap.error("--threads and --seeds must be >= 1")
     _set_threads(args.threads)
 
     import numpy as np

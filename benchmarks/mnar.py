@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsampling._utils import positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 KS = (3, 5, 8)
@@ -367,7 +369,8 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", choices=("coat", "synthetic", "yahoo-r3"), default="coat")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding coat/ (and yahoo-r3/); default ../shared/data")
-    p.add_argument("--seeds", type=int, default=5, help="seeds (model init, sampling; a new world on synthetic)")
+    p.add_argument("--seeds", type=positive_int, default=5,
+                   help="seeds (model init, sampling; a new world on synthetic)")
     p.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS + EXTRA_METHODS)
                    + " (default: " + ",".join(METHODS) + ")")
     p.add_argument("--model", default="mf", choices=("mf", "twotower"))
@@ -386,7 +389,8 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float, default=0.0, help="UBPR non-negative clamp -beta")
     p.add_argument("--rare-quantile", type=float, default=0.5)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a shared machine)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch CPU threads (1 is fastest for these small models on a shared machine)")
     p.add_argument("--propensity-norm", default="max", choices=("max", "users", "flat"),
                    help="popularity propensities (Rel-MF, UBPR): (n_i / max n)^eta (the WSDM paper), "
                         "(n_i / n_users)^eta (the authors' Coat preprocessing), or 'flat': one value "
@@ -424,8 +428,6 @@ def main(argv=None) -> int:
             raise SystemExit(f"unknown method {m!r}; choose among {', '.join(METHODS + EXTRA_METHODS)}")
     if args.dataset != "synthetic":
         methods = [m for m in methods if m != "relmf_true_propensity"]
-    if args.seeds < 1:
-        raise SystemExit("--seeds must be >= 1")
 
     if args.tune < 0:
         raise SystemExit("--tune must be >= 0")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recsampling._utils import positive_int
 from recsampling.data.datasets import load_dataset
 from recsampling.data.splits import random_split, validation_split
 from recsampling.evaluation import evaluate
@@ -47,7 +48,7 @@ def main(argv=None) -> dict:
     p.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m"])
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--threshold", type=float, default=4.0, help="rating threshold of a voted item")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=positive_int, default=3)
     p.add_argument("--factors", type=int, default=32)
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs")
     p.add_argument("--patience", type=int, default=3)
@@ -59,7 +60,7 @@ def main(argv=None) -> dict:
     p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"],
                    choices=["bpr", "bpo", "nbpo", "nbpo_const"],
                    help="nbpo_const: NBPO with a fixed flip rate of 0.5 (flip='constant'), the ablation")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", default=None, help="default: benchmarks/results/nbpo_<dataset>.json")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from recsampling._utils import positive_int
 from recsampling.data.interactions import Interactions
 from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
@@ -201,7 +202,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4], help="label-noise rates ρ")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per noise rate (0..seeds-1)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per noise rate (0..seeds-1)")
     p.add_argument("--n-users", type=int, default=600)
     p.add_argument("--n-items", type=int, default=1000)
     p.add_argument("--interactions", type=int, default=40_000, help="expected true positives of the world")
@@ -227,7 +228,7 @@ def main(argv=None) -> dict:
                         "item:flip=item pw1:positive_weight=1.0 (NBPOSampler parameters)")
     p.add_argument("--methods", nargs="+", default=None,
                    help="run only these labels (default: bpr bpo nbpo and the --extra variants)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these sizes)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 is fastest for these sizes)")
     p.add_argument("--quick", action="store_true", help="tiny world, 2 seeds, 3 epochs (smoke test)")
     p.add_argument("--out", default=None,
                    help="results JSON (default: results/nbpo_noise.json, with --quick results/nbpo_noise_quick.json)")
@@ -238,8 +239,6 @@ def main(argv=None) -> dict:
         args.out = str(Path(__file__).resolve().parent / "results" / stem)
     if args.quick:
         args.n_users, args.n_items, args.interactions, args.seeds, args.epochs = 150, 200, 4000, 2, 3
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
 

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from recsampling._utils import positive_int
+
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -41,8 +43,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--factors", type=int, default=64, help="factors (default 64)")
     p.add_argument("--seen", type=int, default=1_000_000, help="seen (excluded) pairs, about (default 1e6)")
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats of each contender (default 7)")
-    p.add_argument("--threads", type=int, default=2, help="threads for torch and implicit (default 2)")
+    p.add_argument("--repeats", type=positive_int, default=7, help="timed repeats of each contender (default 7)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for torch and implicit (default 2)")
     p.add_argument("--device", default="cpu", help="device of our topk and the matmul (default cpu; 'auto', 'cuda')")
     p.add_argument("--memory-budget-mb", type=float, default=256, help="topk memory budget (default 256)")
     p.add_argument("--seed", type=int, default=0)

@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from recsampling._utils import positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MARK_BEGIN = "<!-- training_speed:begin -->"
@@ -242,10 +244,10 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
                    help="folder holding ml-1m/pairs.csv.gz (a seeded synthetic matrix of ML-1M's shape otherwise)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic matrix even if ML-1M is present")
-    p.add_argument("--factors", type=int, default=64, help="latent factors (both libraries)")
-    p.add_argument("--threads", type=int, default=2, help="threads (both libraries)")
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs per repeat")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (medians reported)")
+    p.add_argument("--factors", type=positive_int, default=64, help="latent factors (both libraries)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads (both libraries)")
+    p.add_argument("--epochs", type=positive_int, default=5, help="timed epochs per repeat")
+    p.add_argument("--repeats", type=positive_int, default=3, help="interleaved repeats (medians reported)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (both)")
     p.add_argument("--l2", type=float, default=0.001, help="L2 coefficient (both)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, models and draws")
@@ -255,9 +257,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-write", action="store_true", help="do not write results/ or RESULTS.md")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
-    for name in ("factors", "threads", "epochs", "repeats"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
 
     import numba
     import torch

@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from recsampling._utils import positive_int
 from recsampling.data import make_world
 from recsampling.data.splits import validation_split
 from recsampling.tuning import run_study, save_plots
@@ -28,7 +29,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="tiny world (200 users x 300 items), 3 epochs, 8 trials")
     p.add_argument("--model", default="mf")
     p.add_argument("--sampler", default="bpr")
-    p.add_argument("--trials", type=int, default=None, help="trials run by this call (default 8 quick, 30)")
+    p.add_argument("--trials", type=positive_int, default=None, help="trials run by this call (default 8 quick, 30)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 3 quick, 15)")
     p.add_argument("--storage", default=None,
                    help="Optuna RDB URL (default sqlite file under benchmarks/results/tuning/)")
@@ -36,7 +37,7 @@ def main(argv=None) -> dict:
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     p.add_argument("--metric", default="ndcg@10")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="save Optuna's history and parameter-importance plots as PNGs in DIR")

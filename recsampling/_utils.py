@@ -75,3 +75,19 @@ def to_jsonable(value):
     if isinstance(value, PurePath):
         return str(value)
     return value
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type of a count flag (``--seeds``, ``--threads``, ...): an integer >= 1.
+
+    A bad value ends the script with argparse's one-line usage error and exit status 2, before any work.
+    """
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from recsampling._utils import to_jsonable
+from recsampling._utils import to_jsonable, positive_int
 
 __all__ = ["main"]
 
@@ -268,8 +268,6 @@ def cmd_tune(args) -> int:
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown:  # before any study runs: a typo late in the list would otherwise cost the earlier studies
         raise CLIError(f"unknown sampler(s) {unknown}; choose among {sorted(SAMPLERS)} or 'all'")
-    if args.trials < 1 or args.epochs < 1:
-        raise CLIError("--trials and --epochs must be >= 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task = load_task(args.dataset, args.data_dir, quick=args.quick, split_seed=args.split_seed)
     # tune on a validation split of the training part: the suite's test set is never looked at
@@ -371,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mf", help="mf or twotower (default mf)")
     p.add_argument("--sampler", default="bpr",
                    help="a sampler, a comma-separated list, or 'all' (every sampler of the model, the same budget each)")
-    p.add_argument("--trials", type=int, default=20, help="trials per study added by this call (default 20)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    p.add_argument("--trials", type=positive_int, default=20, help="trials per study added by this call (default 20)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial (default 10)")
     p.add_argument("--metric", default="ndcg@10", help="validation metric maximized (default ndcg@10)")
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     p.add_argument("--storage", default=None,

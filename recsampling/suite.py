@@ -46,7 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from recsampling._utils import to_jsonable
+from recsampling._utils import to_jsonable, positive_int
 from recsampling.data.interactions import Interactions
 
 __all__ = ["DATASETS", "GRID", "Cell", "Task", "load_task", "plan", "run_suite", "aggregate", "main"]
@@ -659,7 +659,7 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
                         "absent data sets are skipped")
     p.add_argument("--models", default="mf,twotower,implicit", help="comma-separated subset of mf,twotower,implicit")
     p.add_argument("--samplers", default=None, help="comma-separated subset of the methods (default: all)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 3; --quick 2)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="seeds per cell (default 3; --quick 2)")
     p.add_argument("--epochs", type=int, default=None,
                    help="override every data set's epochs (our models; implicit keeps its iterations)")
     p.add_argument("--data-dir", default="../shared/data", help="folder holding the real data sets")
@@ -668,7 +668,7 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
                    help="an Optuna storage URL (sqlite:///file.db): the best parameters of its studies replace "
                         "the defaults of their model x sampler (repeatable)")
     p.add_argument("--device", default="cpu", help="training device of our models (cpu, cuda, auto)")
-    p.add_argument("--threads", type=int, default=1, help="torch and implicit threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch and implicit threads (default 1)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--report", action="store_true",
@@ -695,8 +695,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     import torch
 
     a = build_parser(prog).parse_args(argv)
-    if a.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {a.threads}")
     torch.set_num_threads(a.threads)
     if a.report:
         files, table = aggregate(a.out, plots=not a.no_plots)
@@ -709,8 +707,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         return 0
     datasets = _split_list(a.datasets) or (["synthetic", "coat"] if a.quick else list(DATASETS))
     n_seeds = a.seeds if a.seeds is not None else (2 if a.quick else 3)
-    if n_seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
     tuned = None
     if a.tuned:
         from recsampling.tuning import load_tuned

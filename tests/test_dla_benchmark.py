@@ -58,3 +58,10 @@ def test_setting2_with_a_feature_only_ranker(bench, capsys):
     summ = r["setting2"]["summary"]["synthetic"]
     assert set(summ) == {"naive", "dla"}
     assert -1 <= summ["dla"]["spearman_learned_vs_true"] <= 1 and 0 < summ["dla"]["dcg@5"]
+
+
+@pytest.mark.parametrize("flag", ["--seeds", "--lists", "--threads"])
+def test_a_zero_count_is_a_usage_error_before_any_work(bench, capsys, flag):
+    with pytest.raises(SystemExit) as e:
+        bench.main([flag, "0", "--no-write"])
+    assert e.value.code == 2 and f"argument {flag}: must be an integer >= 1, got 0" in capsys.readouterr().err

@@ -139,3 +139,11 @@ def test_quick_script_end_to_end_and_rerun(tmp_path):
     assert any(p.endswith(".png") for p in first["plots"])
     second = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
     assert second["ran"] == 0 and second["reused"] == first["ran"]
+
+
+@pytest.mark.parametrize("args", [["--seeds", "0"], ["--threads", "-1"], ["--seeds", "two"]])
+def test_bad_counts_are_usage_errors_before_any_cell_runs(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as e:
+        suite.main(["--quick", "--out", str(tmp_path), *args])
+    assert e.value.code == 2 and f"argument {args[0]}: must be an integer >= 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
