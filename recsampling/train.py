@@ -463,6 +463,8 @@ def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Inte
     train : Interactions
         Its id maps are saved; with ``include_train`` also the matrix and columns, so that a
         loaded sampler can be prepared again and its learned state restored.
+    include_train : bool, default True
+        Store the training matrix and its columns (False: only the id maps; smaller files).
     extra : dict, optional
         JSON-able data stored alongside.
 

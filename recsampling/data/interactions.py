@@ -506,9 +506,21 @@ class Interactions:
 
         Parameters
         ----------
+        min_user, min_item : int, default 5
+            Fewest interactions a kept user / item has (>= 1), counted on the survivors until no
+            more rows or columns drop.
         compact : bool
             Re-index the survivors (drop empty rows and columns) when True; keep the index space
             when False.
+
+        Returns
+        -------
+        Interactions
+
+        Raises
+        ------
+        ValueError
+            when a minimum is < 1 or the core is empty.
         """
         if min_user < 1 or min_item < 1:
             raise ValueError(f"min_user and min_item must be >= 1, got {min_user} and {min_item}")

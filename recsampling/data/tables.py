@@ -117,6 +117,10 @@ def parse_table(
         Positions of the fields to keep (default: the first ``len(names)``).
     numeric, integer : sequence of str
         Columns that must parse as numbers / as whole numbers.
+    encoding : str
+        Text encoding (invalid bytes raise a ``ValueError`` naming the file and the byte offset).
+    compression : str or None
+        pandas' ``compression`` (``"gzip"``, ``"zip"``, ``"infer"``, ...; None: plain text).
 
     Returns
     -------
