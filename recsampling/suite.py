@@ -114,6 +114,7 @@ class Task:
 
     @property
     def headline(self) -> str:
+        """The data set's main metric (the first of ``metrics``), e.g. ``"ndcg@10"``."""
         return self.metrics[0]
 
     def evaluate(self, tables, metrics: Sequence[str] | None = None) -> dict:
@@ -208,10 +209,12 @@ class Cell:
 
     @property
     def key(self) -> str:
+        """File stem of the cell's result, ``<dataset>__<model>__<method>__seed<k>``."""
         return f"{self.dataset}__{self.model}__{self.method}__seed{self.seed}"
 
     @property
     def label(self) -> str:
+        """Row label of the tables, ``"<model> + <method>"``."""
         return f"{self.model} + {self.method}"
 
 

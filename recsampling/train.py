@@ -104,13 +104,16 @@ class TrainResult:
 
     @property
     def losses(self) -> list[float]:
+        """Mean training loss of each epoch."""
         return [h["loss"] for h in self.history]
 
     @property
     def metrics(self) -> list[float]:
+        """Validation ``metric`` of each validated epoch (empty without validation data)."""
         return [h[self.metric] for h in self.history if self.metric in h]
 
     def to_dict(self) -> dict:
+        """JSON-able summary: history, best epoch and metric, early stop, backend, metric name."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric,
                 "stopped_early": self.stopped_early, "backend": self.backend, "metric": self.metric}
 

@@ -162,6 +162,7 @@ class TwoTower(EmbeddingModel):
 
     @property
     def dim(self) -> int:
+        """Width of the folded embedding vectors (``factors`` + 1 with the item bias)."""
         return self.factors + int(self.has_item_bias)
 
     def _side(self, tower: _Tower, idx: Tensor | None) -> Tensor:
