@@ -208,7 +208,9 @@ def _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress, mask=Tr
     if n == 0:
         return
     rows = chunk_rows(n_items, memory_budget_mb, n)
-    buf = torch.empty((rows, n_items), dtype=torch.float32, device=dev)
+    # zeros, not empty: some BLAS kernels touch the output before writing it (beta = 0), and NaN
+    # garbage there raised a spurious 'invalid value encountered in dot' warning
+    buf = torch.zeros((rows, n_items), dtype=torch.float32, device=dev)
     Vt = V.T
     contiguous = n > 0 and bool(np.all(np.diff(users) == 1))
     users_t = torch.from_numpy(users).to(dev) if not contiguous else None
@@ -458,7 +460,7 @@ def _topk_cpu(U, V, users, exclude, k, memory_budget_mb, progress, ids, scores):
     lock = threading.Lock()
 
     def work():
-        buf = np.empty((rows, n_items), dtype=np.float32)
+        buf = np.zeros((rows, n_items), dtype=np.float32)  # not empty: see _score_chunks
         no_rows = np.full(rows, -1, dtype=np.int64)
         while True:
             c = next(counter)
