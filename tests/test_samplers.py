@@ -289,3 +289,5 @@ def test_no_drawable_negative_at_all_is_a_clear_error():
     full = Interactions.from_indices([0, 0], [0, 1], (1, 2))
     with pytest.raises(ValueError, match="bpr: no user has an unobserved item"):
         make_sampler("bpr").prepare(full, rng)
+    with pytest.raises(ValueError, match=r"^popularity: no user has an unobserved item to draw as a negative; nothing"):
+        make_sampler("popularity", alpha=0).prepare(full, rng)  # alpha = 0 is uniform: no popularity reason
