@@ -50,17 +50,19 @@ import sys
 import time
 from pathlib import Path
 
-from recsampling._utils import positive_int
+# implicit parallelizes itself (num_threads) and asks for a single-threaded BLAS. OpenBLAS reads this
+# only when numpy loads it, and importing recsampling loads numpy: set it before that import
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from recsampling._utils import positive_int  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _set_threads(n: int) -> None:
-    # implicit parallelizes itself (num_threads) and asks for a single-threaded BLAS; numba and
-    # torch get ``n`` threads explicitly
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    # numba and torch get ``n`` threads explicitly (the BLAS variables are set at the top)
     os.environ.setdefault("NUMBA_NUM_THREADS", str(n))
 
 
