@@ -81,6 +81,20 @@ def positive_int(text: str) -> int:
     """``argparse`` type of a count flag (``--seeds``, ``--threads``, ...): an integer >= 1.
 
     A bad value ends the script with argparse's one-line usage error and exit status 2, before any work.
+
+    Parameters
+    ----------
+    text : str
+        The flag's value as typed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        when ``text`` is not an integer >= 1.
     """
     import argparse
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from recsampling._utils import to_jsonable, positive_int
+from recsampling._utils import positive_int, to_jsonable
 
 __all__ = ["main"]
 
@@ -346,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved model (on its training run's split unless told otherwise)")
+    p = sub.add_parser("evaluate", help="evaluate a saved model (on its training run's split unless told otherwise)",
+                       description="Evaluate a saved model. --dataset, --data-dir, --threshold, --test-fraction "
+                                   "and --seed default to the training run's (split.json in --model-dir), not to "
+                                   "the defaults shown below; a differing value (but --data-dir) is used with a "
+                                   "warning.")
     p.add_argument("--model-dir", required=True)
     _add_data_args(p, required=False)
     common(p)

@@ -313,7 +313,6 @@ def _lookup(universe: np.ndarray, values: np.ndarray) -> np.ndarray:
     return pd.Index(universe).get_indexer(values)
 
 
-
 def _show_id(value) -> str:
     """``'196' (str)`` or ``196 (int64)``: raw ids match by value and type, so '196' is not 196."""
     kind = "str" if isinstance(value, str) else type(value).__name__  # numpy.str_ is a str

@@ -208,8 +208,8 @@ def _score_chunks(dev, U, V, users, exclude, memory_budget_mb, progress, mask=Tr
     if n == 0:
         return
     rows = chunk_rows(n_items, memory_budget_mb, n)
-    # zeros, not empty: some BLAS kernels touch the output before writing it (beta = 0), and NaN
-    # garbage there raised a spurious 'invalid value encountered in dot' warning
+    # zeros, not empty: rules out uninitialized memory as the source of an 'invalid value
+    # encountered in dot' warning seen once in CI (not reproduced; the results were right)
     buf = torch.zeros((rows, n_items), dtype=torch.float32, device=dev)
     Vt = V.T
     contiguous = n > 0 and bool(np.all(np.diff(users) == 1))

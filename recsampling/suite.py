@@ -46,7 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from recsampling._utils import to_jsonable, positive_int
+from recsampling._utils import positive_int, to_jsonable
 from recsampling.data.interactions import Interactions
 
 __all__ = ["DATASETS", "GRID", "Cell", "Task", "load_task", "plan", "run_suite", "aggregate", "main"]
