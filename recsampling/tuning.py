@@ -209,15 +209,17 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     if storage is None:
         storage = default_storage(run_dir, study_name)
     elif isinstance(storage, str) and storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not its folder
+        # SQLite makes the file, not its folder
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     if isinstance(storage, str):
         import sqlalchemy.exc
 
         try:  # a bad URL or a missing driver: one clear error, not a sqlalchemy traceback
             storage = optuna.storages.get_storage(storage)
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ValueError(f"storage {storage!r} cannot be opened (an Optuna RDB URL such as "
-                             f"sqlite:///runs/s.db): {str(e).strip().splitlines()[0]}") from None
+                             f"sqlite:///runs/s.db): {reason}") from None
     # Offset the TPE seed by the stored trial count so a resumed study does not replay the same draws.
     sampler_seed = seed
     if seed is not None and load_if_exists:
