@@ -20,6 +20,7 @@ __all__ = ["main"]
 
 EXIT_USAGE = 2
 SPLIT_FILE = "split.json"  # the data settings of 'train --out', read back by 'evaluate'
+# the data flags' defaults, for the parser and for an evaluate without split.json
 _SPLIT_DEFAULTS = {"dataset": None, "data_dir": None, "threshold": 4.0, "test_fraction": 0.2, "seed": 0}
 
 logger = logging.getLogger("recsampling")
@@ -300,9 +301,9 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="a dataset name (see 'recsampling datasets list') or a CSV/TSV/Parquet file")
     p.add_argument("--data-dir", default=None, help="folder holding the data sets (e.g. ../shared/data)")
     p.add_argument("--download", action="store_true", help="download the official release if absent")
-    p.add_argument("--threshold", type=float, default=4.0,
+    p.add_argument("--threshold", type=float, default=_SPLIT_DEFAULTS["threshold"],
                    help="ratings >= this are positives (default 4; ignored for data without ratings)")
-    p.add_argument("--test-fraction", type=float, default=0.2,
+    p.add_argument("--test-fraction", type=float, default=_SPLIT_DEFAULTS["test_fraction"],
                    help="per-user holdout fraction when the data has no randomized test set")
     p.add_argument("-k", type=int, nargs="+", default=[10], help="cut-offs of the metrics (default 10)")
 
@@ -329,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=int, default=_SPLIT_DEFAULTS["seed"], help="random seed (default 0)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("datasets", help="list the supported data sets or describe one")

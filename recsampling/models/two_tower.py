@@ -168,7 +168,8 @@ class TwoTower(EmbeddingModel):
     def _side(self, tower: _Tower, idx: Tensor | None) -> Tensor:
         if idx is not None:
             flat = idx.reshape(-1)
-            if self.hidden and tower.mlp is not None and flat.numel() > 1 and not (self.training and self.dropout > 0):
+            dropout_on = self.training and self.dropout > 0
+            if self.hidden and tower.mlp is not None and flat.numel() > 1 and not dropout_on:
                 # a hidden feature MLP is the costly part, and batches repeat users and (in lists of
                 # candidates) items many times: run it once per distinct index and gather; the same
                 # values, and the gather's backward sums the repeats' gradients (not with dropout on:

@@ -284,7 +284,8 @@ class _PairwiseSampler(Sampler):
                 logger.warning("%s: %d users have no drawable unobserved item; their %d interactions are "
                                "left out", self.name, int((~ok[all_users]).sum()), int((~keep).sum()))
                 if not keep.any():
-                    why = "" if not self._alpha else " (popularity negatives never draw an item without training interactions)"
+                    why = "" if not self._alpha else (" (popularity negatives never draw an item without "
+                                                      "training interactions)")
                     raise ValueError(f"{self.name}: no user has an unobserved item to draw as a negative{why}; "
                                      "nothing to train on")
         self.users_ = users[keep]
