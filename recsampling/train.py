@@ -13,9 +13,12 @@ One loop serves every sampler and every model::
 Backends
 --------
 ``backend="torch"`` is the loop above (autograd; any model, any sampler, CPU or CUDA).
-``backend="fused"`` runs each epoch as ``sampler.fused_epoch(model, lr=, l2=, rng=)`` (the numba
-MF-BPR kernel: many times faster on CPU). ``"auto"`` takes the fused path when the sampler says
-``sampler.supports_fused(model, optimizer, device)`` (MF, ``optimizer="sgd"``, CPU), else torch.
+``backend="fused"`` runs each epoch in the fused CPU kernel that
+:func:`recsampling.fast.find_kernel` returns for (model, sampler, optimizer, device): matrix
+factorization (and the ID-only two-tower model, the same model) with bpr, popularity, dns, bpo,
+nbpo, pointwise, relmf and ubpr, trained with ``"sgd"`` or ``"adagrad"`` on CPU. ``"auto"``
+takes the kernel when there is one, else torch. A kernel steps once per training positive (one
+row), i.e. it is the torch path with ``batch_size=1``; ``batch_size`` applies to torch only.
 
 The meaning of ``lr`` and ``l2`` is the same on both paths: the objective is
 ``mean(loss) + l2 * mean(||touched vectors||²)``; with ``optimizer="sgd"`` the torch path steps on
@@ -261,15 +264,21 @@ class Trainer:
         cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}[self.optimizer]
         return cls(groups, lr=float(self.lr))
 
-    def _use_fused(self, model, sampler, device) -> bool:
-        supports = getattr(sampler, "supports_fused", None)
-        ok = bool(supports(model, self.optimizer, device)) if supports is not None else False
-        if self.backend == "fused" and not ok:
+    def _kernel(self, model, sampler, device):
+        """The fused kernel factory for this fit, None for the torch loop (see ``backend``)."""
+        from recsampling.fast import find_kernel, kernel_keys
+
+        if self.backend == "torch":
+            return None
+        factory = find_kernel(model, sampler, self.optimizer, device)
+        if self.backend == "fused" and factory is None:
+            keys = sorted({(m, o, d) for m, _, o, d in kernel_keys()})
+            samplers = sorted({s for _, s, _, _ in kernel_keys()})
             raise ValueError(
-                f"backend='fused' needs a sampler with a fused kernel (bpr, popularity), a MatrixFactorization "
-                f"model, optimizer='sgd' and a CPU device; got sampler {type(sampler).__name__}, model "
-                f"{type(model).__name__}, optimizer {self.optimizer!r}, device {device}")
-        return self.backend == "fused" or (self.backend == "auto" and ok)
+                f"backend='fused' has no kernel for model {type(model).__name__}, sampler "
+                f"{getattr(sampler, 'name', type(sampler).__name__)!r}, optimizer {self.optimizer!r}, device {device}; "
+                f"kernels exist for samplers {samplers} with (model, optimizer, device) in {keys}")
+        return factory
 
     # ------------------------------------------------------------------------------------------
     def fit(self, model: nn.Module, sampler: Sampler, train: Interactions,
@@ -307,9 +316,11 @@ class Trainer:
         model.to(device)
         sampler.prepare(train, rng)
         sampler.to(device)
-        fused = self._use_fused(model, sampler, device)
-        result = TrainResult(backend="fused" if fused else "torch", metric=self.metric)
-        opt = None if fused else self._optimizer(model, sampler)
+        factory = self._kernel(model, sampler, device)
+        kernel = None if factory is None else factory(model, sampler, optimizer=self.optimizer, lr=float(self.lr),
+                                                      l2=float(self.l2), n_threads=self.n_threads)
+        result = TrainResult(backend="torch" if kernel is None else "fused", metric=self.metric)
+        opt = None if kernel is not None else self._optimizer(model, sampler)
         best_state = None
         wait = 0
         ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
@@ -326,10 +337,8 @@ class Trainer:
                 torch.manual_seed(torch_seed(rng))
                 for epoch in range(self.epochs):
                     t0 = time.perf_counter()
-                    if fused:
-                        loss = sampler.fused_epoch(model, lr=float(self.lr), l2=float(self.l2), rng=rng,
-                                                   n_threads=self.n_threads)
-                        n = sampler.n_samples()
+                    if kernel is not None:
+                        loss, n = kernel.epoch(rng)
                     else:
                         loss, n = self._torch_epoch(model, sampler, opt, device, rng)
                     dt = time.perf_counter() - t0

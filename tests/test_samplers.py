@@ -183,7 +183,9 @@ def test_popularity_sampler_follows_counts_and_skip_mode_masks():
     assert 0 < 1 - np.concatenate(valids).mean() < 1  # some collisions skipped, not all
 
 
-def test_skip_mode_loss_ignores_invalid_triples():
+def test_skip_mode_loss_counts_a_skipped_triple_as_zero():
+    # implicit's skip: no update for that triple, the others keep their per-example weight (the
+    # batch loss is the mean of its rows' losses, as in the fused kernel)
     train = checkerboard()
     model = make_model("mf", train, factors=4, random_state=0)
     s = make_sampler("bpr", collision="skip")
@@ -193,7 +195,7 @@ def test_skip_mode_loss_ignores_invalid_triples():
     from recsampling.samplers.negatives import bpr_loss
 
     sc = model.score(batch["users"], batch["items"])
-    torch.testing.assert_close(s.loss(model, batch), bpr_loss(sc[:1, :1], sc[:1, 1:]))
+    torch.testing.assert_close(s.loss(model, batch), bpr_loss(sc[:1, :1], sc[:1, 1:]) / 2)
 
 
 def test_dns_picks_the_highest_scored_candidate():
@@ -232,29 +234,18 @@ def test_inbatch_logq_and_accidental_hits():
     torch.testing.assert_close(s.loss(model, t), want)
 
 
-def test_fused_support_is_reported_honestly():
+def test_fused_kernels_are_a_lookup_not_a_sampler_flag():
+    from recsampling.fast import find_kernel
+
     train = checkerboard()
     mf = make_model("mf", train, factors=4, random_state=0)
-    tt = make_model("twotower", train, factors=4, random_state=0)
-    for name in ("bpr", "popularity"):
+    for name in ("bpr", "popularity", "dns", "bpo", "nbpo", "pointwise", "relmf", "ubpr"):
         s = make_sampler(name)
-        assert s.supports_fused(mf, "sgd", "cpu")
-        assert not s.supports_fused(mf, "adam", "cpu")
-        assert not s.supports_fused(tt, "sgd", "cpu")
-    assert not make_sampler("dns").supports_fused(mf, "sgd", "cpu")
-
-
-def test_fused_epoch_trains_mf_in_place():
-    train = checkerboard()
-    mf = make_model("mf", train, factors=8, random_state=0)
-    s = make_sampler("bpr")
-    rng = np.random.default_rng(0)
-    s.prepare(train, rng)
-    before = mf.user_factors.weight.detach().clone()
-    losses = [s.fused_epoch(mf, lr=0.05, l2=0.0, rng=rng, n_threads=1) for _ in range(30)]
-    assert not torch.equal(before, mf.user_factors.weight)
-    assert losses[-1] < losses[0] < 0.7
-    assert _auc(mf, train, rng) > 0.9
+        assert not hasattr(s, "supports_fused") and not hasattr(s, "fused_epoch")
+        assert find_kernel(mf, s, "sgd", "cpu") is not None
+        assert find_kernel(mf, s, "adam", "cpu") is None
+    for name in ("inbatch", "dla"):
+        assert find_kernel(mf, make_sampler(name), "sgd", "cpu") is None
 
 
 @pytest.mark.parametrize("bad", [{"n_negatives": 0}, {"collision": "again"}])

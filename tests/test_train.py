@@ -67,8 +67,10 @@ def test_fused_backend_is_chosen_for_mf_sgd_cpu_and_is_reproducible_with_one_thr
     assert torch.equal(m1.user_factors.weight, m2.user_factors.weight)
     _, r3 = _fit(optimizer="adam")
     assert r3.backend == "torch"
-    with pytest.raises(ValueError, match="backend='fused'"):
-        _fit(sampler="dns", optimizer="sgd", backend="fused")
+    _, r4 = _fit(sampler="dns", optimizer="adagrad", n_threads=1)
+    assert r4.backend == "fused"
+    with pytest.raises(ValueError, match="backend='fused' has no kernel"):
+        _fit(sampler="bpr", optimizer="adam", backend="fused")
 
 
 def test_fused_and_torch_sgd_optimize_the_same_objective():

@@ -1,10 +1,14 @@
-"""Fused CPU kernels (numba) for the hot training loops that plain torch makes slow.
+"""Fused CPU kernels (numba) for the training loops that plain torch makes slow.
 
-``mf_bpr_epoch`` trains a matrix factorization model for one BPR epoch in place with a hogwild
-numba kernel; the samplers' ``fused_epoch`` and the Trainer's ``backend="auto"`` use it for
-MF + BPR + SGD on CPU.
+:func:`find_kernel` is the one place that picks a backend: a lookup from (model kind, sampler,
+optimizer, device) to a kernel (:mod:`recsampling.fast.backends`); the Trainer's
+``backend="auto"`` takes a hit and otherwise runs the torch autograd loop, the reference every
+kernel is tested against. :mod:`recsampling.fast.mf` is the matrix factorization kernel for every
+per-pair sampler; :mod:`recsampling.fast.draws` holds the random draws they share.
 """
 
-from recsampling.fast.bpr import alias_table, bpr_sgd_epoch, draw_negatives, mf_bpr_epoch, popularity_weights
+from recsampling.fast.backends import FusedEpochs, find_kernel, kernel_keys, model_kind, register_kernel
+from recsampling.fast.draws import alias_table, draw_negatives, popularity_weights
 
-__all__ = ["alias_table", "bpr_sgd_epoch", "draw_negatives", "mf_bpr_epoch", "popularity_weights"]
+__all__ = ["FusedEpochs", "alias_table", "draw_negatives", "find_kernel", "kernel_keys", "model_kind",
+           "popularity_weights", "register_kernel"]

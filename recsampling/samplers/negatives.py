@@ -39,15 +39,13 @@ Collisions are handled by :func:`draw_negatives` (vectorized rejection, see ther
 
 The fused path
 --------------
-``"bpr"`` and ``"popularity"`` also expose ``fused_epoch`` / ``supports_fused``: for matrix
-factorization trained with plain SGD on CPU the Trainer (``backend="auto"``) runs a whole epoch
-in the numba kernel :func:`recsampling.fast.bpr.mf_bpr_epoch` (same sampling, same loss, one
-SGD step per triple) instead of the torch loop.
+All three also train in the fused CPU kernel of :mod:`recsampling.fast.mf` when the Trainer's
+lookup (:func:`recsampling.fast.find_kernel`) finds one for the model and optimizer (matrix
+factorization, SGD or Adagrad, CPU): the same draws, the same row loss (1), one step per row.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from typing import Iterator
 
@@ -76,16 +74,16 @@ def bpr_loss(pos: Tensor, neg: Tensor, weight: Tensor | None = None) -> Tensor:
     pos : Tensor of shape (B, 1) or (B,)
     neg : Tensor of shape (B, k)
     weight : Tensor of shape (B, k), optional
-        Per-triple weights (a 0/1 validity mask in ``collision="skip"`` mode); the result is
-        the weighted mean.
+        Per-triple weights (a 0/1 validity mask in ``collision="skip"`` mode): a skipped triple
+        adds 0 and still counts in the mean, as ``implicit`` skips its update (so the loss of a
+        batch is the mean of its rows' losses, the fused kernel's row loss).
     """
     if pos.dim() == neg.dim() - 1:
         pos = pos.unsqueeze(-1)
     terms = -F.logsigmoid(pos - neg)
     if weight is None:
         return terms.mean()
-    weight = weight.to(terms.dtype)
-    return (terms * weight).sum() / weight.sum().clamp(min=1.0)
+    return (terms * weight.to(terms.dtype)).mean()
 
 
 def _as_csr(matrix) -> sp.csr_matrix:
@@ -318,37 +316,6 @@ class _PairwiseSampler(Sampler):
         s = model.score(batch["users"], batch["items"])
         return bpr_loss(s[:, :1], s[:, 1:], batch.get("valid"))
 
-    # -- the fused CPU path ------------------------------------------------------------------------
-    def supports_fused(self, model: nn.Module, optimizer: str, device) -> bool:
-        """Whether :meth:`fused_epoch` can train ``model``: MF, plain SGD, CPU, numba present."""
-        from recsampling.models.mf import MatrixFactorization
-
-        return (isinstance(model, MatrixFactorization) and optimizer == "sgd"
-                and torch.device(device).type == "cpu" and model.user_factors.weight.device.type == "cpu"
-                and importlib.util.find_spec("numba") is not None)
-
-    def fused_epoch(self, model: nn.Module, *, lr: float, l2: float, rng: np.random.Generator,
-                    n_threads: int | None = None) -> float:
-        """One epoch of per-triple SGD in the numba kernel, in place; returns the mean loss.
-
-        Parameters
-        ----------
-        model : MatrixFactorization on CPU
-        lr : float
-            Per-triple SGD step (the torch path's ``"sgd"`` uses the same meaning).
-        l2 : float
-            The Trainer's L2 coefficient on ``‖·‖²`` (the kernel receives ``2 * l2``: its step
-            subtracts ``lr * l2' * vector``, the gradient of ``l2'/2 ‖·‖²``).
-        rng : numpy.random.Generator
-        n_threads : int or None
-            Hogwild threads; only 1 is bit-reproducible.
-        """
-        self._check_prepared()
-        from recsampling.fast.bpr import mf_bpr_epoch
-
-        return mf_bpr_epoch(model, self.train_, lr=lr, l2=2.0 * l2, n_negatives=int(self.n_negatives),
-                            alpha=self._alpha, collision=self.collision, rng=rng, n_threads=n_threads)
-
 
 @register("bpr")
 class BPRSampler(_PairwiseSampler):
@@ -430,10 +397,3 @@ class DNSSampler(_PairwiseSampler):
         neg = cand.gather(1, top)
         weight = None if "valid" not in batch else batch["valid"].gather(1, top)
         return bpr_loss(s[:, :1], neg, weight)
-
-    def supports_fused(self, model, optimizer, device) -> bool:
-        """DNS needs the model's scores to pick negatives: torch path only."""
-        return False
-
-    def fused_epoch(self, model, **kwargs) -> float:
-        raise ValueError("DNS has no fused kernel (its negatives depend on the model's scores); use backend='torch'")

@@ -1,0 +1,359 @@
+"""Random draws shared by the fused kernels: splitmix64 streams, alias tables, collision tests.
+
+Negatives
+---------
+- uniform (``alpha=None`` or ``alpha=0``): j uniform over all items;
+- popularity (``alpha > 0``): P(j) proportional to n_j ** alpha, n_j the item's number of training
+  interactions (items never interacted with are never drawn), by Walker's alias method (O(1) per
+  draw). ``alpha=1`` is the distribution of ``implicit``'s draw (the item of a random nonzero).
+
+Collisions (j is one of the user's positives) are checked exactly, with one bit test in a bit
+matrix of the interactions (n_users * n_items / 8 bytes, up to ``BITMAP_MAX_BYTES``) or, for
+larger matrices, by binary search in the user's sorted CSR row:
+
+- ``"redraw"``: draw again until j is not a positive (exact rejection sampling, the
+  distribution restricted to the user's unobserved items);
+- ``"skip"``: the draw is kept and marked (``implicit``'s behaviour, its issue #255); the loss
+  leaves that pair out.
+
+Random numbers come from splitmix64 streams (Steele, Lea, Flood 2014), one per parallel block of
+:data:`BLOCK_SIZE` interactions, all seeded from the caller's ``numpy.random.Generator``.
+:func:`draw_negatives` draws exactly as the kernels do, for inspection and tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from recsampling._utils import RandomState, check_random_state
+
+__all__ = ["BITMAP_MAX_BYTES", "BLOCK_SIZE", "alias_table", "draw_negatives", "interaction_bitmap",
+           "popularity_weights"]
+
+#: Interactions per parallel block (the unit of work and of random streams).
+BLOCK_SIZE = 1 << 15
+
+#: Largest bit matrix of the interactions built for collision tests (bytes); above it, binary search.
+BITMAP_MAX_BYTES = 64 << 20
+
+_COLLISIONS = ("redraw", "skip")
+
+# ---------------------------------------------------------------------------------------------
+# random numbers: splitmix64 (Steele, Lea, Flood 2014); all constants typed uint64 so that numba
+# never promotes to float64.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_INV32 = 1.0 / 4294967296.0
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _bounded(r, n):
+    """An integer in [0, n) from the high 32 bits of ``r`` (Lemire's multiply-shift, n < 2**32)."""
+    return np.int64(((r >> _S32) * np.uint64(n)) >> _S32)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _in_row(indices, start, end, j):
+    """Whether ``j`` is in the sorted slice ``indices[start:end]`` (binary search)."""
+    lo = start
+    hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = indices[mid]
+        if v < j:
+            lo = mid + 1
+        elif v > j:
+            hi = mid
+        else:
+            return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _draw_item(state, n_items, alias_prob, alias_index):
+    """One item from the uniform (empty alias table) or alias distribution; returns (state, j)."""
+    state = state + _GOLDEN
+    r = _mix(state)
+    k = _bounded(r, n_items)
+    if alias_prob.shape[0] == 0:
+        return state, k
+    if (r & _LOW32) * _INV32 < alias_prob[k]:
+        return state, k
+    return state, np.int64(alias_index[k])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+    """Whether (u, j) is a training interaction: one bit test, or a binary search in u's row."""
+    if bitmap.shape[0] > 0:
+        return ((bitmap[u * row_bytes + (j >> 3)] >> (j & 7)) & 1) != 0
+    return _in_row(indices, indptr[u], indptr[u + 1], j)
+
+
+@numba.njit(nogil=True, cache=True)
+def _build_bitmap(indptr, indices, row_bytes):
+    """Row-major bit matrix of the interactions, ``row_bytes`` bytes per user."""
+    n_users = indptr.shape[0] - 1
+    bitmap = np.zeros(n_users * row_bytes, dtype=np.uint8)
+    for u in range(n_users):
+        base = u * row_bytes
+        for k in range(indptr[u], indptr[u + 1]):
+            j = indices[k]
+            bitmap[base + (j >> 3)] |= np.uint8(1 << (j & 7))
+    return bitmap
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _draw_negative(state, indptr, indices, bitmap, row_bytes, u, n_items, alias_prob, alias_index, skip):
+    """A negative for user ``u``; returns (state, j) with j = -1 for a skipped collision."""
+    while True:
+        state, j = _draw_item(state, n_items, alias_prob, alias_index)
+        if not _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+            return state, j
+        if skip:
+            return state, np.int64(-1)
+
+
+# fastmath without the no-NaN / no-inf assumptions: reassociation lets LLVM vectorize the loops
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@numba.njit(nogil=True, cache=True)
+def _draw_negatives_kernel(indptr, indices, bitmap, users, n_items, n_negatives, alias_prob, alias_index, skip,
+                           seed):
+    out = np.empty((users.shape[0], n_negatives), dtype=np.int64)
+    row_bytes = (n_items + 7) // 8
+    s = np.uint64(seed)
+    for t in range(users.shape[0]):
+        for r in range(n_negatives):
+            s, j = _draw_negative(s, indptr, indices, bitmap, row_bytes, users[t], n_items, alias_prob,
+                                  alias_index, skip)
+            out[t, r] = j
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _alias_kernel(p):
+    n = p.shape[0]
+    prob = np.zeros(n, dtype=np.float64)
+    alias = np.arange(n).astype(np.int32)
+    scaled = p * n
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    ns = 0
+    nl = 0
+    for k in range(n):
+        if scaled[k] < 1.0:
+            small[ns] = k
+            ns += 1
+        else:
+            large[nl] = k
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        g = large[nl - 1]
+        prob[s] = scaled[s]
+        alias[s] = g
+        scaled[g] = (scaled[g] + scaled[s]) - 1.0
+        if scaled[g] < 1.0:
+            nl -= 1
+            small[ns] = g
+            ns += 1
+    for k in range(nl):
+        prob[large[k]] = 1.0
+    for k in range(ns):
+        # rounding leftovers: a slot that should be full (zero-weight slots stay at 0)
+        if scaled[small[k]] > 0.0:
+            prob[small[k]] = 1.0
+    return prob, alias
+
+
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table for drawing index k with probability ``weights[k] / weights.sum()``.
+
+    Parameters
+    ----------
+    weights : array of float, shape (n,)
+        Non-negative, finite, with a positive sum.
+
+    Returns
+    -------
+    prob : float64 array, shape (n,)
+        Probability of keeping slot k (0 for a zero-weight item, which is never drawn).
+    alias : int32 array, shape (n,)
+        The item drawn instead when slot k is not kept.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be a non-empty 1-d array, got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    total = w.sum()
+    if not total > 0:
+        raise ValueError("weights must have a positive sum (at least one drawable item)")
+    prob, alias = _alias_kernel(w / total)
+    # a zero-weight item is never kept and never an alias target (only slots with scaled mass
+    # >= 1 become targets); a zero-weight slot left over by rounding points at the heaviest item
+    zero = w == 0
+    prob[zero] = 0.0
+    alias[zero & (alias == np.arange(w.size))] = int(np.argmax(w))
+    return prob, alias
+
+
+def popularity_weights(item_counts: np.ndarray, alpha: float) -> np.ndarray:
+    """Negative-sampling weights ``n_j ** alpha`` (0 for items never interacted with).
+
+    Parameters
+    ----------
+    item_counts : array of int, shape (n_items,)
+        Training interactions per item.
+    alpha : float
+        Exponent, >= 0; 0 gives every item weight 1 (uniform, including unseen items).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_items,)
+    """
+    c = np.asarray(item_counts, dtype=np.float64)
+    if alpha == 0:
+        return np.ones_like(c)
+    return np.where(c > 0, np.power(c, alpha, where=c > 0, out=np.zeros_like(c)), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation and the model-level entry point
+
+
+def _check_csr(train: Any) -> sp.csr_matrix:
+    matrix = getattr(train, "matrix", train)
+    if not sp.issparse(matrix):
+        raise ValueError(
+            f"train must be an Interactions or a scipy sparse users x items matrix, got {type(train).__name__}"
+        )
+    matrix = matrix.tocsr()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.copy()
+        matrix.sort_indices()
+    return matrix
+
+
+def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """int64 indptr and int32 indices as read-only views (one numba signature for every input)."""
+    out = []
+    for arr, dtype in ((matrix.indptr, np.int64), (matrix.indices, np.int32)):
+        view = np.ascontiguousarray(arr, dtype=dtype).view()
+        view.flags.writeable = False
+        out.append(view)
+    return out[0], out[1]
+
+
+def interaction_bitmap(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
+    """The interactions as a row-major bit matrix, or an empty array when it would be too big.
+
+    Parameters
+    ----------
+    indptr : int64 array, shape (n_users + 1,)
+    indices : int32 array, shape (nnz,)
+    n_items : int
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        ``ceil(n_items / 8)`` bytes per user (bit ``j % 8`` of byte ``j // 8`` is item j), or an
+        empty array when that exceeds :data:`BITMAP_MAX_BYTES` (the kernels then binary-search
+        the sorted CSR rows instead; same results, slower).
+    """
+    row_bytes = (n_items + 7) // 8
+    if (indptr.shape[0] - 1) * row_bytes > BITMAP_MAX_BYTES:
+        return np.empty(0, dtype=np.uint8)
+    return _build_bitmap(indptr, indices, row_bytes)
+
+
+def _negative_table(indices: np.ndarray, n_items: int, alpha: float | None) -> tuple[np.ndarray, np.ndarray]:
+    if alpha is None or alpha == 0:
+        return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32)
+    counts = np.bincount(indices, minlength=n_items)
+    return alias_table(popularity_weights(counts, alpha))
+
+
+def _check_options(n_negatives: int, alpha: float | None, collision: str) -> None:
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1:
+        raise ValueError(f"n_negatives must be an integer >= 1, got {n_negatives!r}")
+    if alpha is not None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+            raise ValueError(f"alpha must be a number >= 0 or None (uniform), got {alpha!r}")
+        if not math.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0 or None (uniform), got {alpha!r}")
+    if collision not in _COLLISIONS:
+        raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
+
+
+def _seed(rng: RandomState) -> np.uint64:
+    gen = check_random_state(rng)
+    return np.uint64(gen.integers(0, 2**63, dtype=np.int64))
+
+
+def draw_negatives(
+    train: Any,
+    users: np.ndarray,
+    *,
+    n_negatives: int = 1,
+    alpha: float | None = None,
+    collision: str = "redraw",
+    rng: RandomState = None,
+) -> np.ndarray:
+    """Draw negatives for ``users`` exactly as the epoch kernel does (for inspection and tests).
+
+    Parameters
+    ----------
+    train : Interactions or scipy sparse matrix
+        users x items training interactions.
+    users : array of int, shape (n,)
+    n_negatives : int
+    alpha : float or None
+        None or 0: uniform; > 0: popularity ** alpha.
+    collision : {"redraw", "skip"}
+    rng : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n, n_negatives)
+        Item indices; -1 marks a skipped collision (``collision="skip"``).
+    """
+    _check_options(n_negatives, alpha, collision)
+    matrix = _check_csr(train)
+    indptr, indices = _csr_arrays(matrix)
+    n_users, n_items = matrix.shape
+    users = np.asarray(users)
+    if users.ndim != 1 or users.dtype.kind not in "iu":
+        raise ValueError(f"users must be a 1-d integer array, got shape {users.shape} and dtype {users.dtype}")
+    users = users.astype(np.int64)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"users must be in [0, {n_users}), got values in [{users.min()}, {users.max()}]")
+    prob, alias = _negative_table(indices, n_items, alpha)
+    n_drawable = n_items if prob.size == 0 else int((prob > 0).sum())
+    full = np.diff(indptr)[users] >= n_drawable
+    if collision == "redraw" and full.any():
+        raise ValueError(f"user {int(users[full][0])} has interacted with every drawable item: no negative exists")
+    bitmap = interaction_bitmap(indptr, indices, n_items)
+    return _draw_negatives_kernel(indptr, indices, bitmap, users, n_items, int(n_negatives), prob, alias,
+                                  collision == "skip", _seed(rng))

@@ -1,0 +1,615 @@
+r"""Fused CPU kernel for matrix factorization with every per-pair sampler: one hogwild numba epoch.
+
+One kernel serves bpr, popularity, dns, bpo, nbpo, pointwise, relmf and ubpr. Each visited
+training positive ``(u, i)`` becomes one *row*: the positive in column 0 and ``k`` items drawn for
+it in columns 1..k, exactly the row the sampler's torch path builds. The kernel
+
+1. draws the row's items (uniform or alias-popularity draws with exact rejection of u's positives,
+   or ``implicit``-style skipping; UBPR's uniform draw over all items but ``i``),
+2. scores them, ``x_c = <p_u, q_c> + b_c (+ b_u)``,
+3. computes ``g_c = ∂ℓ_row/∂x_c`` of the sampler's row loss ``ℓ_row`` (the loss written in that
+   sampler's module docstring, per row, so that the batch loss of the torch path is the mean of
+   ``ℓ_row`` over its rows),
+4. steps every parameter the row touches on ``ℓ_row + l2 * reg_row`` with SGD or Adagrad, where
+   ``reg_row = ||p_u||² + b_u² + Σ_c (||q_c||² + b_c²)`` is the Trainer's regularization of the
+   row (every column, as on the torch path).
+
+A step of the kernel on one row is the torch path's step on a batch of that one row (SGD on the
+batch sum, Adagrad on the batch mean: for one row the same); ``tests/test_fast_mf.py`` checks
+every sampler against autograd. Epochs visit every training positive once in a uniformly random
+order (a random-bucket shuffle; buckets are the units of parallel work) and update the shared
+tables without locks (hogwild, Niu et al. 2011). With ``n_threads=1`` an epoch is bit-for-bit
+reproducible for a seed.
+
+The row losses (``w`` are the sampler's weights; σ the logistic function)
+--------------------------------------------------------------------------
+- ``BPR`` (bpr, popularity, dns): ``ℓ = 1/n Σ_{j∈S} m_j softplus(-(x_0 - x_j))`` with ``S`` the
+  ``n`` negatives used: all ``k`` drawn, or for DNS the ``n`` highest-scored of the ``k``
+  candidates (selection without gradient); ``m_j`` is 0 for a skipped collision.
+- ``BPO``: ``ℓ = w_+ softplus(-x_0) + Σ_j m_j softplus(x_j)``.
+- ``NBPO``: the surrogate of eqs. (9)-(10) or the exact likelihood (6) of
+  :mod:`recsampling.samplers.nbpo`, with flip logits ``γ_c = γ_0 + c_u + e_c + P_u·Q_c`` (each part
+  present or not by the sampler's ``flip``) and ``flip_l2`` on the flip parameters of the row;
+  the flip parameters step with ``flip_lr`` and their own optimizer state.
+- ``REL`` (pointwise, relmf): ``ℓ = c [clamp_floor(w_0 δ1(x_0) + (1 - w_0) δ0(x_0)) + w_u Σ_j δ0(x_j)]``
+  with ``w_0 = 1/θ̃_ui`` of the click and ``w_u`` the user's unobserved weight.
+- ``UBPR``: ``ℓ = 1/k Σ_j clamp_{-β}((1/θ̃_ui)(1 - Y_uj/θ̃_uj) softplus(-(x_0 - x_j)))``.
+
+A clamp passes no gradient where it acts (as torch's ``clamp``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from recsampling.fast.draws import _FASTMATH, _GOLDEN, BLOCK_SIZE, _bounded, _draw_item, _in_row, _is_positive, _mix
+
+__all__ = ["LOSS_BPR", "LOSS_BPO", "LOSS_NBPO", "LOSS_REL", "LOSS_UBPR", "OPT_SGD", "OPT_ADAGRAD",
+           "DRAW_REJECT", "DRAW_OTHER", "mf_epoch", "mf_rows"]
+
+# loss kinds
+LOSS_BPR, LOSS_BPO, LOSS_NBPO, LOSS_REL, LOSS_UBPR = 0, 1, 2, 3, 4
+# optimizers
+OPT_SGD, OPT_ADAGRAD = 0, 1
+# draws: from the negative distribution with rejection of u's positives (or skip); or uniform over
+# every item but the row's positive (UBPR)
+DRAW_REJECT, DRAW_OTHER = 0, 1
+
+# integer options (``iopt``) and float options (``fopt``) of the kernel, by index
+I_LOSS, I_OPT, I_K, I_NSEL, I_EXACT, I_LOGDELTA, I_FLOOR, I_BETA, I_DRAW, I_SKIP = range(10)
+N_IOPT = 10
+F_LR, F_L2, F_FLIP_LR, F_FLIP_L2, F_FLIP_OFFSET, F_SCALE, F_FLOOR, F_BETA, F_POSW = range(9)
+N_FOPT = 9
+ADAGRAD_EPS = 1e-10  # torch.optim.Adagrad's default
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _softplus(x):
+    """log(1 + exp(x)) without overflow."""
+    if x > 0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _step(w, acc, r, f, g, lr, adagrad):
+    """One SGD or Adagrad step of the element ``w[r, f]`` with gradient ``g``."""
+    if adagrad:
+        a = acc[r, f] + g * g
+        acc[r, f] = a
+        w[r, f] = w[r, f] - lr * g / (math.sqrt(a) + ADAGRAD_EPS)
+    else:
+        w[r, f] = w[r, f] - lr * g
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _step1(w, acc, r, g, lr, adagrad):
+    if adagrad:
+        a = acc[r] + g * g
+        acc[r] = a
+        w[r] = w[r] - lr * g / (math.sqrt(a) + ADAGRAD_EPS)
+    else:
+        w[r] = w[r] - lr * g
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _seen(cols, c):
+    """Whether ``cols[c]`` already stood in an earlier column (its step was taken there)."""
+    for e in range(c):
+        if cols[e] == cols[c]:
+            return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _merged(cols, g, c):
+    """Summed gradient and multiplicity of item ``cols[c]`` over columns c.. (an item drawn twice
+    gets one step on its total gradient, as autograd sums the repeats)."""
+    total = g[c]
+    mult = 1.0
+    for e in range(c + 1, cols.shape[0]):
+        if cols[e] == cols[c]:
+            total += g[e]
+            mult += 1.0
+    return total, mult
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, x, g, gg, ge, me, pu, gu, pf, pg):
+    """Score one row, take its loss and step every parameter it touches; returns the row loss.
+
+    ``cols`` (L,) are the row's items (column 0 the positive), ``mask`` (L,) 0/1 whether a column
+    enters the loss, ``w0`` the positive's weight (1/θ̃ of REL/UBPR), ``wu`` the user's weight
+    (REL), ``pw`` (L,) per-column weights (UBPR's ``1 - Y_uj/θ̃_uj``). ``x``, ``g``, ``gg``
+    ``ge``, ``me`` (L,), ``pu``, ``gu`` (d,), ``pf``, ``pg`` (flip dim,) are scratch buffers.
+    """
+    U, V, bu, bi = tables
+    aU, aV, abu, abi = accs
+    P, Q, cu, ci = flips
+    aP, aQ, acu, aci = flip_accs
+    L = cols.shape[0]
+    d = U.shape[1]
+    kind = iopt[I_LOSS]
+    adagrad = iopt[I_OPT] == OPT_ADAGRAD
+    lr = fopt[F_LR]
+    l2x2 = 2.0 * fopt[F_L2]
+    has_bu = bu.shape[0] > 0
+    has_bi = bi.shape[0] > 0
+    # scores, and the squared norms the regularization needs, in one pass per column
+    reg = 0.0
+    for c in range(L):
+        j = cols[c]
+        s = np.float32(0.0)
+        q2 = np.float32(0.0)
+        for f in range(d):
+            q = V[j, f]
+            s += U[u, f] * q
+            q2 += q * q
+        if has_bi:
+            b = bi[j]
+            s += b
+            q2 += b * b
+        if has_bu:
+            s += bu[u]
+        reg += q2
+        x[c] = s
+        g[c] = 0.0
+        gg[c] = 0.0
+    p2 = np.float32(0.0)
+    for f in range(d):
+        p2 += U[u, f] * U[u, f]
+    reg += p2
+    if has_bu:
+        reg += bu[u] * bu[u]
+    loss = 0.0
+    if kind == LOSS_BPR:
+        n = iopt[I_NSEL]
+        k = L - 1
+        if n < k:  # DNS: keep the n highest-scored usable candidates (no gradient through the choice)
+            for c in range(1, L):
+                gg[c] = 0.0
+            for _ in range(n):
+                best = -1
+                for c in range(1, L):
+                    if mask[c] > 0 and gg[c] == 0.0 and (best < 0 or x[c] > x[best]):
+                        best = c
+                if best > 0:
+                    gg[best] = 1.0
+        else:
+            for c in range(1, L):
+                gg[c] = 1.0
+        inv_n = 1.0 / n
+        for c in range(1, L):
+            if gg[c] > 0 and mask[c] > 0:
+                z = x[0] - x[c]
+                loss += mask[c] * _softplus(-z) * inv_n
+                e = mask[c] * _sigmoid(-z) * inv_n
+                g[0] -= e
+                g[c] += e
+            gg[c] = 0.0
+    elif kind == LOSS_BPO:
+        posw = fopt[F_POSW]
+        loss += posw * _softplus(-x[0])
+        g[0] = -posw * (1.0 - _sigmoid(x[0]))
+        for c in range(1, L):
+            if mask[c] > 0:
+                loss += mask[c] * _softplus(x[c])
+                g[c] = mask[c] * _sigmoid(x[c])
+    elif kind == LOSS_NBPO:
+        posw = fopt[F_POSW]
+        offset = fopt[F_FLIP_OFFSET]
+        has_pq = P.shape[0] > 0
+        has_cu = cu.shape[0] > 0
+        has_ci = ci.shape[0] > 0
+        exact = iopt[I_EXACT] != 0
+        dp = P.shape[1]
+        for c in range(L):
+            wgt = posw if c == 0 else mask[c]
+            if wgt == 0:
+                continue
+            j = cols[c]
+            gam = offset
+            if has_cu:
+                gam += cu[u]
+            if has_ci:
+                gam += ci[j]
+            if has_pq:
+                for f in range(dp):
+                    gam += P[u, f] * Q[j, f]
+            sx = _sigmoid(x[c])
+            sg = _sigmoid(gam)
+            if c == 0:
+                if exact:
+                    loss += wgt * (_softplus(-x[c]) + _softplus(gam))
+                    g[c] = -wgt * (1.0 - sx)
+                    gg[c] = wgt * sg
+                else:
+                    loss -= wgt * ((1.0 - sg) * -_softplus(-x[c]) + sx * -_softplus(gam))
+                    g[c] = -wgt * (1.0 - sg) * (1.0 - sx)
+                    gg[c] = wgt * sx * sg
+            else:
+                if exact:
+                    a = -_softplus(x[c])  # log σ(-x)
+                    b = -_softplus(-x[c]) - _softplus(-gam)  # log σ(x) + log σ(γ)
+                    m = max(a, b)
+                    log_p = m + math.log(math.exp(a - m) + math.exp(b - m))
+                    loss -= wgt * log_p
+                    p = math.exp(log_p)  # σ(-x) + σ(x) σ(γ) > 0
+                    g[c] = wgt * sx * (1.0 - sx) * (1.0 - sg) / p
+                    gg[c] = -wgt * sx * sg * (1.0 - sg) / p
+                else:
+                    loss -= wgt * (sg * -_softplus(-x[c]) - _softplus(x[c]) + sx * -_softplus(-gam))
+                    g[c] = wgt * (sx - sg * (1.0 - sx))
+                    gg[c] = -wgt * sx * (1.0 - sg)
+        # the flip parameters: γ-gradient gg, flip_l2 on every column's parameters
+        flr = fopt[F_FLIP_LR]
+        fl2x2 = 2.0 * fopt[F_FLIP_L2]
+        fl2 = fopt[F_FLIP_L2]
+        if has_pq:
+            # P_u's gradient summed over the columns (pf: P_u's old values, pg: its gradient)
+            freg = 0.0
+            for f in range(dp):
+                pf[f] = P[u, f]
+                pg[f] = fl2x2 * P[u, f]
+                freg += P[u, f] * P[u, f]
+            for c in range(L):
+                gc = gg[c]
+                j = cols[c]
+                for f in range(dp):
+                    pg[f] += gc * Q[j, f]
+            if adagrad:
+                for f in range(dp):
+                    _step(P, aP, u, f, pg[f], flr, True)
+            else:
+                for f in range(dp):
+                    P[u, f] -= flr * pg[f]
+            for c in range(L):
+                if _seen(cols, c):
+                    continue
+                j = cols[c]
+                gs, mult = _merged(cols, gg, c)
+                ml2 = mult * fl2x2
+                for f in range(dp):
+                    freg += mult * Q[j, f] * Q[j, f]
+                if adagrad:
+                    for f in range(dp):
+                        _step(Q, aQ, j, f, gs * pf[f] + ml2 * Q[j, f], flr, True)
+                else:
+                    for f in range(dp):
+                        Q[j, f] -= flr * (gs * pf[f] + ml2 * Q[j, f])
+            loss += fl2 * freg
+        if has_cu:
+            acc = 0.0
+            for c in range(L):
+                acc += gg[c]
+            loss += fl2 * cu[u] * cu[u]
+            _step1(cu, acu, u, acc + fl2x2 * cu[u], flr, adagrad)
+        if has_ci:
+            for c in range(L):
+                if _seen(cols, c):
+                    continue
+                j = cols[c]
+                gs, mult = _merged(cols, gg, c)
+                loss += fl2 * mult * ci[j] * ci[j]
+                _step1(ci, aci, j, gs + mult * fl2x2 * ci[j], flr, adagrad)
+    elif kind == LOSS_REL:
+        scale = fopt[F_SCALE]
+        sx = _sigmoid(x[0])
+        if iopt[I_LOGDELTA] != 0:
+            d1, d1p = _softplus(-x[0]), -(1.0 - sx)
+            d0, d0p = _softplus(x[0]), sx
+        else:
+            d1, d1p = (1.0 - sx) ** 2, -2.0 * (1.0 - sx) ** 2 * sx
+            d0, d0p = sx * sx, 2.0 * sx * sx * (1.0 - sx)
+        click = w0 * d1 + (1.0 - w0) * d0
+        if iopt[I_FLOOR] != 0 and click < fopt[F_FLOOR]:
+            loss += scale * fopt[F_FLOOR]
+        else:
+            loss += scale * click
+            g[0] = scale * (w0 * d1p + (1.0 - w0) * d0p)
+        for c in range(1, L):
+            if mask[c] > 0 and wu != 0:
+                sx = _sigmoid(x[c])
+                if iopt[I_LOGDELTA] != 0:
+                    loss += scale * wu * _softplus(x[c])
+                    g[c] = scale * wu * sx
+                else:
+                    loss += scale * wu * sx * sx
+                    g[c] = scale * wu * 2.0 * sx * sx * (1.0 - sx)
+    else:  # LOSS_UBPR
+        inv_k = 1.0 / (L - 1)
+        has_beta = iopt[I_BETA] != 0
+        beta = fopt[F_BETA]
+        for c in range(1, L):
+            z = x[0] - x[c]
+            wgt = w0 * pw[c]
+            term = wgt * _softplus(-z)
+            if has_beta and term < -beta:
+                loss -= beta * inv_k
+                continue
+            loss += term * inv_k
+            e = wgt * _sigmoid(-z) * inv_k
+            g[0] -= e
+            g[c] += e
+    # the model's parameters: loss gradient g plus the Trainer's l2 on every column. An item in
+    # several columns gets one step on its summed gradient (ge, me: gradient and multiplicity at
+    # its first column, 0 at its repeats); every step uses the values from before the row's step
+    # (pu: p_u's copy). Passes run over the factors with the column outside, so they vectorize.
+    for c in range(L):
+        if _seen(cols, c):
+            ge[c] = 0.0
+            me[c] = 0.0
+        else:
+            ge[c], me[c] = _merged(cols, g, c)
+    lr32 = np.float32(lr)
+    l2x2_32 = np.float32(l2x2)
+    for f in range(d):
+        pu[f] = U[u, f]
+        gu[f] = l2x2_32 * U[u, f]
+    for c in range(L):
+        gc = np.float32(g[c])
+        j = cols[c]
+        for f in range(d):
+            gu[f] += gc * V[j, f]
+    if adagrad:
+        for f in range(d):
+            _step(U, aU, u, f, gu[f], lr, True)
+    else:
+        for f in range(d):
+            U[u, f] -= lr32 * gu[f]
+    for c in range(L):
+        if me[c] == 0:
+            continue
+        j = cols[c]
+        gc = np.float32(ge[c])
+        ml2 = np.float32(me[c]) * l2x2_32
+        if adagrad:
+            for f in range(d):
+                _step(V, aV, j, f, gc * pu[f] + ml2 * V[j, f], lr, True)
+        else:
+            for f in range(d):
+                V[j, f] -= lr32 * (gc * pu[f] + ml2 * V[j, f])
+    if has_bi:
+        for c in range(L):
+            if me[c] > 0:
+                j = cols[c]
+                _step1(bi, abi, j, ge[c] + me[c] * l2x2 * bi[j], lr, adagrad)
+    if has_bu:
+        acc = 0.0
+        for c in range(L):
+            acc += g[c]
+        _step1(bu, abu, u, acc + l2x2 * bu[u], lr, adagrad)
+    return loss + fopt[F_L2] * reg
+
+
+@numba.njit(nogil=True, fastmath=_FASTMATH, cache=True)
+def mf_rows(users, items, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt):
+    """Apply :func:`_row` to given rows in order (serial; for tests and inspection).
+
+    Parameters
+    ----------
+    users : int64 (B,)
+    items : int64 (B, L)
+    mask, pw : float64 (B, L)
+    w0, wu : float64 (B,)
+    tables, accs, flips, flip_accs : tuples of four arrays (see :func:`mf_epoch`)
+    iopt : int64 (N_IOPT,)
+    fopt : float64 (N_FOPT,)
+
+    Returns
+    -------
+    float
+        The sum of the rows' losses (each before its own step).
+    """
+    L = items.shape[1]
+    x = np.empty(L)
+    g = np.empty(L)
+    gg = np.empty(L)
+    ge = np.empty(L)
+    me = np.empty(L)
+    pu = np.empty(tables[0].shape[1], dtype=tables[0].dtype)
+    gu = np.empty(tables[0].shape[1], dtype=tables[0].dtype)
+    pf = np.empty(max(1, flips[0].shape[1]), dtype=flips[0].dtype)
+    pg = np.empty(max(1, flips[0].shape[1]), dtype=flips[0].dtype)
+    total = 0.0
+    for r in range(users.shape[0]):
+        total += _row(users[r], items[r], mask[r], w0[r], wu[r], pw[r], tables, accs, flips, flip_accs, iopt,
+                      fopt, x, g, gg, ge, me, pu, gu, pf, pg)
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def _bucket_positions(indptr, indices, n_blocks, seed):
+    """The training positives sent to ``n_blocks`` uniformly random buckets (CSR order within one).
+
+    Returns the users, items and CSR positions in bucket order (contiguous copies, so that the
+    pass over a block reads them in sequence), the block offsets and the random state.
+    """
+    n_users = indptr.shape[0] - 1
+    nnz = indices.shape[0]
+    state = np.uint64(seed)
+    bucket = np.empty(nnz, dtype=np.int32)
+    offsets = np.zeros(n_blocks + 1, dtype=np.int64)
+    for k in range(nnz):
+        state = state + _GOLDEN
+        b = _bounded(_mix(state), n_blocks)
+        bucket[k] = b
+        offsets[b + 1] += 1
+    for b in range(n_blocks):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:n_blocks].copy()
+    users = np.empty(nnz, dtype=np.int32)
+    items = np.empty(nnz, dtype=np.int32)
+    order = np.empty(nnz, dtype=np.int64)
+    for u in range(n_users):
+        for k in range(indptr[u], indptr[u + 1]):
+            b = bucket[k]
+            at = fill[b]
+            users[at] = u
+            items[at] = indices[k]
+            order[at] = k
+            fill[b] = at + 1
+    return users, items, order, offsets, state
+
+
+@numba.njit(nogil=True, parallel=True, fastmath=_FASTMATH, cache=True)
+def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
+             tables, accs, flips, flip_accs, iopt, fopt, seed):
+    """One shuffled epoch over every training positive, hogwild across numba threads.
+
+    Parameters
+    ----------
+    indptr : int64 (n_users + 1,); indices : int32 (nnz,)
+        The training positives, CSR with sorted rows.
+    bitmap : uint8
+        Bit matrix of the positives (``interaction_bitmap``) or empty (binary search).
+    alias_prob, alias_index : float64 / int32 (n_items,) or empty (uniform)
+        The negative distribution.
+    click_w : float64 (nnz,) or empty
+        Per positive: REL's ``1/θ̃`` (w_0), UBPR's ``1/θ̃`` (w_0 and, for a drawn clicked item,
+        its ``θ̃`` as ``1/click_w``); empty means 1.
+    user_w : float64 (n_users,) or empty
+        REL's unobserved weight per user.
+    tables : (U (n_users, d), V (n_items, d), b_u (n_users,) or empty, b_i (n_items,) or empty)
+        float32, updated in place; ``accs`` the same shapes (Adagrad's sums) or empty arrays.
+    flips, flip_accs : (P, Q, c_u, c_i) and their Adagrad sums, NBPO's flip parameters (empty if unused)
+    iopt, fopt : the integer and float options (``I_*``, ``F_*``)
+    seed : uint64
+
+    Returns
+    -------
+    loss_sum : float
+    n_rows : int
+        Rows stepped (a user without any drawable item has no row for losses with negatives).
+    """
+    nnz = indices.shape[0]
+    n_items = tables[1].shape[0]
+    row_bytes = (n_items + 7) // 8
+    k = iopt[I_K]
+    L = 1 + k
+    draw = iopt[I_DRAW]
+    skip = iopt[I_SKIP] != 0
+    n_drawable = n_items
+    if alias_prob.shape[0] > 0:
+        n_drawable = 0
+        for t in range(alias_prob.shape[0]):
+            if alias_prob[t] > 0.0:
+                n_drawable += 1
+    n_blocks = max(1, (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE)
+    users, items, order, offsets, state = _bucket_positions(indptr, indices, n_blocks, seed)
+    has_click_w = click_w.shape[0] > 0
+    # the positives' weights in bucket order (one gather here instead of a cache miss per row)
+    w0s = np.ones(nnz if has_click_w else 0)
+    if has_click_w:
+        for t in range(nnz):
+            w0s[t] = click_w[order[t]]
+    seeds = np.empty(n_blocks, dtype=np.uint64)
+    for b in range(n_blocks):
+        state = state + _GOLDEN
+        seeds[b] = _mix(state)
+    loss_sums = np.zeros(n_blocks)
+    n_rows = np.zeros(n_blocks, dtype=np.int64)
+    d = tables[0].shape[1]
+    dp = max(1, flips[0].shape[1])
+    has_user_w = user_w.shape[0] > 0
+    needs_neg = iopt[I_LOSS] == LOSS_BPR or iopt[I_LOSS] == LOSS_UBPR
+    # tuples of arrays are unpacked before the parallel loop and packed again per call: read
+    # inside a prange body they are slow (measured: the scoring pass ran at 2/3 the speed)
+    U, V, bu, bi = tables
+    aU, aV, abu, abi = accs
+    P, Q, cu, ci = flips
+    aP, aQ, acu, aci = flip_accs
+    for b in numba.prange(n_blocks):
+        s = seeds[b]
+        lo = offsets[b]
+        hi = offsets[b + 1]
+        for t in range(hi - 1, lo, -1):  # Fisher-Yates inside the block
+            s = s + _GOLDEN
+            r = lo + _bounded(_mix(s), t - lo + 1)
+            if has_click_w:
+                tw = w0s[t]
+                w0s[t] = w0s[r]
+                w0s[r] = tw
+            tu = users[t]
+            users[t] = users[r]
+            users[r] = tu
+            ti = items[t]
+            items[t] = items[r]
+            items[r] = ti
+        cols = np.empty(L, dtype=np.int64)
+        mask = np.ones(L)
+        pw = np.ones(L)
+        x = np.empty(L)
+        g = np.empty(L)
+        gg = np.empty(L)
+        ge = np.empty(L)
+        me = np.empty(L)
+        pu = np.empty(d, dtype=tables[0].dtype)
+        gu = np.empty(d, dtype=tables[0].dtype)
+        pf = np.empty(dp, dtype=flips[0].dtype)
+        pg = np.empty(dp, dtype=flips[0].dtype)
+        loss = 0.0
+        rows = 0
+        for t in range(lo, hi):
+            u = np.int64(users[t])
+            i = np.int64(items[t])
+            cols[0] = i
+            w0 = w0s[t] if has_click_w else 1.0
+            wu = user_w[u] if has_user_w else 1.0
+            if draw == DRAW_OTHER:
+                for c in range(1, L):
+                    s = s + _GOLDEN
+                    j = _bounded(_mix(s), n_items - 1)
+                    if j >= i:
+                        j += 1
+                    cols[c] = j
+                    mask[c] = 1.0
+                    pw[c] = 1.0
+                    if _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+                        # a clicked j enters with 1 - 1/θ̃_uj (its CSR position gives θ̃)
+                        lo_r = indptr[u]
+                        hi_r = indptr[u + 1]
+                        while lo_r < hi_r:
+                            mid = (lo_r + hi_r) >> 1
+                            if indices[mid] < j:
+                                lo_r = mid + 1
+                            else:
+                                hi_r = mid
+                        pw[c] = 1.0 - (click_w[lo_r] if has_click_w else 1.0)
+            else:
+                full = indptr[u + 1] - indptr[u] >= n_drawable
+                if full and needs_neg:
+                    continue
+                for c in range(1, L):
+                    if full:
+                        cols[c] = i
+                        mask[c] = 0.0
+                        continue
+                    while True:
+                        s, j = _draw_item(s, n_items, alias_prob, alias_index)
+                        if not _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+                            cols[c] = j
+                            mask[c] = 1.0
+                            break
+                        if skip:
+                            cols[c] = j
+                            mask[c] = 0.0
+                            break
+            loss += _row(u, cols, mask, w0, wu, pw, (U, V, bu, bi), (aU, aV, abu, abi), (P, Q, cu, ci),
+                         (aP, aQ, acu, aci), iopt, fopt, x, g, gg,
+                         ge, me, pu, gu, pf, pg)
+            rows += 1
+        loss_sums[b] = loss
+        n_rows[b] = rows
+    return loss_sums.sum(), n_rows.sum()
