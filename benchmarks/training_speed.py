@@ -1,32 +1,38 @@
-"""MF-BPR training throughput on CPU: our fused numba kernel against ``implicit``'s BPR, same run.
-
-Issue 4, "Speed and quality": MF training with the per-example samplers must reach at least the
-``implicit`` library's CPU BPR throughput (samples per second, same factors, same threads).
+"""Training throughput against ``implicit``'s CPU BPR, same run: MF-BPR, or every model + sampler.
 
 What is timed
 -------------
 - ``implicit``: ``implicit.cpu.bpr.BayesianPersonalizedRanking(factors=F, iterations=E,
-  num_threads=T).fit(matrix)``, wall time of the whole call (it includes implicit's own small
-  per-fit setup). implicit counts nnz samples per iteration (random nonzeros drawn with
-  replacement; a negative the user liked is skipped, not redrawn) and stores F + 1 columns
-  (the last one is the item bias), so ``samples = nnz * E``.
-- ours: ``E`` calls of :func:`recsampling.fast.bpr.mf_bpr_epoch` on a
-  ``MatrixFactorization(F, item_bias=True)`` with ``n_threads=T``: each epoch is a shuffled pass
-  over the nnz interactions, ``samples = nnz * E``. The headline is uniform negatives with exact
-  rejection (``collision="redraw"``, more work per sample than implicit's skip); the implicit-like
-  draw (``alpha=1, collision="skip"``) and popularity with rejection are reported beside it.
-- both after a warm-up call (numba's first-call compile and implicit's first fit are not timed),
-  interleaved ``--repeats`` times; the figures are medians over the repeats (best also given).
-- for reference, the plain torch autograd path (the Trainer with ``backend="torch"``, SGD,
-  batch 1024) for one epoch on a random ``--torch-fraction`` of the interactions (it is slow),
-  and the Trainer's own fused path (``backend="auto"``, one epoch including its prepare).
+  num_threads=T).fit(matrix)``, wall time of the whole call. implicit counts nnz samples per
+  iteration (random nonzeros drawn with replacement; a negative the user liked is skipped), so
+  ``samples = nnz * E``.
+- ours: ``Trainer.fit`` with ``backend="auto"`` (the fused kernel when
+  :func:`recsampling.fast.find_kernel` has one, else the torch loop); samples per second of an
+  epoch is training positives processed / its wall time (``TrainResult.history``), the median
+  over the epochs after the first (the first pays for numba's compile when its disk cache is
+  cold, and for the kernel's binding).
+
+Default mode (issue 4): MF + uniform BPR with exact rejection (headline), the implicit-like draw
+(popularity, skip) and popularity with rejection, ``--repeats`` times interleaved with implicit;
+the JSON has ``ratio``, ``ours_samples_per_s`` and ``implicit_samples_per_s``.
+
+``--samplers all`` (or a comma list): every (model, sampler) pair of the suite's grid on a seeded
+80/20 split of the data, each trained for the same ``--epochs``, with its samples/s, its ratio
+to implicit's samples/s on the same training matrix, its backend and NDCG@10 on the test part
+(so that speed cannot hide a broken loss). A pair on the fused kernel is also trained on the
+torch path with the same optimizer, lr and l2 (``--torch-batch`` rows per step): its NDCG@10
+and standard error (``ndcg@10_torch``, ``ndcg@10_torch_sem``) and samples/s (``torch_samples_per_s``)
+sit beside it. The JSON's ``samplers`` maps ``"<model>+<sampler>"`` to those figures.
+
+On ML-1M pairs the two-tower model has no side features: it is MF-shaped (its vectors are its
+ID embeddings) and takes the MF kernel; its torch-path figures are the ``torch_*`` keys.
 
 The machine is shared: the load average before and after is recorded with the figures.
 
 Usage::
 
-    python benchmarks/training_speed.py                # table
-    python benchmarks/training_speed.py --json         # last stdout line: one JSON object
+    python benchmarks/training_speed.py                          # MF-BPR table
+    python benchmarks/training_speed.py --samplers all --json    # every pair; last line JSON
 """
 
 from __future__ import annotations
@@ -39,24 +45,40 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
-
-from recsampling._utils import positive_int
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-MARK_BEGIN = "<!-- training_speed:begin -->"
-MARK_END = "<!-- training_speed:end -->"
+MARKS = {"bpr": ("<!-- training_speed:begin -->", "<!-- training_speed:end -->"),
+         "all": ("<!-- training_speed_all:begin -->", "<!-- training_speed_all:end -->")}
+
+#: every pair trains with these unless its sampler is listed in :data:`OVERRIDES`; one negative per
+#: positive where the sampler takes ``n_negatives``
+DEFAULTS = dict(optimizer="sgd", lr=0.05, l2=1e-4, batch_size=4096)
+OVERRIDES = {
+    "ubpr": dict(lr=0.01),  # weights up to 1/M = 10
+    "relmf": dict(lr=0.2), "pointwise": dict(lr=0.2),  # the squared loss has small gradients
+    "inbatch": dict(optimizer="adam", lr=0.01),  # no kernel: the suite's torch setting
+    "dla": dict(optimizer="adagrad", lr=0.05),  # ULTRA's optimizer for DLA
+}
+ONE_NEGATIVE = {"bpr", "popularity", "bpo", "nbpo", "pointwise", "relmf", "ubpr"}
+
+
+def _setup_threads(threads: int) -> None:
+    """BLAS threads must be fixed before numpy is first imported (implicit warns otherwise)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 # ------------------------------------------------------------------------------------------- data
-def load_ml1m(data_dir: Path) -> sp.csr_matrix | None:
-    """ML-1M's (user, item) pairs as a users x items CSR matrix, or None when absent."""
+def load_ml1m(data_dir: Path):
+    """ML-1M's (user, item) pairs as Interactions, or None when absent."""
     path = data_dir / "ml-1m" / "pairs.csv.gz"
     if not path.is_file():
         return None
+    import numpy as np
     import pandas as pd
+    import scipy.sparse as sp
+
+    from recsampling.data import Interactions
 
     df = pd.read_csv(path)
     users, _ = pd.factorize(df["user_id"], sort=True)
@@ -64,12 +86,16 @@ def load_ml1m(data_dir: Path) -> sp.csr_matrix | None:
     m = sp.csr_matrix((np.ones(len(df), np.float32), (users, items)))
     m.sum_duplicates()
     m.data[:] = 1.0
-    m.sort_indices()
-    return m
+    return Interactions.from_csr(m)
 
 
-def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209) -> sp.csr_matrix:
+def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209):
     """A seeded long-tail matrix of ML-1M's shape: lognormal user activity, Zipf-like item popularity."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsampling.data import Interactions
+
     rng = np.random.default_rng(seed)
     activity = rng.lognormal(0.0, 1.0, n_users)
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
@@ -80,100 +106,49 @@ def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz:
     key = np.unique(u.astype(np.int64) * n_items + i)
     key = rng.permutation(key)[:nnz]
     m = sp.csr_matrix((np.ones(key.size, np.float32), (key // n_items, key % n_items)), shape=(n_users, n_items))
-    m.sort_indices()
-    return m
-
-
-# ------------------------------------------------------------------------------------------ models
-def make_model(n_users: int, n_items: int, factors: int, seed: int):
-    """H4's MatrixFactorization when present, else a stand-in with the same attributes."""
-    try:
-        from recsampling.models.mf import MatrixFactorization
-
-        return MatrixFactorization(n_users, n_items, factors=factors, item_bias=True, random_state=seed), \
-            "MatrixFactorization"
-    except ImportError:
-        import torch
-        from torch import nn
-
-        class _MF(nn.Module):
-            def __init__(self):
-                super().__init__()
-                g = torch.Generator().manual_seed(seed)
-                self.user_factors = nn.Embedding(n_users, factors)
-                self.item_factors = nn.Embedding(n_items, factors)
-                with torch.no_grad():
-                    self.user_factors.weight.normal_(0, 0.1, generator=g)
-                    self.item_factors.weight.normal_(0, 0.1, generator=g)
-                self.user_biases = None
-                self.item_biases = nn.Embedding(n_items, 1)
-                nn.init.zeros_(self.item_biases.weight)
-
-        return _MF(), "stand-in (recsampling.models.mf absent)"
-
-
-def sampled_auc(user_vecs, item_vecs, m: sp.csr_matrix, seed: int = 0, n: int = 20000) -> float:
-    """P(score of a random held-in positive > score of a random unobserved item of that user)."""
-    rng = np.random.default_rng(seed)
-    coo = m.tocoo()
-    k = rng.integers(0, m.nnz, n)
-    u, i = coo.row[k], coo.col[k]
-    j = rng.integers(0, m.shape[1], n)
-    keep = np.asarray(m[u, j]).ravel() == 0
-    u, i, j = u[keep], i[keep], j[keep]
-    si = np.einsum("nd,nd->n", user_vecs[u], item_vecs[i])
-    sj = np.einsum("nd,nd->n", user_vecs[u], item_vecs[j])
-    return float((si > sj).mean())
-
-
-def our_tables(model):
-    uf = model.user_factors.weight.detach().numpy()
-    itf = model.item_factors.weight.detach().numpy()
-    ib = model.item_biases.weight.detach().numpy()
-    return np.hstack([uf, np.ones((uf.shape[0], 1), uf.dtype)]), np.hstack([itf, ib])
+    return Interactions.from_csr(m)
 
 
 # ------------------------------------------------------------------------------------------ timing
-def time_implicit(m, factors, threads, epochs, lr, l2, seed):
+def time_implicit(matrix, factors, threads, epochs, lr, l2, seed):
+    """(seconds, fitted model) of implicit's CPU BPR for ``epochs`` iterations."""
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
+    matrix = matrix.copy()  # implicit needs writable buffers; Interactions' matrix is read-only
     model = BayesianPersonalizedRanking(factors=factors, iterations=epochs, num_threads=threads,
                                         learning_rate=lr, regularization=l2, random_state=seed)
     t = time.perf_counter()
-    model.fit(m, show_progress=False)
+    model.fit(matrix, show_progress=False)
     return time.perf_counter() - t, model
 
 
-def time_ours(model, m, threads, epochs, lr, l2, rng, **kw):
-    from recsampling.fast.bpr import mf_bpr_epoch
-
-    losses = []
-    t = time.perf_counter()
-    for _ in range(epochs):
-        losses.append(mf_bpr_epoch(model, m, lr=lr, l2=l2, rng=rng, n_threads=threads, **kw))
-    return time.perf_counter() - t, losses
+def config(sampler: str) -> dict:
+    """Training settings of a sampler's pairs: :data:`DEFAULTS` with its :data:`OVERRIDES`."""
+    return {**DEFAULTS, **OVERRIDES.get(sampler, {})}
 
 
-def time_trainer(m, factors, threads, backend, lr, seed, epochs=1):
-    """One ``Trainer.fit`` (MF + uniform BPR + SGD) on the given backend; (seconds, samples) or an error."""
-    try:
-        from recsampling.data import Interactions
-        from recsampling.models.mf import MatrixFactorization
-        from recsampling.samplers.negatives import BPRSampler
-        from recsampling.train import Trainer
-    except ImportError as exc:
-        return {"error": f"not available: {exc}"}
-    data = Interactions.from_csr(m)
-    model = MatrixFactorization(*m.shape, factors=factors, random_state=seed)
-    trainer = Trainer(epochs=epochs, batch_size=1024, optimizer="sgd", lr=lr, device="cpu", random_state=seed,
-                      backend=backend, n_threads=threads, progress=False)
-    try:
-        t = time.perf_counter()
-        trainer.fit(model, BPRSampler(), data)
-        dt = time.perf_counter() - t
-    except Exception as exc:  # a reference figure only: report, do not fail the benchmark
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"seconds": dt, "samples_per_s": m.nnz * epochs / dt}
+def fit_pair(train, model_name, sampler, params, *, factors, threads, epochs, seed, backend="auto", **cfg):
+    """Train one pair; returns (model, TrainResult, samples/s)."""
+    import numpy as np
+
+    from recsampling.models import make_model
+    from recsampling.samplers import make_sampler
+    from recsampling.train import Trainer
+
+    model = make_model(model_name, train, factors=factors, random_state=seed)
+    trainer = Trainer(epochs=epochs, device="cpu", random_state=seed, backend=backend, n_threads=threads,
+                      progress=False, **cfg)
+    result = trainer.fit(model, make_sampler(sampler, **params), train)
+    rates = [h["samples_per_s"] for h in result.history]
+    return model, result, float(np.median(rates[1:] if len(rates) > 1 else rates))
+
+
+def ndcg(model, test, train) -> tuple[float, float]:
+    """NDCG@10 and its standard error over users (full ranking, training items excluded)."""
+    from recsampling.evaluation import evaluate
+
+    r = evaluate(model, test, train=train, ks=(10,), metrics=("ndcg",), device="cpu").to_dict()
+    return float(r["ndcg@10"]), float(r.get("ndcg@10_sem", float("nan")))
 
 
 def loadavg() -> list[float]:
@@ -183,55 +158,164 @@ def loadavg() -> list[float]:
         return []
 
 
-def write_markdown(res: dict) -> None:
+def machine() -> dict:
+    return {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+# ------------------------------------------------------------------------------------------- modes
+def run_bpr(args, data, name) -> dict:
+    """The MF-BPR headline and its two popularity variants, interleaved with implicit."""
+    import numpy as np
+
+    m = data.matrix
+    variants = {"uniform_redraw": ("bpr", {}), "popularity_skip": ("popularity", {"alpha": 1.0, "collision": "skip"}),
+                "popularity_redraw": ("popularity", {"alpha": 1.0})}
+    cfg = dict(optimizer="sgd", lr=args.lr, l2=args.l2 / 2)  # implicit's reg r decays by lr*r*p; ours by lr*2*l2*p
+    time_implicit(m, args.factors, args.threads, 1, args.lr, args.l2, args.seed)  # warm-up
+    fit_pair(data, "mf", "bpr", {}, factors=args.factors, threads=args.threads, epochs=2, seed=args.seed, **cfg)
+    rates = {k: [] for k in variants}
+    implicit_rates, results = [], {}
+    for rep in range(args.repeats):
+        dt, _ = time_implicit(m, args.factors, args.threads, args.epochs, args.lr, args.l2, args.seed + rep)
+        implicit_rates.append(m.nnz * args.epochs / dt)
+        for key, (sampler, params) in variants.items():
+            _, result, rate = fit_pair(data, "mf", sampler, params, factors=args.factors, threads=args.threads,
+                                       epochs=args.epochs + 1, seed=args.seed + rep, **cfg)
+            rates[key].append(rate)
+            results[key] = result
+    res = {"benchmark": "training_speed", **machine(),
+           "dataset": {"name": name, "n_users": m.shape[0], "n_items": m.shape[1], "nnz": int(m.nnz)},
+           "factors": args.factors, "threads": args.threads, "epochs": args.epochs, "repeats": args.repeats,
+           "lr": args.lr, "l2": args.l2, "backend": results["uniform_redraw"].backend,
+           "ours_samples_per_s": float(np.median(rates["uniform_redraw"])),
+           "implicit_samples_per_s": float(np.median(implicit_rates)),
+           "implicit_best": float(max(implicit_rates)), "implicit_all": [round(r) for r in implicit_rates],
+           "ours": {k: {"median": float(np.median(v)), "best": float(max(v)), "all": [round(r) for r in v]}
+                    for k, v in rates.items()},
+           "loss_first": results["uniform_redraw"].losses[0], "loss_last": results["uniform_redraw"].losses[-1]}
+    res["ratio"] = res["ours_samples_per_s"] / res["implicit_samples_per_s"]
+    res["ratio_per_repeat"] = [round(o / i, 3) for o, i in zip(rates["uniform_redraw"], implicit_rates)]
+    res["ratio_popularity_skip"] = res["ours"]["popularity_skip"]["median"] / res["implicit_samples_per_s"]
+    print(f"{name}: {m.shape[0]} x {m.shape[1]}, nnz {m.nnz:,}; factors {args.factors}, threads {args.threads}, "
+          f"{args.epochs} epochs x {args.repeats} repeats")
+    print(f"{'trainer':<18} {'negatives':<22} {'median/s':>12} {'best/s':>12} {'vs implicit':>12}")
+    print(f"{'implicit BPR':<18} {'popularity, skip':<22} {res['implicit_samples_per_s']:>12,.0f} "
+          f"{res['implicit_best']:>12,.0f} {1.0:>12.2f}")
+    for k, v in res["ours"].items():
+        print(f"{'ours ' + res['backend']:<18} {k.replace('_', ', '):<22} {v['median']:>12,.0f} {v['best']:>12,.0f} "
+              f"{v['median'] / res['implicit_samples_per_s']:>12.2f}")
+    return res
+
+
+def run_all(args, data, name) -> dict:
+    """Every (model, sampler) pair on a seeded 80/20 split; speed, ratio, backend, NDCG@10."""
+    import numpy as np
+
+    from recsampling.data.splits import random_split
+    from recsampling.fast import find_kernel  # noqa: F401 - the lookup the Trainer uses
+    from recsampling.suite import GRID
+
+    split = random_split(data, test_fraction=0.2, random_state=args.seed)
+    train, test = split.train, split.test
+    m = train.matrix
+    wanted = None if args.samplers == "all" else set(args.samplers.split(","))
+    models = [x for x in args.models.split(",")]
+    pairs = [(mo, s) for mo in models for s in GRID[mo] if wanted is None or s in wanted]
+    if not pairs:
+        raise SystemExit(f"no pair matches --samplers {args.samplers} --models {args.models}")
+    time_implicit(m, args.factors, args.threads, 1, 0.05, 0.001, args.seed)  # warm-up
+    dt, imp = time_implicit(m, args.factors, args.threads, args.epochs, 0.05, 0.001, args.seed)
+    implicit_rate = m.nnz * args.epochs / dt
+    from recsampling.evaluation import evaluate
+
+    imp_ndcg = evaluate((np.asarray(imp.user_factors), np.asarray(imp.item_factors)), test, train=train, ks=(10,),
+                        metrics=("ndcg",), device="cpu").to_dict()["ndcg@10"]
+    out = {}
+    print(f"{name} 80/20 split: train {m.shape[0]} x {m.shape[1]}, nnz {m.nnz:,}; factors {args.factors}, "
+          f"threads {args.threads}, {args.epochs} epochs; implicit BPR {implicit_rate:,.0f}/s, NDCG@10 {imp_ndcg:.4f}")
+    print(f"{'pair':<22} {'backend':<7} {'samples/s':>11} {'ratio':>7} {'ndcg@10':>8} {'torch/s':>10} {'ndcg torch':>16}")
+    for model_name, sampler in pairs:
+        cfg = config(sampler)
+        params = {"n_negatives": 1} if sampler in ONE_NEGATIVE else {}
+        t0 = time.perf_counter()
+        model, result, rate = fit_pair(train, model_name, sampler, params, factors=args.factors, threads=args.threads,
+                                       epochs=args.epochs, seed=args.seed, **cfg)
+        nd, se = ndcg(model, test, train)
+        row = {"samples_per_s": rate, "ratio": rate / implicit_rate, "ndcg@10": nd, "ndcg@10_sem": se,
+               "backend": result.backend, "optimizer": cfg["optimizer"], "lr": cfg["lr"], "l2": cfg["l2"],
+               "batch_size": cfg["batch_size"] if result.backend == "torch" else 1, "loss_last": result.losses[-1]}
+        if result.backend == "fused" and not args.no_torch:
+            tcfg = {**cfg, "batch_size": args.torch_batch}
+            tmodel, tres, trate = fit_pair(train, model_name, sampler, params, factors=args.factors,
+                                           threads=args.threads, epochs=args.epochs, seed=args.seed, backend="torch",
+                                           **tcfg)
+            tnd, tse = ndcg(tmodel, test, train)
+            row.update({"torch_samples_per_s": trate, "torch_ratio": trate / implicit_rate, "ndcg@10_torch": tnd,
+                        "ndcg@10_torch_sem": tse, "torch_batch_size": args.torch_batch,
+                        "ndcg_within_2se": bool(abs(nd - tnd) <= 2 * float(np.hypot(se, tse)))})
+        row["seconds"] = time.perf_counter() - t0
+        key = f"{model_name}+{sampler}"
+        out[key] = row
+        torch_part = (f"{row['torch_samples_per_s']:>10,.0f} {row['ndcg@10_torch']:>8.4f}±{row['ndcg@10_torch_sem']:.4f}"
+                      if "torch_samples_per_s" in row else f"{'-':>10} {'-':>16}")
+        print(f"{key:<22} {row['backend']:<7} {rate:>11,.0f} {row['ratio']:>7.3f} {nd:>8.4f} {torch_part}", flush=True)
+    return {"benchmark": "training_speed", "mode": "samplers", **machine(),
+            "dataset": {"name": name, "split": "random 80/20 per user", "seed": args.seed, "n_users": m.shape[0],
+                        "n_items": m.shape[1], "train_nnz": int(m.nnz), "test_nnz": int(test.nnz)},
+            "factors": args.factors, "threads": args.threads, "epochs": args.epochs,
+            "implicit_samples_per_s": implicit_rate, "implicit_ndcg@10": float(imp_ndcg),
+            "defaults": DEFAULTS, "overrides": OVERRIDES, "samplers": out}
+
+
+# ------------------------------------------------------------------------------------------ output
+def write_markdown(res: dict, mode: str) -> None:
+    begin, end = MARKS[mode]
+    d = res["dataset"]
+    if mode == "bpr":
+        lines = [begin, "## Training speed: fused MF-BPR vs implicit",
+                 "",
+                 f"`python benchmarks/training_speed.py` on {d['name']} ({d['n_users']} x {d['n_items']}, "
+                 f"{d['nnz']:,} interactions), {res['factors']} factors, {res['threads']} threads, {res['epochs']} timed "
+                 f"epochs x {res['repeats']} interleaved repeats (medians; best in brackets), {res['cpu']} "
+                 f"({res['cpu_count']} cores, shared; load {res['load_before']} -> {res['load_after']}). Measured "
+                 f"{res['when']}.",
+                 "",
+                 "| trainer | negatives | samples/s | vs implicit |", "|---|---|---:|---:|",
+                 f"| implicit BPR (CPU) | popularity (random nonzero), skip | {res['implicit_samples_per_s']/1e6:.2f}M "
+                 f"[{res['implicit_best']/1e6:.2f}M] | 1.00 |"]
+        for key, label in (("uniform_redraw", "uniform, exact rejection (headline)"),
+                           ("popularity_skip", "popularity^1, skip (implicit's draw)"),
+                           ("popularity_redraw", "popularity^1, exact rejection")):
+            r = res["ours"][key]
+            lines.append(f"| recsampling Trainer ({res['backend']}) | {label} | {r['median']/1e6:.2f}M "
+                         f"[{r['best']/1e6:.2f}M] | {r['median']/res['implicit_samples_per_s']:.2f} |")
+        lines += ["", f"Ratio (headline / implicit, same run): **{res['ratio']:.2f}** (per repeat: "
+                  f"{', '.join(f'{r:.2f}' for r in res['ratio_per_repeat'])}).", end]
+    else:
+        lines = [begin, "## Training speed of every model + sampler (issue 14)", "",
+                 f"`python benchmarks/training_speed.py --samplers all` on {d['name']} (80/20 split, seed {d['seed']}; "
+                 f"train {d['train_nnz']:,} positives), {res['factors']} factors, {res['threads']} threads, "
+                 f"{res['epochs']} epochs per pair, {res['cpu']} ({res['cpu_count']} cores, shared; load "
+                 f"{res['load_before']} -> {res['load_after']}). Measured {res['when']}. implicit BPR in the same run: "
+                 f"{res['implicit_samples_per_s']/1e6:.2f}M samples/s, NDCG@10 {res['implicit_ndcg@10']:.4f} "
+                 f"(its defaults lr 0.05, reg 0.001, same epochs).",
+                 "",
+                 "| pair | backend | optimizer, lr | samples/s | vs implicit | NDCG@10 | torch path samples/s | "
+                 "torch NDCG@10 |", "|---|---|---|---:|---:|---:|---:|---:|"]
+        for key, r in res["samplers"].items():
+            tp = (f"{r['torch_samples_per_s']/1e3:.0f}k (batch {r['torch_batch_size']}) | "
+                  f"{r['ndcg@10_torch']:.4f} ± {r['ndcg@10_torch_sem']:.4f}" if "torch_samples_per_s" in r else "- | -")
+            lines.append(f"| {key} | {r['backend']} | {r['optimizer']}, {r['lr']:g} | {r['samples_per_s']/1e3:,.0f}k | "
+                         f"{r['ratio']:.3f} | {r['ndcg@10']:.4f} ± {r['ndcg@10_sem']:.4f} | {tp} |")
+        lines += ["", "± is the standard error over test users. The fused kernels step once per training positive; "
+                  "the torch path steps on batches of the size shown, with the same optimizer, lr and l2.", end]
     path = ROOT / "benchmarks" / "RESULTS.md"
-    o = res["ours"]
-    lines = [
-        MARK_BEGIN,
-        "## Training speed: fused MF-BPR vs implicit (issue 4)",
-        "",
-        f"`python benchmarks/training_speed.py --json` on {res['dataset']['name']} "
-        f"({res['dataset']['n_users']} x {res['dataset']['n_items']}, {res['dataset']['nnz']:,} interactions), "
-        f"{res['factors']} factors, {res['threads']} threads, {res['epochs']} timed epochs x "
-        f"{res['repeats']} interleaved repeats (medians; best in brackets), {res['cpu']} "
-        f"({res['cpu_count']} cores, shared; load average before/after {res['load_before']} / {res['load_after']}). "
-        f"Measured {res['when']}.",
-        "",
-        "| trainer | negatives | samples/s | vs implicit |",
-        "|---|---|---:|---:|",
-        f"| implicit BPR (CPU) | popularity (random nonzero), skip | {res['implicit_samples_per_s']/1e6:.2f}M "
-        f"[{res['implicit_best']/1e6:.2f}M] | 1.00 |",
-    ]
-    for key, label in (("uniform_redraw", "uniform, exact rejection (headline)"),
-                       ("popularity_skip", "popularity^1, skip (implicit's draw)"),
-                       ("popularity_redraw", "popularity^1, exact rejection")):
-        r = o[key]
-        lines.append(f"| recsampling fused numba | {label} | {r['median']/1e6:.2f}M [{r['best']/1e6:.2f}M] | "
-                     f"{r['median']/res['implicit_samples_per_s']:.2f} |")
-    for key, label in (("trainer_fused", "Trainer backend=auto (fused), 1 epoch incl. prepare"),
-                       ("trainer_torch", f"Trainer backend=torch (autograd, batch 1024), 1 epoch on "
-                                         f"{res.get('trainer_torch', {}).get('nnz', 0):,} of the interactions")):
-        r = res.get(key, {})
-        if "samples_per_s" in r:
-            lines.append(f"| {label} | uniform, exact rejection | {r['samples_per_s']/1e6:.2f}M | "
-                         f"{r['samples_per_s']/res['implicit_samples_per_s']:.2f} |")
-        else:
-            lines.append(f"| {label} | - | {r.get('error', 'not run')} | - |")
-    lines += [
-        "",
-        f"Ratio (ours uniform+redraw / implicit, same run): **{res['ratio']:.2f}** (per repeat: "
-        f"{', '.join(f'{r:.2f}' for r in res['ratio_per_repeat'])}). Sanity after training "
-        f"(sampled AUC of held-in positives vs unobserved items): ours {res['auc_ours']:.3f}, implicit "
-        f"{res['auc_implicit']:.3f}; our mean BPR loss per timed epoch {res['loss_first']:.3f} -> {res['loss_last']:.3f}.",
-        "Threads >1: hogwild, not bit-reproducible (1 thread is). implicit stores factors+1 columns "
-        "(item bias), ours factors + a separate item bias: the same work per sample.",
-        MARK_END,
-    ]
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     section = "\n".join(lines) + "\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        tail = rest.split(MARK_END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + section + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
@@ -239,125 +323,59 @@ def write_markdown(res: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from recsampling._utils import positive_int
+
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
                    help="folder holding ml-1m/pairs.csv.gz (a seeded synthetic matrix of ML-1M's shape otherwise)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic matrix even if ML-1M is present")
+    p.add_argument("--samplers", default=None,
+                   help="'all' or a comma list: time every (model, sampler) pair of the suite's grid instead of MF-BPR")
+    p.add_argument("--models", default="mf,twotower", help="with --samplers: comma list of models")
     p.add_argument("--factors", type=positive_int, default=64, help="latent factors (both libraries)")
     p.add_argument("--threads", type=positive_int, default=2, help="threads (both libraries)")
-    p.add_argument("--epochs", type=positive_int, default=5, help="timed epochs per repeat")
-    p.add_argument("--repeats", type=positive_int, default=3, help="interleaved repeats (medians reported)")
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (both)")
-    p.add_argument("--l2", type=float, default=0.001, help="L2 coefficient (both)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs per fit (default 5 for MF-BPR, 3 per pair with --samplers)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="MF-BPR mode: interleaved repeats (medians)")
+    p.add_argument("--lr", type=float, default=0.05, help="MF-BPR mode: SGD learning rate (both)")
+    p.add_argument("--l2", type=float, default=0.001, help="MF-BPR mode: implicit's regularization (ours: half, same decay)")
+    p.add_argument("--torch-batch", type=positive_int, default=256,
+                   help="with --samplers: batch size of the torch-path reference of each fused pair")
+    p.add_argument("--no-torch", action="store_true", help="with --samplers: skip the torch-path references")
     p.add_argument("--seed", type=int, default=0, help="seed of data, models and draws")
-    p.add_argument("--no-torch", action="store_true", help="skip the Trainer reference timings")
-    p.add_argument("--torch-fraction", type=float, default=0.2,
-                   help="share of the interactions (random, seeded) the slow torch-path reference epoch runs on")
     p.add_argument("--no-write", action="store_true", help="do not write results/ or RESULTS.md")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
-
+    _setup_threads(args.threads)
     import numba
-    import torch
 
     if args.threads > numba.config.NUMBA_NUM_THREADS:
-        p.error(f"--threads {args.threads} exceeds numba's pool ({numba.config.NUMBA_NUM_THREADS}); "
-                "set NUMBA_NUM_THREADS")
+        p.error(f"--threads {args.threads} exceeds numba's pool ({numba.config.NUMBA_NUM_THREADS}); set NUMBA_NUM_THREADS")
+    import torch
+
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns otherwise
+    if args.samplers is not None:
+        from recsampling.suite import GRID
 
-    m = None if args.synthetic else load_ml1m(args.data_dir)
-    name = "ML-1M pairs" if m is not None else "synthetic ML-1M-shaped (seeded)"
-    if m is None:
-        m = synthetic_ml1m(args.seed)
-    nnz = m.nnz
+        bad = [mo for mo in args.models.split(",") if mo not in GRID or mo == "implicit"]
+        known = {s for mo in ("mf", "twotower") for s in GRID[mo]}
+        bad += [s for s in ([] if args.samplers == "all" else args.samplers.split(",")) if s not in known]
+        if bad:
+            p.error(f"unknown model or sampler {bad}; models: mf, twotower; samplers: all or some of {sorted(known)}")
+    data = None if args.synthetic else load_ml1m(args.data_dir)
+    name = "ML-1M pairs" if data is not None else "synthetic ML-1M-shaped (seeded)"
+    if data is None:
+        data = synthetic_ml1m(args.seed)
     load_before = loadavg()
-
-    # warm-up: numba compile (cached on disk after the first run) and implicit's first fit
-    from recsampling.fast.bpr import mf_bpr_epoch
-
-    warm, model_kind = make_model(*m.shape, args.factors, args.seed)
-    for kw in ({}, {"alpha": 1.0, "collision": "skip"}, {"alpha": 1.0}):
-        mf_bpr_epoch(warm, m, lr=args.lr, l2=args.l2, rng=0, n_threads=args.threads, **kw)
-    time_implicit(m, args.factors, args.threads, 1, args.lr, args.l2, args.seed)
-
-    variants = {"uniform_redraw": {}, "popularity_skip": {"alpha": 1.0, "collision": "skip"},
-                "popularity_redraw": {"alpha": 1.0}}
-    rates = {k: [] for k in variants}
-    implicit_rates = []
-    rng = np.random.default_rng(args.seed)
-    losses = None
-    main_model = imp_model = None
-    for rep in range(args.repeats):
-        dt, imp_model = time_implicit(m, args.factors, args.threads, args.epochs, args.lr, args.l2, args.seed + rep)
-        implicit_rates.append(nnz * args.epochs / dt)
-        for key, kw in variants.items():
-            model, _ = make_model(*m.shape, args.factors, args.seed + rep)
-            dt, ls = time_ours(model, m, args.threads, args.epochs, args.lr, args.l2, rng, **kw)
-            rates[key].append(nnz * args.epochs / dt)
-            if key == "uniform_redraw":
-                losses, main_model = ls, model
-
-    res = {
-        "benchmark": "training_speed",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "dataset": {"name": name, "n_users": m.shape[0], "n_items": m.shape[1], "nnz": nnz},
-        "factors": args.factors,
-        "threads": args.threads,
-        "epochs": args.epochs,
-        "repeats": args.repeats,
-        "lr": args.lr,
-        "l2": args.l2,
-        "model": model_kind,
-        "ours_samples_per_s": float(np.median(rates["uniform_redraw"])),
-        "implicit_samples_per_s": float(np.median(implicit_rates)),
-        "implicit_best": float(max(implicit_rates)),
-        "implicit_all": [round(r) for r in implicit_rates],
-        "ours": {k: {"median": float(np.median(v)), "best": float(max(v)), "all": [round(r) for r in v]}
-                 for k, v in rates.items()},
-        "loss_first": float(losses[0]),
-        "loss_last": float(losses[-1]),
-        "auc_ours": sampled_auc(*our_tables(main_model), m),
-        "auc_implicit": sampled_auc(np.asarray(imp_model.user_factors), np.asarray(imp_model.item_factors), m),
-    }
-    res["ratio"] = res["ours_samples_per_s"] / res["implicit_samples_per_s"]
-    # each repeat times both back to back: the ratio within a repeat is the least load-sensitive
-    res["ratio_per_repeat"] = [round(o / i, 3) for o, i in zip(rates["uniform_redraw"], implicit_rates)]
-    res["ratio_popularity_skip"] = res["ours"]["popularity_skip"]["median"] / res["implicit_samples_per_s"]
-    if not args.no_torch:
-        res["trainer_fused"] = time_trainer(m, args.factors, args.threads, "auto", args.lr, args.seed)
-        coo = m.tocoo()
-        keep = np.random.default_rng(args.seed).random(nnz) < args.torch_fraction
-        sub = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)
-        sub.sort_indices()
-        res["trainer_torch"] = time_trainer(sub, args.factors, args.threads, "torch", args.lr, args.seed)
-        res["trainer_torch"]["nnz"] = int(sub.nnz)
-    res["load_before"] = load_before
-    res["load_after"] = loadavg()
-
-    rows = [("implicit BPR", "popularity, skip", res["implicit_samples_per_s"], max(implicit_rates))]
-    rows += [(f"ours fused", k.replace("_", ", "), v["median"], v["best"]) for k, v in res["ours"].items()]
-    for key in ("trainer_fused", "trainer_torch"):
-        if "samples_per_s" in res.get(key, {}):
-            rows.append((key.replace("_", " "), "uniform, redraw", res[key]["samples_per_s"], res[key]["samples_per_s"]))
-    print(f"{name}: {m.shape[0]} x {m.shape[1]}, nnz {nnz:,}; factors {args.factors}, threads {args.threads}, "
-          f"{args.epochs} epochs x {args.repeats} repeats; load {load_before} -> {res['load_after']}")
-    print(f"{'trainer':<16} {'negatives':<20} {'median/s':>12} {'best/s':>12} {'vs implicit':>12}")
-    for a, b, med, best in rows:
-        print(f"{a:<16} {b:<20} {med:>12,.0f} {best:>12,.0f} {med / res['implicit_samples_per_s']:>12.2f}")
-    for key in ("trainer_fused", "trainer_torch"):
-        if "error" in res.get(key, {}):
-            print(f"{key}: {res[key]['error']}")
-    print(f"ratio (ours uniform+redraw / implicit): {res['ratio']:.2f}; AUC ours {res['auc_ours']:.3f}, "
-          f"implicit {res['auc_implicit']:.3f}; our loss {res['loss_first']:.3f} -> {res['loss_last']:.3f}")
-
+    mode = "bpr" if args.samplers is None else "all"
+    args.epochs = args.epochs or (5 if mode == "bpr" else 3)
+    res = run_bpr(args, data, name) if mode == "bpr" else run_all(args, data, name)
+    res["load_before"], res["load_after"] = load_before, loadavg()
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "training_speed.json").write_text(json.dumps(res, indent=2) + "\n")
-        write_markdown(res)
+        out = RESULTS / ("training_speed.json" if mode == "bpr" else "training_speed_all.json")
+        out.write_text(json.dumps(res, indent=2) + "\n")
+        write_markdown(res, mode)
     if args.json:
         print(json.dumps(res))
     return 0

@@ -525,32 +525,22 @@ class DLASampler(Sampler):
         self._check_prepared()
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        order = rng.permutation(self._n_rows)
         # near-equal batches (sizes differ by at most 1), not full ones and a small remainder: the
         # losses (6)-(7) are normalized by the batch's total weight, so a step's size does not
         # shrink with the batch and a small last batch would give the epoch's noisiest step
-        parts = np.array_split(order, max(1, -(-order.size // batch_size)))
         if self.mode == "positions":
-            for idx in parts:
+            order = rng.permutation(self._n_rows)
+            for idx in np.array_split(order, max(1, -(-order.size // batch_size))):
                 yield {"users": self._users[idx], "items": self._items[idx], "clicks": self._clicks[idx]}
             return
-        from recsampling.samplers.negatives import draw_negatives
+        from recsampling.samplers.negatives import positive_rows
 
         k = self._n_sampled()
-        matrix = self.train_.matrix
-        for idx in parts:
-            users = self._users[idx]
-            full = self._full_users[users]
-            neg = np.empty((users.size, k), dtype=np.int64)
-            if full.any():  # nothing (or too little) to draw: any items, row left out
-                neg[full] = rng.integers(0, self.train_.n_items, size=(int(full.sum()), k))
-            if (~full).any():
-                neg[~full] = np.asarray(draw_negatives(matrix, users[~full], k, rng),
-                                        dtype=np.int64).reshape(-1, k)
-            items = np.concatenate([self._items[idx, None], neg], axis=1)
+        for _, users, items, mask in positive_rows(self.train_, self._users, self._items, k, batch_size, rng,
+                                                   has_negative=~self._full_users, equal_batches=True):
             clicks = np.zeros(items.shape, dtype=np.float32)
             clicks[:, 0] = 1.0
-            yield {"users": users, "items": items, "clicks": clicks, "valid": (~full).astype(np.float32)}
+            yield {"users": users, "items": items, "clicks": clicks, "valid": mask[:, 1].astype(np.float32)}
 
     # ------------------------------------------------------------------ losses
     def losses(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

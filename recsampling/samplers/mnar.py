@@ -412,21 +412,11 @@ class RelMF(Sampler):
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         self._check_prepared()
-        from recsampling.samplers.negatives import draw_negatives
+        from recsampling.samplers.negatives import positive_rows
 
-        k = int(self.n_negatives)
-        matrix = self.train_.matrix
-        for idx in _epoch_rows(self.train_.nnz, batch_size, rng):
-            users = self.users_[idx]
-            full = self._full_users[users]
-            if full.any():  # nothing to draw for them: any item, weight 0
-                neg = np.empty((users.size, k), dtype=np.int64)
-                neg[full] = rng.integers(0, self.train_.n_items, size=(int(full.sum()), k))
-                if (~full).any():
-                    neg[~full] = draw_negatives(matrix, users[~full], k, rng)
-            else:
-                neg = np.asarray(draw_negatives(matrix, users, k, rng), dtype=np.int64).reshape(users.size, k)
-            items = np.concatenate([self.items_[idx][:, None], neg], axis=1)
+        # a user who clicked every item draws nothing (masked columns, weight 0 in any case)
+        for idx, users, items, _ in positive_rows(self.train_, self.users_, self.items_, int(self.n_negatives),
+                                                  batch_size, rng, has_negative=~self._full_users):
             yield {
                 "users": users,
                 "items": items,

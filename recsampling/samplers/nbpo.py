@@ -217,9 +217,11 @@ class _PointwiseSampler(Sampler):
         super().prepare(train, rng)
         if self.collision not in ("redraw", "skip"):
             raise ValueError(f"collision must be 'redraw' or 'skip', got {self.collision!r}")
+        from recsampling.samplers.negatives import users_with_negatives
+
         self._users = train.user_index()
         self._items = train.item_index()
-        self._full = train.user_counts() >= train.n_items  # users with no unvoted item
+        self._has_negative = users_with_negatives(train)
 
     def _positive_weight(self) -> float:
         return float(self.n_negatives if self.positive_weight is None else self.positive_weight)
@@ -232,32 +234,16 @@ class _PointwiseSampler(Sampler):
         that is not used (a collision with ``collision="skip"``, or a user who has no unvoted
         item at all).
         """
-        from recsampling.samplers.negatives import draw_negatives
+        from recsampling.samplers.negatives import positive_rows
 
         self._check_prepared()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        matrix = self.train_.matrix
-        order = rng.permutation(self._users.shape[0])
         k = int(self.n_negatives)
         labels_row = np.zeros(1 + k, dtype=np.float32)
         labels_row[0] = 1.0
-        for start in range(0, order.shape[0], batch_size):
-            idx = order[start : start + batch_size]
-            users = self._users[idx]
-            negs = np.zeros((users.shape[0], k), dtype=np.int64)
-            valid = np.ones((users.shape[0], 1 + k), dtype=np.float32)
-            full = self._full[users]
-            valid[full, 1:] = 0.0
-            if not full.all():
-                drawn = draw_negatives(matrix, users[~full], k, rng, collision=self.collision)
-                if self.collision == "skip":
-                    drawn, ok = drawn
-                    valid[~full, 1:] = ok
-                negs[~full] = np.asarray(drawn, dtype=np.int64).reshape(-1, k)
-            items = np.concatenate([self._items[idx, None], negs], axis=1)
+        for _, users, items, mask in positive_rows(self.train_, self._users, self._items, k, batch_size, rng,
+                                                   has_negative=self._has_negative, collision=self.collision):
             labels = np.broadcast_to(labels_row, items.shape).copy()
-            yield {"users": users, "items": items, "labels": labels, "valid": valid}
+            yield {"users": users, "items": items, "labels": labels, "valid": mask.astype(np.float32)}
 
     def _row_weights(self, batch: dict[str, Tensor]) -> Tensor:
         labels = batch["labels"]

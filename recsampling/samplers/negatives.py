@@ -58,7 +58,8 @@ from torch import Tensor, nn
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
-__all__ = ["draw_negatives", "bpr_loss", "BPRSampler", "PopularitySampler", "DNSSampler"]
+__all__ = ["draw_negatives", "positive_rows", "users_with_negatives", "bpr_loss", "BPRSampler",
+           "PopularitySampler", "DNSSampler"]
 
 logger = logging.getLogger("recsampling")
 
@@ -223,6 +224,95 @@ def draw_negatives(
     return neg.reshape(users.size, k)
 
 
+def users_with_negatives(train: Interactions, item_probs: np.ndarray | None = None) -> np.ndarray:
+    """Whether each user has at least one drawable unobserved item, bool of shape (n_users,).
+
+    Parameters
+    ----------
+    train : Interactions
+    item_probs : array of float, shape (n_items,), optional
+        The negative distribution (uniform when None): items of probability 0 are not drawable.
+    """
+    m = _as_csr(train)
+    users = np.arange(m.shape[0])
+    return _has_negative(m.indptr.astype(np.int64), m.indices.astype(np.int64), users,
+                         _item_cdf(item_probs, m.shape[1]), m.shape[1])
+
+
+def positive_rows(
+    train: Interactions,
+    users: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    has_negative: np.ndarray,
+    item_probs: np.ndarray | None = None,
+    collision: str = "redraw",
+    equal_batches: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch of rows "a training positive plus ``k`` drawn items": the generator every such sampler uses.
+
+    Every given positive ``(users[t], items[t])`` is visited once, in a random order, and gets
+    ``k`` items drawn by :func:`draw_negatives` (``item_probs``, ``collision``).
+
+    Parameters
+    ----------
+    train : Interactions
+        The positives that draws reject.
+    users, items : arrays of int, shape (n,)
+        The positives to visit (usually every training interaction).
+    k : int
+        Items drawn per row.
+    batch_size : int
+        Rows per batch.
+    rng : numpy.random.Generator
+    has_negative : bool array, shape (n_users,)
+        :func:`users_with_negatives` of the same ``item_probs`` (computed once per fit).
+    item_probs, collision
+        As in :func:`draw_negatives`.
+    equal_batches : bool, default False
+        Split the epoch into near-equal batches (sizes differ by at most 1) instead of full
+        batches and a remainder (for losses normalized per batch, e.g. DLA's).
+
+    Yields
+    ------
+    idx : int array (B,)
+        Positions of the batch's positives in ``users`` / ``items``.
+    users : int64 array (B,)
+    items : int64 array (B, 1 + k)
+        Column 0 the positive, columns 1..k the drawn items.
+    mask : bool array (B, 1 + k)
+        True where a column is usable: column 0 always; a drawn column unless it is a skipped
+        collision (``collision="skip"``) or its user has no drawable unobserved item at all (then
+        every drawn column holds the positive itself and is masked).
+    """
+    batch_size = _check_int(batch_size, "batch_size")
+    order = rng.permutation(len(users))
+    if equal_batches:
+        parts = np.array_split(order, max(1, -(-order.size // batch_size)))
+    else:
+        parts = (order[start:start + batch_size] for start in range(0, order.size, batch_size))
+    for idx in parts:
+        u = users[idx]
+        pos = items[idx]
+        out = np.empty((idx.size, 1 + k), dtype=np.int64)
+        mask = np.ones((idx.size, 1 + k), dtype=bool)
+        out[:, 0] = pos
+        ok = has_negative[u]
+        if not ok.all():
+            out[~ok, 1:] = pos[~ok, None]
+            mask[~ok, 1:] = False
+        if ok.any():
+            drawn = draw_negatives(train.matrix, u[ok], k, rng, item_probs, collision)
+            if collision == "skip":
+                drawn, valid = drawn
+                mask[ok, 1:] = valid
+            out[ok, 1:] = drawn
+        yield idx, u, out, mask
+
+
 def popularity_probs(item_counts: np.ndarray, alpha: float) -> np.ndarray:
     """``n_j^α`` normalized (items with no interaction get 0 when α > 0; α = 0 is uniform)."""
     c = np.asarray(item_counts, dtype=np.float64)
@@ -266,21 +356,18 @@ class _PairwiseSampler(Sampler):
         """
         self._validate()
         super().prepare(train, rng)
-        n_items = train.n_items
         self.item_probs_ = None if self._alpha is None else popularity_probs(train.item_counts(), self._alpha)
         users = train.user_index()
         items = train.item_index()
+        self._has_negative = users_with_negatives(train, self.item_probs_)
         keep = np.ones(users.size, dtype=bool)
         if self.collision == "redraw":
-            all_users = np.flatnonzero(train.user_counts() > 0)
-            cdf = _item_cdf(self.item_probs_, n_items)
-            ok = np.zeros(train.n_users, dtype=bool)
-            ok[all_users] = _has_negative(train.matrix.indptr.astype(np.int64), train.matrix.indices.astype(np.int64),
-                                          all_users, cdf, n_items)
+            ok = self._has_negative
+            active = train.user_counts() > 0
             keep = ok[users]
             if not keep.all():
                 logger.warning("%s: %d users have no drawable unobserved item; their %d interactions are "
-                               "left out", self.name, int((~ok[all_users]).sum()), int((~keep).sum()))
+                               "left out", self.name, int((~ok & active).sum()), int((~keep).sum()))
                 if not keep.any():
                     why = "" if not self._alpha else (" (popularity negatives never draw an item without "
                                                       "training interactions)")
@@ -296,20 +383,12 @@ class _PairwiseSampler(Sampler):
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every training interaction once, in random order, with its negatives."""
         self._check_prepared()
-        batch_size = _check_int(batch_size, "batch_size")
-        order = rng.permutation(self.users_.size)
-        k = self._k()
-        for start in range(0, order.size, batch_size):
-            idx = order[start:start + batch_size]
-            users = self.users_[idx]
-            out = draw_negatives(self.train_.matrix, users, k, rng, self.item_probs_, self.collision)
-            batch = {"users": users}
+        for _, users, items, mask in positive_rows(self.train_, self.users_, self.items_, self._k(), batch_size, rng,
+                                                   has_negative=self._has_negative, item_probs=self.item_probs_,
+                                                   collision=self.collision):
+            batch = {"users": users, "items": items}
             if self.collision == "skip":
-                neg, valid = out
-                batch["valid"] = valid
-            else:
-                neg = out
-            batch["items"] = np.concatenate([self.items_[idx, None], neg], axis=1)
+                batch["valid"] = mask[:, 1:]
             yield batch
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
