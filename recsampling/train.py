@@ -17,8 +17,9 @@ Backends
 :func:`recsampling.fast.find_kernel` returns for (model, sampler, optimizer, device): matrix
 factorization (and the ID-only two-tower model, the same model) with bpr, popularity, dns, bpo,
 nbpo, pointwise, relmf and ubpr, trained with ``"sgd"`` or ``"adagrad"`` on CPU. ``"auto"``
-takes the kernel when there is one, else torch. A kernel steps once per training positive (one
-row), i.e. it is the torch path with ``batch_size=1``; ``batch_size`` applies to torch only.
+takes the kernel when there is one, else torch. The MF kernel steps once per training positive
+(one row), i.e. it is the torch path with ``batch_size=1``; DLA on candidate sets
+(:mod:`recsampling.fast.dla`) steps once per batch of ``batch_size`` rows, as the torch path.
 
 The meaning of ``lr`` and ``l2`` is the same on both paths: the objective is
 ``mean(loss) + l2 * mean(||touched vectors||²)``; with ``optimizer="sgd"`` the torch path steps on
@@ -28,10 +29,9 @@ fused kernel and in ``implicit``. Adam and Adagrad step on the batch mean.
 Sampler parameters
 ------------------
 Samplers with learnable parameters (NBPO's flip rates, DLA's propensity model) are optimized with
-the model. By default all of ``sampler.parameters()`` join the optimizer with the Trainer's lr.
-A sampler can take control by defining ``param_groups(lr) -> list[dict]`` (torch optimizer
-parameter groups, e.g. ``[{"params": [...], "lr": 0.05, "weight_decay": 0.0}]``); then exactly
-those groups are used for its parameters. Any L2 of sampler parameters belongs in the sampler's
+the model, in the groups of ``sampler.param_groups(lr)`` (torch optimizer parameter groups, e.g.
+``[{"params": [...], "lr": 0.05, "weight_decay": 0.0}]``). The base class's default puts all of
+``sampler.parameters()`` in one group at the Trainer's lr; NBPO and DLA override it. Any L2 of sampler parameters belongs in the sampler's
 loss; the Trainer's ``l2`` acts on the model only.
 
 Reproducibility
@@ -251,13 +251,10 @@ class Trainer:
     def _optimizer(self, model: nn.Module, sampler: Sampler) -> torch.optim.Optimizer | None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         own = [p for p in sampler.parameters() if p.requires_grad]
-        if hasattr(sampler, "param_groups"):
-            sg = list(sampler.param_groups(float(self.lr)))
-            covered = {id(p) for g in sg for p in g["params"]}
-            missing = [p for p in own if id(p) not in covered]
-            groups += sg + ([{"params": missing}] if missing else [])
-        elif own:
-            groups.append({"params": own})
+        sg = list(sampler.param_groups(float(self.lr)))
+        covered = {id(p) for g in sg for p in g["params"]}
+        missing = [p for p in own if id(p) not in covered]
+        groups += sg + ([{"params": missing}] if missing else [])
         groups = [g for g in groups if len(list(g["params"]))]
         if not groups:
             return None
@@ -318,7 +315,8 @@ class Trainer:
         sampler.to(device)
         factory = self._kernel(model, sampler, device)
         kernel = None if factory is None else factory(model, sampler, optimizer=self.optimizer, lr=float(self.lr),
-                                                      l2=float(self.l2), n_threads=self.n_threads)
+                                                      l2=float(self.l2), n_threads=self.n_threads,
+                                                      batch_size=int(self.batch_size))
         result = TrainResult(backend="torch" if kernel is None else "fused", metric=self.metric)
         opt = None if kernel is not None else self._optimizer(model, sampler)
         best_state = None

@@ -266,9 +266,7 @@ def _fit(sampler, train, epochs=60, seed=0, lr=0.05):
     rng = np.random.default_rng(seed)
     sampler.prepare(train, rng)
     model = TinyMF(*train.shape, dim=8, seed=seed)
-    groups = [{"params": list(model.parameters())}] + (
-        sampler.param_groups(lr) if hasattr(sampler, "param_groups") else []
-    )
+    groups = [{"params": list(model.parameters())}] + sampler.param_groups(lr)
     opt = torch.optim.Adam(groups, lr=lr)
     for _ in range(epochs):
         for batch in sampler.batches(256, rng):

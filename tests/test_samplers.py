@@ -244,8 +244,7 @@ def test_fused_kernels_are_a_lookup_not_a_sampler_flag():
         assert not hasattr(s, "supports_fused") and not hasattr(s, "fused_epoch")
         assert find_kernel(mf, s, "sgd", "cpu") is not None
         assert find_kernel(mf, s, "adam", "cpu") is None
-    for name in ("inbatch", "dla"):
-        assert find_kernel(mf, make_sampler(name), "sgd", "cpu") is None
+    assert find_kernel(mf, make_sampler("inbatch"), "sgd", "cpu") is None
 
 
 @pytest.mark.parametrize("bad", [{"n_negatives": 0}, {"collision": "again"}])
@@ -282,3 +281,16 @@ def test_no_drawable_negative_at_all_is_a_clear_error():
         make_sampler("bpr").prepare(full, rng)
     with pytest.raises(ValueError, match=r"^popularity: no user has an unobserved item to draw as a negative; nothing"):
         make_sampler("popularity", alpha=0).prepare(full, rng)  # alpha = 0 is uniform: no popularity reason
+
+
+def test_param_groups_default_covers_every_own_parameter():
+    train = checkerboard()
+    rng = np.random.default_rng(0)
+    plain = make_sampler("bpr")
+    plain.prepare(train, rng)
+    assert plain.param_groups(0.1) == []
+    nbpo = make_sampler("nbpo", flip="item")
+    nbpo.prepare(train, rng)
+    base = super(type(nbpo), nbpo).param_groups(0.1)  # the base class's default
+    assert base[0]["lr"] == 0.1
+    assert {id(p) for p in base[0]["params"]} == {id(p) for p in nbpo.parameters()}

@@ -34,7 +34,7 @@ _KERNELS: dict[tuple[str, str, str, str], Callable[..., "FusedEpochs"]] = {}
 
 
 def register_kernel(models, samplers, optimizers, devices=("cpu",)):
-    """Decorator: ``factory(model, sampler, *, optimizer, lr, l2, n_threads)`` serves these keys."""
+    """Decorator: ``factory(model, sampler, *, optimizer, lr, l2, n_threads, batch_size)`` serves these keys."""
 
     def deco(factory):
         for m in models:
@@ -91,7 +91,9 @@ def find_kernel(model, sampler, optimizer: str, device) -> Callable[..., "FusedE
     dev = torch.device(device).type
     if kind is None or any(p.device.type != dev for p in model.parameters()):
         return None
-    return _KERNELS.get((kind, getattr(sampler, "name", ""), optimizer, dev))
+    factory = _KERNELS.get((kind, getattr(sampler, "name", ""), optimizer, dev))
+    accepts = getattr(factory, "accepts", None)  # optional: a factory may serve only some settings
+    return None if accepts is not None and not accepts(sampler) else factory
 
 
 def _resolve_threads(n_threads: int | None) -> int:
@@ -152,7 +154,9 @@ class FusedEpochs:
 # matrix factorization: one kernel, the sampler's state translated into its options
 
 
-def _mf_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threads: int | None) -> FusedEpochs:
+def _mf_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threads: int | None,
+               batch_size: int | None = None) -> FusedEpochs:
+    """Bind the MF kernel to ``model`` and the prepared ``sampler`` (``batch_size`` is unused: one step per row)."""
     from recsampling.fast import mf as K
     from recsampling.fast.draws import _negative_table, interaction_bitmap
 
@@ -253,3 +257,9 @@ _SPECS = {"bpr": _spec_pairwise, "popularity": _spec_pairwise, "dns": _spec_pair
           "nbpo": _spec_nbpo, "pointwise": _spec_rel, "relmf": _spec_rel, "ubpr": _spec_ubpr}
 
 register_kernel(("mf",), tuple(_SPECS), ("sgd", "adagrad"))(_mf_runner)
+
+
+# DLA on candidate sets (setting 2): a mini-batch kernel of its own (logged lists stay on torch)
+from recsampling.fast.dla import _dla_runner  # noqa: E402
+
+register_kernel(("mf",), ("dla",), ("sgd", "adagrad"))(_dla_runner)

@@ -92,6 +92,24 @@ class Sampler(nn.Module):
         """Scalar loss of a batch (tensors already on the model's device)."""
         raise NotImplementedError
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups of the sampler's own learnable parameters.
+
+        Parameters
+        ----------
+        lr : float
+            The Trainer's learning rate.
+
+        Returns
+        -------
+        list of dict
+            Default: one group of every parameter that requires a gradient, at ``lr`` (empty
+            for a sampler without parameters). Override to give them their own lr or settings;
+            their L2 belongs in the sampler's loss.
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": params, "lr": float(lr)}] if params else []
+
     def _check_prepared(self) -> None:
         if self.train_ is None:
             raise RuntimeError(f"{type(self).__name__}.prepare(train, rng) must be called before drawing batches")
