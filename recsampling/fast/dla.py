@@ -43,6 +43,8 @@ import numba
 import numpy as np
 
 from recsampling.fast.draws import _FASTMATH, _GOLDEN, _bounded, _draw_item, _is_positive, _mix
+from recsampling.fast.mf import ADAGRAD_EPS, _sigmoid, _softplus
+from recsampling.fast.mf import _step1 as _update
 
 __all__ = ["dla_epoch", "dla_batch", "OPT_SGD", "OPT_ADAGRAD"]
 
@@ -53,33 +55,6 @@ I_OPT, I_K, I_SIGMOID, I_LEARN, I_BATCH = range(5)
 N_IOPT = 5
 F_LR, F_L2, F_PLR, F_PL2, F_LOGMW = range(5)
 N_FOPT = 5
-ADAGRAD_EPS = 1e-10  # torch.optim.Adagrad's default
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _softplus(x):
-    if x > 0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _update(w, acc, r, g, lr, adagrad):
-    """One torch SGD / Adagrad step of the element ``w[r]`` (1-d) with gradient ``g``."""
-    if adagrad:
-        a = acc[r] + g * g
-        acc[r] = a
-        w[r] = w[r] - lr * g / (math.sqrt(a) + ADAGRAD_EPS)
-    else:
-        w[r] = w[r] - lr * g
 
 
 @numba.njit(nogil=True, cache=True)

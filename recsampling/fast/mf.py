@@ -126,6 +126,54 @@ def _merged(cols, g, c):
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu):
+    """Step ``U[u]`` and the rows ``V[cols]`` of a factorization on the row's column gradients ``g``.
+
+    The objective's part is ``Σ_c g_c <U_u, V_c>`` plus ``l2x2 / 2`` times the squared norms of
+    ``U_u`` and of every column's ``V_c``. An item in several columns gets one step on its summed
+    gradient (``ge``, ``me``: gradient and multiplicity at its first column, 0 at its repeats);
+    every step uses the values from before the row's step (``pu``: ``U_u``'s copy, ``gu``: its
+    gradient). The passes run over the factors with the column outside, so they vectorize.
+    """
+    L = cols.shape[0]
+    d = U.shape[1]
+    for c in range(L):
+        if _seen(cols, c):
+            ge[c] = 0.0
+            me[c] = 0.0
+        else:
+            ge[c], me[c] = _merged(cols, g, c)
+    lr32 = np.float32(lr)
+    l2x2_32 = np.float32(l2x2)
+    for f in range(d):
+        pu[f] = U[u, f]
+        gu[f] = l2x2_32 * U[u, f]
+    for c in range(L):
+        gc = np.float32(g[c])
+        j = cols[c]
+        for f in range(d):
+            gu[f] += gc * V[j, f]
+    if adagrad:
+        for f in range(d):
+            _step(U, aU, u, f, gu[f], lr, True)
+    else:
+        for f in range(d):
+            U[u, f] -= lr32 * gu[f]
+    for c in range(L):
+        if me[c] == 0:
+            continue
+        j = cols[c]
+        gc = np.float32(ge[c])
+        ml2 = np.float32(me[c]) * l2x2_32
+        if adagrad:
+            for f in range(d):
+                _step(V, aV, j, f, gc * pu[f] + ml2 * V[j, f], lr, True)
+        else:
+            for f in range(d):
+                V[j, f] -= lr32 * (gc * pu[f] + ml2 * V[j, f])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
 def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, x, g, gg, ge, me, pu, gu, pf, pg):
     """Score one row, take its loss and step every parameter it touches; returns the row loss.
 
@@ -257,38 +305,14 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         fl2x2 = 2.0 * fopt[F_FLIP_L2]
         fl2 = fopt[F_FLIP_L2]
         if has_pq:
-            # P_u's gradient summed over the columns (pf: P_u's old values, pg: its gradient)
             freg = 0.0
             for f in range(dp):
-                pf[f] = P[u, f]
-                pg[f] = fl2x2 * P[u, f]
                 freg += P[u, f] * P[u, f]
             for c in range(L):
-                gc = gg[c]
-                j = cols[c]
                 for f in range(dp):
-                    pg[f] += gc * Q[j, f]
-            if adagrad:
-                for f in range(dp):
-                    _step(P, aP, u, f, pg[f], flr, True)
-            else:
-                for f in range(dp):
-                    P[u, f] -= flr * pg[f]
-            for c in range(L):
-                if _seen(cols, c):
-                    continue
-                j = cols[c]
-                gs, mult = _merged(cols, gg, c)
-                ml2 = mult * fl2x2
-                for f in range(dp):
-                    freg += mult * Q[j, f] * Q[j, f]
-                if adagrad:
-                    for f in range(dp):
-                        _step(Q, aQ, j, f, gs * pf[f] + ml2 * Q[j, f], flr, True)
-                else:
-                    for f in range(dp):
-                        Q[j, f] -= flr * (gs * pf[f] + ml2 * Q[j, f])
+                    freg += Q[cols[c], f] * Q[cols[c], f]
             loss += fl2 * freg
+            _factor_step(P, aP, Q, aQ, u, cols, gg, ge, me, fl2x2, flr, adagrad, pf, pg)
         if has_cu:
             acc = 0.0
             for c in range(L):
@@ -342,44 +366,8 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
             e = wgt * _sigmoid(-z) * inv_k
             g[0] -= e
             g[c] += e
-    # the model's parameters: loss gradient g plus the Trainer's l2 on every column. An item in
-    # several columns gets one step on its summed gradient (ge, me: gradient and multiplicity at
-    # its first column, 0 at its repeats); every step uses the values from before the row's step
-    # (pu: p_u's copy). Passes run over the factors with the column outside, so they vectorize.
-    for c in range(L):
-        if _seen(cols, c):
-            ge[c] = 0.0
-            me[c] = 0.0
-        else:
-            ge[c], me[c] = _merged(cols, g, c)
-    lr32 = np.float32(lr)
-    l2x2_32 = np.float32(l2x2)
-    for f in range(d):
-        pu[f] = U[u, f]
-        gu[f] = l2x2_32 * U[u, f]
-    for c in range(L):
-        gc = np.float32(g[c])
-        j = cols[c]
-        for f in range(d):
-            gu[f] += gc * V[j, f]
-    if adagrad:
-        for f in range(d):
-            _step(U, aU, u, f, gu[f], lr, True)
-    else:
-        for f in range(d):
-            U[u, f] -= lr32 * gu[f]
-    for c in range(L):
-        if me[c] == 0:
-            continue
-        j = cols[c]
-        gc = np.float32(ge[c])
-        ml2 = np.float32(me[c]) * l2x2_32
-        if adagrad:
-            for f in range(d):
-                _step(V, aV, j, f, gc * pu[f] + ml2 * V[j, f], lr, True)
-        else:
-            for f in range(d):
-                V[j, f] -= lr32 * (gc * pu[f] + ml2 * V[j, f])
+    # the model's parameters: loss gradient g plus the Trainer's l2 on every column
+    _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu)
     if has_bi:
         for c in range(L):
             if me[c] > 0:
