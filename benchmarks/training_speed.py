@@ -244,15 +244,17 @@ def run_all(args, data, name) -> dict:
         nd, se = ndcg(model, test, train)
         row = {"samples_per_s": rate, "ratio": rate / implicit_rate, "ndcg@10": nd, "ndcg@10_sem": se,
                "backend": result.backend, "optimizer": cfg["optimizer"], "lr": cfg["lr"], "l2": cfg["l2"],
-               "batch_size": cfg["batch_size"] if result.backend == "torch" else 1, "loss_last": result.losses[-1]}
+               "batch_size": cfg["batch_size"], "loss_last": result.losses[-1]}
         if result.backend == "fused" and not args.no_torch:
-            tcfg = {**cfg, "batch_size": args.torch_batch}
+            # the MF kernel steps per row (the torch path's batch 1; --torch-batch approximates it),
+            # DLA's per batch of batch_size rows: its torch reference keeps that batch size
+            tcfg = {**cfg, "batch_size": cfg["batch_size"] if sampler == "dla" else args.torch_batch}
             tmodel, tres, trate = fit_pair(train, model_name, sampler, params, factors=args.factors,
                                            threads=args.threads, epochs=args.epochs, seed=args.seed, backend="torch",
                                            **tcfg)
             tnd, tse = ndcg(tmodel, test, train)
             row.update({"torch_samples_per_s": trate, "torch_ratio": trate / implicit_rate, "ndcg@10_torch": tnd,
-                        "ndcg@10_torch_sem": tse, "torch_batch_size": args.torch_batch,
+                        "ndcg@10_torch_sem": tse, "torch_batch_size": tcfg["batch_size"],
                         "ndcg_within_2se": bool(abs(nd - tnd) <= 2 * float(np.hypot(se, tse)))})
         row["seconds"] = time.perf_counter() - t0
         key = f"{model_name}+{sampler}"
@@ -342,8 +344,10 @@ def main(argv=None) -> int:
     p.add_argument("--torch-batch", type=positive_int, default=256,
                    help="with --samplers: batch size of the torch-path reference of each fused pair")
     p.add_argument("--no-torch", action="store_true", help="with --samplers: skip the torch-path references")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: a tenth of the users, 2 epochs, 1 repeat (figures not comparable)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, models and draws")
-    p.add_argument("--no-write", action="store_true", help="do not write results/ or RESULTS.md")
+    p.add_argument("--no-write", action="store_true", help="do not write results/ or RESULTS.md (--quick never does)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
     _setup_threads(args.threads)
@@ -366,12 +370,17 @@ def main(argv=None) -> int:
     name = "ML-1M pairs" if data is not None else "synthetic ML-1M-shaped (seeded)"
     if data is None:
         data = synthetic_ml1m(args.seed)
+    if args.quick:
+        keep = data.matrix[: max(1, data.n_users // 10)]
+        data = type(data).from_csr(keep[:, keep.getnnz(axis=0) > 0])
+        name += " (--quick: a tenth of the users)"
+        args.epochs, args.repeats = min(args.epochs or 2, 2), 1
     load_before = loadavg()
     mode = "bpr" if args.samplers is None else "all"
     args.epochs = args.epochs or (5 if mode == "bpr" else 3)
     res = run_bpr(args, data, name) if mode == "bpr" else run_all(args, data, name)
     res["load_before"], res["load_after"] = load_before, loadavg()
-    if not args.no_write:
+    if not args.no_write and not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / ("training_speed.json" if mode == "bpr" else "training_speed_all.json")
         out.write_text(json.dumps(res, indent=2) + "\n")
