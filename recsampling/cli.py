@@ -123,7 +123,7 @@ def _recommender_from_args(args, config: dict):
     from recsampling.recommender import Recommender
 
     params = dict(config.get("trainer", {}))
-    for key in ("epochs", "lr", "l2", "batch_size", "optimizer", "device"):
+    for key in ("epochs", "lr", "l2", "batch_size", "optimizer", "device", "backend", "n_threads"):
         value = getattr(args, key, None)
         if value is not None:
             params[key] = value
@@ -320,6 +320,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"])
     p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--backend", choices=["auto", "torch", "fused"],
+                   help="auto (default): a fused CPU kernel when one exists for model+sampler+optimizer, else torch")
+    p.add_argument("--threads", dest="n_threads", type=positive_int, help="threads of the fused kernels")
     p.add_argument("--out", help="folder to save the trained model in")
 
 

@@ -142,3 +142,12 @@ def test_evaluate_without_split_file_or_dataset_is_one_line_error(tmp_path, caps
     assert main(["evaluate", "--model-dir", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--dataset" in err[0]
+
+
+def test_train_takes_backend_and_threads(capsys):
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--optimizer", "sgd", "--backend", "fused",
+                 "--threads", "1", "--json"]) == 0
+    assert 0.0 <= _last_json(capsys)["ndcg@10"] <= 1.0
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--optimizer", "adam", "--backend", "fused"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no kernel" in err[0]
