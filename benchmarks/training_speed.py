@@ -48,7 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MARKS = {"bpr": ("<!-- training_speed:begin -->", "<!-- training_speed:end -->"),
-         "all": ("<!-- training_speed_all:begin -->", "<!-- training_speed_all:end -->")}
+         "all": ("<!-- training_speed_all:begin -->", "<!-- training_speed_all:end -->"),
+         "bpr-ml-100k": ("<!-- training_speed_ml100k:begin -->", "<!-- training_speed_ml100k:end -->"),
+         "all-ml-100k": ("<!-- training_speed_all_ml100k:begin -->", "<!-- training_speed_all_ml100k:end -->")}
 
 #: every pair trains with these unless its sampler is listed in :data:`OVERRIDES`; one negative per
 #: positive where the sampler takes ``n_negatives``
@@ -59,6 +61,8 @@ OVERRIDES = {
     "inbatch": dict(optimizer="adam", lr=0.01),  # no kernel: the suite's torch setting
     "dla": dict(optimizer="adagrad", lr=0.05),  # ULTRA's optimizer for DLA
 }
+#: the setting of a model no kernel takes (feature towers): the suite's torch setting
+TORCH_ONLY = dict(optimizer="adam", lr=0.01)
 ONE_NEGATIVE = {"bpr", "popularity", "bpo", "nbpo", "pointwise", "relmf", "ubpr"}
 
 
@@ -87,6 +91,15 @@ def load_ml1m(data_dir: Path):
     m.sum_duplicates()
     m.data[:] = 1.0
     return Interactions.from_csr(m)
+
+
+def load_ml100k(data_dir: Path):
+    """ML-100K with ratings >= 4 as positives (and its user / item side features), or None when absent."""
+    if not (data_dir / "ml-100k" / "u.data").is_file():
+        return None
+    from recsampling.data import read_movielens
+
+    return read_movielens(data_dir / "ml-100k").to_implicit(4.0)
 
 
 def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209):
@@ -213,7 +226,6 @@ def run_all(args, data, name) -> dict:
     import numpy as np
 
     from recsampling.data.splits import random_split
-    from recsampling.fast import find_kernel  # noqa: F401 - the lookup the Trainer uses
     from recsampling.suite import GRID
 
     split = random_split(data, test_fraction=0.2, random_state=args.seed)
@@ -235,8 +247,13 @@ def run_all(args, data, name) -> dict:
     print(f"{name} 80/20 split: train {m.shape[0]} x {m.shape[1]}, nnz {m.nnz:,}; factors {args.factors}, "
           f"threads {args.threads}, {args.epochs} epochs; implicit BPR {implicit_rate:,.0f}/s, NDCG@10 {imp_ndcg:.4f}")
     print(f"{'pair':<22} {'backend':<7} {'samples/s':>11} {'ratio':>7} {'ndcg@10':>8} {'torch/s':>10} {'ndcg torch':>16}")
+    from recsampling.fast import model_kind
+    from recsampling.models import make_model
+
     for model_name, sampler in pairs:
         cfg = config(sampler)
+        if model_kind(make_model(model_name, train, factors=2)) is None:
+            cfg.update(TORCH_ONLY)  # feature towers: no kernel, and per-example SGD steps on shared weights diverge
         params = {"n_negatives": 1} if sampler in ONE_NEGATIVE else {}
         t0 = time.perf_counter()
         model, result, rate = fit_pair(train, model_name, sampler, params, factors=args.factors, threads=args.threads,
@@ -274,7 +291,7 @@ def run_all(args, data, name) -> dict:
 def write_markdown(res: dict, mode: str) -> None:
     begin, end = MARKS[mode]
     d = res["dataset"]
-    if mode == "bpr":
+    if mode.startswith("bpr"):
         lines = [begin, "## Training speed: fused MF-BPR vs implicit",
                  "",
                  f"`python benchmarks/training_speed.py` on {d['name']} ({d['n_users']} x {d['n_items']}, "
@@ -295,7 +312,7 @@ def write_markdown(res: dict, mode: str) -> None:
         lines += ["", f"Ratio (headline / implicit, same run): **{res['ratio']:.2f}** (per repeat: "
                   f"{', '.join(f'{r:.2f}' for r in res['ratio_per_repeat'])}).", end]
     else:
-        lines = [begin, "## Training speed of every model + sampler (issue 14)", "",
+        lines = [begin, f"## Training speed of every model + sampler on {d['name']} (issue 14)", "",
                  f"`python benchmarks/training_speed.py --samplers all` on {d['name']} (80/20 split, seed {d['seed']}; "
                  f"train {d['train_nnz']:,} positives), {res['factors']} factors, {res['threads']} threads, "
                  f"{res['epochs']} epochs per pair, {res['cpu']} ({res['cpu_count']} cores, shared; load "
@@ -330,7 +347,9 @@ def main(argv=None) -> int:
 
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
                    help="folder holding ml-1m/pairs.csv.gz (a seeded synthetic matrix of ML-1M's shape otherwise)")
-    p.add_argument("--synthetic", action="store_true", help="use the synthetic matrix even if ML-1M is present")
+    p.add_argument("--dataset", choices=["ml-1m", "ml-100k"], default="ml-1m",
+                   help="ML-1M pairs, or ML-100K with ratings >= 4 (its side features reach the two-tower model)")
+    p.add_argument("--synthetic", action="store_true", help="use the synthetic matrix even if the data set is present")
     p.add_argument("--samplers", default=None,
                    help="'all' or a comma list: time every (model, sampler) pair of the suite's grid instead of MF-BPR")
     p.add_argument("--models", default="mf,twotower", help="with --samplers: comma list of models")
@@ -366,8 +385,9 @@ def main(argv=None) -> int:
         bad += [s for s in ([] if args.samplers == "all" else args.samplers.split(",")) if s not in known]
         if bad:
             p.error(f"unknown model or sampler {bad}; models: mf, twotower; samplers: all or some of {sorted(known)}")
-    data = None if args.synthetic else load_ml1m(args.data_dir)
-    name = "ML-1M pairs" if data is not None else "synthetic ML-1M-shaped (seeded)"
+    loader, label = (load_ml1m, "ML-1M pairs") if args.dataset == "ml-1m" else (load_ml100k, "ML-100K, rating >= 4")
+    data = None if args.synthetic else loader(args.data_dir)
+    name = label if data is not None else "synthetic ML-1M-shaped (seeded)"
     if data is None:
         data = synthetic_ml1m(args.seed)
     if args.quick:
@@ -382,9 +402,10 @@ def main(argv=None) -> int:
     res["load_before"], res["load_after"] = load_before, loadavg()
     if not args.no_write and not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / ("training_speed.json" if mode == "bpr" else "training_speed_all.json")
+        suffix = "" if args.dataset == "ml-1m" else "_" + args.dataset.replace("-", "")
+        out = RESULTS / (f"training_speed{suffix}.json" if mode == "bpr" else f"training_speed_all{suffix}.json")
         out.write_text(json.dumps(res, indent=2) + "\n")
-        write_markdown(res, mode)
+        write_markdown(res, mode if args.dataset == "ml-1m" else f"{mode}-{args.dataset}")
     if args.json:
         print(json.dumps(res))
     return 0
