@@ -105,3 +105,117 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
     return value
+
+
+class ThreadSettings:
+    """The thread counts of torch, numba and BLAS/OpenMP before :func:`set_threads` changed them.
+
+    Returned by :func:`set_threads`; :meth:`restore` puts the previous settings back. Also a
+    context manager (``with set_threads(2): ...`` restores on exit).
+
+    Attributes
+    ----------
+    n_threads : int
+        The count that was set.
+    """
+
+    def __init__(self, n_threads: int, torch_threads: int, numba_threads: int | None, limiter):
+        self.n_threads = n_threads
+        self._torch = torch_threads
+        self._numba = numba_threads
+        self._limiter = limiter
+
+    def restore(self) -> None:
+        """Put back the torch, numba and BLAS thread counts that were in force before."""
+        import torch
+
+        if self._limiter is not None:  # first: it also resets the OpenMP pool torch uses
+            self._limiter.restore_original_limits()
+            self._limiter = None
+        if self._numba is not None:
+            import numba
+
+            numba.set_num_threads(self._numba)
+        torch.set_num_threads(self._torch)
+
+    def __enter__(self) -> "ThreadSettings":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+
+def resolve_threads(n_threads: int | None) -> int:
+    """``n_threads`` checked, or the machine's cores when None, capped by numba's thread pool.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        A thread count >= 1, or None for ``os.cpu_count()``.
+
+    Returns
+    -------
+    int
+        At most ``numba.config.NUMBA_NUM_THREADS`` (the size of numba's pool, fixed at import).
+    """
+    import os
+
+    if n_threads is None:
+        n = os.cpu_count() or 1
+    elif isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
+    else:
+        n = int(n_threads)
+    try:
+        import numba
+
+        n = min(n, int(numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    return max(1, n)
+
+
+def set_threads(n_threads: int | None = None) -> ThreadSettings:
+    """Set the thread count of torch, numba and BLAS/OpenMP at once.
+
+    Parameters
+    ----------
+    n_threads : int or None, default None
+        Threads for ``torch.set_num_threads``, ``numba.set_num_threads`` and threadpoolctl's
+        ``threadpool_limits`` (BLAS and OpenMP pools); None: the machine's cores
+        (``os.cpu_count()``). Capped by numba's pool size (``NUMBA_NUM_THREADS``), so that every
+        library gets the same count.
+
+    Returns
+    -------
+    ThreadSettings
+        The previous settings; call ``.restore()`` (or use it as a context manager) to put them
+        back.
+
+    Raises
+    ------
+    ValueError
+        When ``n_threads`` is not None or an integer >= 1.
+    """
+    import torch
+
+    n = resolve_threads(n_threads)
+    old_torch = torch.get_num_threads()
+    old_numba = None
+    try:
+        import numba
+
+        old_numba = numba.get_num_threads()
+        numba.set_num_threads(n)
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=n)
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        pass
+    if torch.get_num_threads() != n:  # threadpoolctl may have set torch's OpenMP pool already
+        torch.set_num_threads(n)
+    return ThreadSettings(n, old_torch, old_numba, limiter)

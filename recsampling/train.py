@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsampling._utils import RandomState, check_random_state, resolve_device, torch_seed, to_jsonable
+from recsampling._utils import RandomState, check_random_state, resolve_device, set_threads, torch_seed, to_jsonable
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Sampler, to_tensors
 
@@ -180,7 +180,9 @@ class Trainer:
     random_state : int, numpy.random.Generator or None
     backend : {"auto", "torch", "fused"}, default "auto"
     n_threads : int or None
-        Threads of the fused kernel (None: numba's setting; 1 is bit-reproducible).
+        Threads of torch, numba and BLAS during ``fit`` (set once, restored afterwards) and of
+        the fused kernel; None: the machine's cores (``os.cpu_count()``, capped by numba's
+        pool). 1 makes the fused kernel bit-reproducible.
     patience : int or None
         Stop after this many validation rounds without improvement (needs ``valid``); the best
         weights are restored at the end whenever validation ran.
@@ -242,6 +244,8 @@ class Trainer:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
         _check_number(self.lr, "lr", 0.0, strict=True)
         _check_number(self.l2, "l2", 0.0)
+        if self.n_threads is not None:
+            _check_int(self.n_threads, "n_threads", 1)
         if self.patience is not None:
             _check_int(self.patience, "patience", 1)
         _parse_metric(self.metric)
@@ -282,6 +286,9 @@ class Trainer:
             valid: Interactions | None = None) -> TrainResult:
         """Train ``model`` in place with ``sampler`` on ``train``.
 
+        The thread counts of torch, numba and BLAS are set once from ``n_threads`` for the fit
+        (:func:`recsampling._utils.set_threads`) and put back afterwards.
+
         Parameters
         ----------
         model : EmbeddingModel
@@ -298,6 +305,13 @@ class Trainer:
         TrainResult
         """
         self._validate()
+        threads = set_threads(self.n_threads)
+        try:
+            return self._fit(model, sampler, train, valid)
+        finally:
+            threads.restore()
+
+    def _fit(self, model, sampler, train, valid) -> TrainResult:
         if not isinstance(train, Interactions):
             raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
         if (getattr(model, "n_users", train.n_users), getattr(model, "n_items", train.n_items)) != train.shape:
@@ -389,7 +403,10 @@ class Trainer:
     def _torch_epoch(self, model, sampler, opt, device, rng) -> tuple[float, int]:
         model.train()
         sampler.train()
-        total, rows = 0.0, 0
+        # the epoch's loss is summed on the device and read once at the end: a float() per batch
+        # would wait for the device at every step
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        rows = 0
         l2 = float(self.l2)
         scale_sum = self.optimizer == "sgd"
         for batch in sampler.batches(int(self.batch_size), rng):
@@ -402,11 +419,11 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 (loss * bsz if scale_sum else loss).backward()
                 opt.step()
-            total += float(loss.detach()) * bsz
+            total += loss.detach().to(torch.float64) * bsz
             rows += bsz
         model.eval()
         sampler.eval()
-        return (total / rows if rows else float("nan")), rows
+        return (float(total) / rows if rows else float("nan")), rows
 
 
 # ----------------------------------------------------------------------------------------------

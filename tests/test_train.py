@@ -182,3 +182,16 @@ def test_trainer_checkpoint_dir_and_bad_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_fit_sets_the_threads_once_and_restores_them():
+    import numba
+
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    seen = []
+    _fit(epochs=1, backend="torch", n_threads=1,
+         callbacks=[lambda e, logs: seen.append((torch.get_num_threads(), numba.get_num_threads()))])
+    assert seen == [(1, 1)]
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+    with pytest.raises(ValueError, match="n_threads must be an integer >= 1"):
+        _fit(epochs=1, n_threads=0)
