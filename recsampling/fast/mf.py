@@ -149,6 +149,8 @@ def _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu):
         pu[f] = U[u, f]
         gu[f] = l2x2_32 * U[u, f]
     for c in range(L):
+        if g[c] == 0:  # e.g. DNS's unselected candidates: only their L2 below
+            continue
         gc = np.float32(g[c])
         j = cols[c]
         for f in range(d):
@@ -168,6 +170,11 @@ def _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu):
         if adagrad:
             for f in range(d):
                 _step(V, aV, j, f, gc * pu[f] + ml2 * V[j, f], lr, True)
+        elif gc == 0:
+            if ml2 != 0:
+                shrink = np.float32(1.0) - lr32 * ml2
+                for f in range(d):
+                    V[j, f] *= shrink
         else:
             for f in range(d):
                 V[j, f] -= lr32 * (gc * pu[f] + ml2 * V[j, f])
@@ -262,10 +269,13 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         has_ci = ci.shape[0] > 0
         exact = iopt[I_EXACT] != 0
         dp = P.shape[1]
+        freg = 0.0  # ||P_u||² + Σ_c ||Q_c||², summed with the γ's
+        if has_pq:
+            p2 = np.float32(0.0)
+            for f in range(dp):
+                p2 += P[u, f] * P[u, f]
+            freg += p2
         for c in range(L):
-            wgt = posw if c == 0 else mask[c]
-            if wgt == 0:
-                continue
             j = cols[c]
             gam = offset
             if has_cu:
@@ -273,23 +283,36 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
             if has_ci:
                 gam += ci[j]
             if has_pq:
+                dot = np.float32(0.0)
+                q2 = np.float32(0.0)
                 for f in range(dp):
-                    gam += P[u, f] * Q[j, f]
-            sx = _sigmoid(x[c])
-            sg = _sigmoid(gam)
+                    q = Q[j, f]
+                    dot += P[u, f] * q
+                    q2 += q * q
+                gam += dot
+                freg += q2
+            wgt = posw if c == 0 else mask[c]
+            if wgt == 0:
+                continue
+            # one softplus per variable gives every log term: -log σ(z) = sp, log(1 - σ(z)) = -sp - z
+            xc = x[c]
+            spx = _softplus(-xc)
+            spg = _softplus(-gam)
+            sx = math.exp(-spx)
+            sg = math.exp(-spg)
             if c == 0:
                 if exact:
-                    loss += wgt * (_softplus(-x[c]) + _softplus(gam))
+                    loss += wgt * (spx + spg + gam)  # -[log σ(x) + log σ(-γ)]
                     g[c] = -wgt * (1.0 - sx)
                     gg[c] = wgt * sg
                 else:
-                    loss -= wgt * ((1.0 - sg) * -_softplus(-x[c]) + sx * -_softplus(gam))
+                    loss -= wgt * ((1.0 - sg) * -spx + sx * (-spg - gam))
                     g[c] = -wgt * (1.0 - sg) * (1.0 - sx)
                     gg[c] = wgt * sx * sg
             else:
                 if exact:
-                    a = -_softplus(x[c])  # log σ(-x)
-                    b = -_softplus(-x[c]) - _softplus(-gam)  # log σ(x) + log σ(γ)
+                    a = -spx - xc  # log σ(-x)
+                    b = -spx - spg  # log σ(x) + log σ(γ)
                     m = max(a, b)
                     log_p = m + math.log(math.exp(a - m) + math.exp(b - m))
                     loss -= wgt * log_p
@@ -297,7 +320,7 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
                     g[c] = wgt * sx * (1.0 - sx) * (1.0 - sg) / p
                     gg[c] = -wgt * sx * sg * (1.0 - sg) / p
                 else:
-                    loss -= wgt * (sg * -_softplus(-x[c]) - _softplus(x[c]) + sx * -_softplus(-gam))
+                    loss -= wgt * (sg * -spx + (-spx - xc) + sx * -spg)
                     g[c] = wgt * (sx - sg * (1.0 - sx))
                     gg[c] = -wgt * sx * (1.0 - sg)
         # the flip parameters: γ-gradient gg, flip_l2 on every column's parameters
@@ -305,12 +328,6 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         fl2x2 = 2.0 * fopt[F_FLIP_L2]
         fl2 = fopt[F_FLIP_L2]
         if has_pq:
-            freg = 0.0
-            for f in range(dp):
-                freg += P[u, f] * P[u, f]
-            for c in range(L):
-                for f in range(dp):
-                    freg += Q[cols[c], f] * Q[cols[c], f]
             loss += fl2 * freg
             _factor_step(P, aP, Q, aQ, u, cols, gg, ge, me, fl2x2, flr, adagrad, pf, pg)
         if has_cu:
