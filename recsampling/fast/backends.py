@@ -115,8 +115,15 @@ def _view(t: torch.Tensor | None) -> np.ndarray:
     return a.reshape(-1) if a.ndim == 2 and a.shape[1] == 1 else a
 
 
-def _empty2() -> np.ndarray:
-    return np.empty((0, 1), dtype=np.float32)
+def _absent() -> tuple[np.ndarray, ...]:
+    """Four absent tables in the kernels' layout: two factor tables (0, 1), two bias vectors (0,)."""
+    return (np.empty((0, 1), np.float32), np.empty((0, 1), np.float32), np.empty(0, np.float32),
+            np.empty(0, np.float32))
+
+
+def _sums(tables: tuple[np.ndarray, ...], adagrad: bool) -> tuple[np.ndarray, ...]:
+    """Adagrad's running sums of squared gradients for ``tables`` (zeros), or absent tables for SGD."""
+    return tuple(np.zeros_like(a) for a in tables) if adagrad else _absent()
 
 
 @dataclass
@@ -170,30 +177,20 @@ def _mf_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_thread
     U, V, bu, bi = (_view(t) for t in _mf_tables(model))
     adagrad = optimizer == "adagrad"
     tables = (U, V, bu, bi)
-    accs = tuple(np.zeros_like(a) for a in tables) if adagrad else (_empty2(), _empty2(), np.empty(0, np.float32),
-                                                                     np.empty(0, np.float32))
+    accs = _sums(tables, adagrad)
     iopt = np.zeros(K.N_IOPT, dtype=np.int64)
     fopt = np.zeros(K.N_FOPT, dtype=np.float64)
     iopt[K.I_OPT] = K.OPT_ADAGRAD if adagrad else K.OPT_SGD
     fopt[K.F_LR], fopt[K.F_L2] = lr, l2
-    flips = (_empty2(), _empty2(), np.empty(0, np.float32), np.empty(0, np.float32))
-    flip_accs = flips
-    alpha = None
-    click_w = np.empty(0)
-    user_w = np.empty(0)
     iopt[K.I_DRAW] = K.DRAW_REJECT
     spec = _SPECS[sampler.name](sampler, iopt, fopt, K)
-    alpha = spec.get("alpha")
     iopt[K.I_SKIP] = int(getattr(sampler, "collision", "redraw") == "skip")
-    if "click_w" in spec:
-        click_w = np.ascontiguousarray(spec["click_w"], dtype=np.float64)
-    if "user_w" in spec:
-        user_w = np.ascontiguousarray(spec["user_w"], dtype=np.float64)
-    if "flips" in spec:
-        flips = tuple(_view(t) if t is not None else (np.empty(0, np.float32) if i >= 2 else _empty2())
-                      for i, t in enumerate(spec["flips"]))
-        flip_accs = tuple(np.zeros_like(a) for a in flips) if adagrad else tuple(
-            np.empty((0, 1) if i < 2 else 0, np.float32) for i in range(4))
+    click_w = np.ascontiguousarray(spec.get("click_w", ()), dtype=np.float64)
+    user_w = np.ascontiguousarray(spec.get("user_w", ()), dtype=np.float64)
+    absent = _absent()
+    flips = tuple(absent[i] if t is None else _view(t) for i, t in enumerate(spec.get("flips", (None,) * 4)))
+    flip_accs = _sums(flips, adagrad)
+    alpha = spec.get("alpha")
     prob, alias = _negative_table(indices, n_items, alpha)
     bitmap = interaction_bitmap(indptr, indices, n_items)
 

@@ -530,7 +530,7 @@ def dla_epoch(indptr, indices, bitmap, full, users_all, items_all, tables, accs,
 def _dla_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threads: int | None,
                 batch_size: int | None = None):
     """Bind the DLA kernel to ``model`` and the prepared ``sampler`` (candidate mode only)."""
-    from recsampling.fast.backends import FusedEpochs, _empty2, _mf_tables, _resolve_threads, _view
+    from recsampling.fast.backends import FusedEpochs, _mf_tables, _resolve_threads, _sums, _view
     from recsampling.fast.draws import interaction_bitmap
 
     if not _dla_accepts(sampler):
@@ -555,7 +555,7 @@ def _dla_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threa
     adagrad = optimizer == "adagrad"
     tables = tuple(_view(t) for t in _mf_tables(model))
     empty1 = np.empty(0, np.float32)
-    accs = tuple(np.zeros_like(a) for a in tables) if adagrad else (_empty2(), _empty2(), empty1, empty1)
+    accs = _sums(tables, adagrad)
     g = sampler.propensity_
     fixed = sampler._fixed_log
     learn = fixed is None
