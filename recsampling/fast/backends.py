@@ -15,7 +15,6 @@ its ID embeddings, the same model and the same regularization).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 

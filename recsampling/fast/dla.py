@@ -550,7 +550,7 @@ def _dla_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threa
     indices = np.ascontiguousarray(m.indices, dtype=np.int32)
     n_items = m.shape[1]
     users_all = np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(indptr))
-    full = np.ascontiguousarray(np.diff(indptr) >= n_items)
+    full = np.ascontiguousarray(~sampler._has_negative)
     bitmap = interaction_bitmap(indptr, indices, n_items)
     adagrad = optimizer == "adagrad"
     tables = tuple(_view(t) for t in _mf_tables(model))

@@ -71,20 +71,24 @@ def _bounded(r, n):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _in_row(indices, start, end, j):
-    """Whether ``j`` is in the sorted slice ``indices[start:end]`` (binary search)."""
+def _lower_bound(indices, start, end, j):
+    """The first position in the sorted slice ``indices[start:end]`` whose value is >= ``j``."""
     lo = start
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
-        v = indices[mid]
-        if v < j:
+        if indices[mid] < j:
             lo = mid + 1
-        elif v > j:
-            hi = mid
         else:
-            return True
-    return False
+            hi = mid
+    return lo
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _in_row(indices, start, end, j):
+    """Whether ``j`` is in the sorted slice ``indices[start:end]`` (binary search)."""
+    k = _lower_bound(indices, start, end, j)
+    return k < end and indices[k] == j
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

@@ -45,7 +45,8 @@ import math
 import numba
 import numpy as np
 
-from recsampling.fast.draws import _FASTMATH, _GOLDEN, BLOCK_SIZE, _bounded, _draw_item, _in_row, _is_positive, _mix
+from recsampling.fast.draws import (_FASTMATH, _GOLDEN, BLOCK_SIZE, _bounded, _draw_item, _is_positive,
+                                    _lower_bound, _mix)
 
 __all__ = ["LOSS_BPR", "LOSS_BPO", "LOSS_NBPO", "LOSS_REL", "LOSS_UBPR", "OPT_SGD", "OPT_ADAGRAD",
            "DRAW_REJECT", "DRAW_OTHER", "mf_epoch", "mf_rows"]
@@ -186,7 +187,7 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
 
     ``cols`` (L,) are the row's items (column 0 the positive), ``mask`` (L,) 0/1 whether a column
     enters the loss, ``w0`` the positive's weight (1/θ̃ of REL/UBPR), ``wu`` the user's weight
-    (REL), ``pw`` (L,) per-column weights (UBPR's ``1 - Y_uj/θ̃_uj``). ``x``, ``g``, ``gg``
+    (REL), ``pw`` (L,) per-column weights (UBPR's ``1 - Y_uj/θ̃_uj``). ``x``, ``g``, ``gg``,
     ``ge``, ``me`` (L,), ``pu``, ``gu`` (d,), ``pf``, ``pg`` (flip dim,) are scratch buffers.
     """
     U, V, bu, bi = tables
@@ -583,15 +584,8 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
                     pw[c] = 1.0
                     if _is_positive(bitmap, row_bytes, indptr, indices, u, j):
                         # a clicked j enters with 1 - 1/θ̃_uj (its CSR position gives θ̃)
-                        lo_r = indptr[u]
-                        hi_r = indptr[u + 1]
-                        while lo_r < hi_r:
-                            mid = (lo_r + hi_r) >> 1
-                            if indices[mid] < j:
-                                lo_r = mid + 1
-                            else:
-                                hi_r = mid
-                        pw[c] = 1.0 - (click_w[lo_r] if has_click_w else 1.0)
+                        at = _lower_bound(indices, indptr[u], indptr[u + 1], j)
+                        pw[c] = 1.0 - (click_w[at] if has_click_w else 1.0)
             else:
                 full = indptr[u + 1] - indptr[u] >= n_drawable
                 if full and needs_neg:

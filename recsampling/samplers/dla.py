@@ -436,7 +436,9 @@ class DLASampler(Sampler):
             self._users = train.user_index()
             self._items = train.item_index()
             self._n_rows = int(train.nnz)
-            self._full_users = train.user_counts() >= train.n_items  # no unclicked item to draw
+            from recsampling.samplers.negatives import users_with_negatives
+
+            self._has_negative = users_with_negatives(train)  # False: clicked every item, nothing to draw
             feats = tuple(self.exposure_features)
             buckets = None
             nb = int(self.n_popularity_buckets)
@@ -537,7 +539,7 @@ class DLASampler(Sampler):
 
         k = self._n_sampled()
         for _, users, items, mask in positive_rows(self.train_, self._users, self._items, k, batch_size, rng,
-                                                   has_negative=~self._full_users, equal_batches=True):
+                                                   has_negative=self._has_negative, equal_batches=True):
             clicks = np.zeros(items.shape, dtype=np.float32)
             clicks[:, 0] = 1.0
             yield {"users": users, "items": items, "clicks": clicks, "valid": mask[:, 1].astype(np.float32)}
