@@ -9,6 +9,8 @@ returns ``self``; learned attributes end in ``_``.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,6 +20,8 @@ from recsampling._utils import RandomState, check_random_state, to_jsonable
 from recsampling.data.interactions import Interactions
 
 __all__ = ["Recommender"]
+
+logger = logging.getLogger("recsampling")
 
 _STATE_FILE = "model.pt"
 _PARAMS_FILE = "recommender.json"
@@ -257,17 +261,56 @@ class Recommender:
         -------
         EvalResult
             ``.to_dict()`` gives ``{"ndcg@10": ..., "recall@10": ..., ...}``.
+
+        Raises
+        ------
+        ValueError
+            when ``test`` (or a given ``train``) is an Interactions whose user or item id maps are
+            not this model's: index k would mean another user or item than in training. Put such
+            data in the model's index space with ``Interactions.from_arrays(users, items,
+            user_ids=rec.train_.user_ids, item_ids=rec.train_.item_ids)``.
         """
         from recsampling.evaluation import evaluate
 
         self._check_fitted()
         kwargs.setdefault("train", self.train_)
+        for name, data in (("test", test), ("train", kwargs["train"])):
+            if isinstance(data, Interactions):
+                self._check_same_ids(data, name)
         return evaluate(self.model_, test, ks=ks, **kwargs)
+
+    def _check_same_ids(self, data: Interactions, name: str) -> None:
+        """Refuse data whose index -> raw id maps are not this model's (indices would mean other users)."""
+        for axis, mine, theirs in (("user", self.train_.user_ids, data.user_ids),
+                                   ("item", self.train_.item_ids, data.item_ids)):
+            if mine is theirs:
+                continue
+            if mine.shape != theirs.shape:
+                raise ValueError(f"{name} has {theirs.size} {axis}s, this model {mine.size}: the data is not in the "
+                                 "model's index space; build it with Interactions.from_arrays(..., user_ids="
+                                 "rec.train_.user_ids, item_ids=rec.train_.item_ids)")
+            differ = np.flatnonzero(~np.asarray(mine == theirs, dtype=bool))  # by value: 1 is not '1'; 1 is 1.0
+            if differ.size:
+                k = int(differ[0])
+                raise ValueError(f"{name}'s {axis} ids differ from this model's at {differ.size} of {mine.size} "
+                                 f"indices (first: index {k} is {axis} {_show_id(theirs[k])} in {name}, "
+                                 f"{_show_id(mine[k])} in the model): the data changed since training, or is not in "
+                                 "the model's index space; build it with Interactions.from_arrays(..., user_ids="
+                                 "rec.train_.user_ids, item_ids=rec.train_.item_ids)")
 
     # ------------------------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Save to the folder ``path``: ``model.pt`` (weights, sampler state, training data, id
-        maps; no pickled objects) and ``recommender.json`` (the constructor arguments, history)."""
+        maps; no pickled objects), ``recommender.json`` (the constructor arguments, history) and
+        ``SHA256SUMS`` (their checksums, which :meth:`load` verifies).
+
+        Raises
+        ------
+        ValueError
+            when a raw id cannot be saved exactly (ids must be int, uint, float, bool or str;
+            an object array may mix these, e.g. ``1`` and ``'1'``).
+        """
+        from recsampling._checksums import record_checksum
         from recsampling.train import save_checkpoint
 
         self._check_fitted()
@@ -278,27 +321,48 @@ class Recommender:
             params["random_state"] = None
         params = to_jsonable(params)
         save_checkpoint(path / _STATE_FILE, self.model_, self.sampler_, self.train_)
-        (path / _PARAMS_FILE).write_text(json.dumps({"params": params, "history": to_jsonable(self.history_.to_dict())},
-                                                    indent=1))
+        tmp = path / (_PARAMS_FILE + ".tmp")
+        tmp.write_text(json.dumps({"params": params, "history": to_jsonable(self.history_.to_dict())}, indent=1))
+        os.replace(tmp, path / _PARAMS_FILE)
+        record_checksum(path / _PARAMS_FILE)
         return path
 
     @classmethod
     def load(cls, path) -> "Recommender":
-        """Load a Recommender saved by :meth:`save` (ready to recommend and evaluate)."""
+        """Load a Recommender saved by :meth:`save` (ready to recommend and evaluate).
+
+        Every file is first checked against its SHA-256 in the folder's ``SHA256SUMS``; a folder
+        saved before checksums were recorded loads with a logged warning per file.
+
+        Raises
+        ------
+        ValueError
+            naming the file that is missing, corrupted (checksum mismatch) or malformed.
+        """
+        from recsampling._checksums import MANIFEST, verify_checksum
         from recsampling.train import TrainResult, load_checkpoint
 
         path = Path(path)
         if not (path / _PARAMS_FILE).is_file() or not (path / _STATE_FILE).is_file():
             raise ValueError(f"{str(path)!r} is not a saved Recommender folder (expected {_PARAMS_FILE} and "
                              f"{_STATE_FILE})")
+        if not verify_checksum(path / _PARAMS_FILE):
+            logger.warning("%s has no checksum in %s (saved before checksums were recorded, or copied without it): "
+                           "corruption cannot be detected", path / _PARAMS_FILE, MANIFEST)
         try:
-            meta = json.loads((path / _PARAMS_FILE).read_text())
-        except json.JSONDecodeError as e:
+            meta = json.loads((path / _PARAMS_FILE).read_text(encoding="utf-8"))
+            rec = cls(**meta["params"])
+            history = TrainResult(**meta.get("history", {}))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{str(path / _PARAMS_FILE)!r} is not valid JSON: {e}") from None
-        rec = cls(**meta["params"])
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{str(path / _PARAMS_FILE)!r} is malformed ({type(e).__name__}: {e})") from None
         ck = load_checkpoint(path / _STATE_FILE)
+        if ck.train is None:
+            raise ValueError(f"{str(path / _STATE_FILE)!r} has no training data; a Recommender needs it (its seen "
+                             "items and id maps)")
         rec.model_, rec.sampler_, rec.train_ = ck.model, ck.sampler, ck.train
-        rec.history_ = TrainResult(**meta.get("history", {}))
+        rec.history_ = history
         return rec
 
     def __repr__(self) -> str:

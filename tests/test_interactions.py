@@ -165,3 +165,69 @@ def test_repr_and_describe():
 def test_feature_shape_is_checked():
     with pytest.raises(ValueError, match="user_features must be a 2-D array with 2 rows"):
         Interactions.from_arrays([1, 2], [3, 4], user_features=np.ones((3, 2)))
+
+
+# --------------------------------------------------------------------------- structure of untrusted input
+def _csr(indices, indptr, shape=(2, 4)):
+    indices, indptr = np.asarray(indices), np.asarray(indptr)
+    m = sp.csr_matrix((np.ones(3, np.float32), np.array([0, 1, 2]), np.array([0, 2, 3])), shape=shape)
+    m.indices, m.indptr = indices, indptr  # as an edited file or a careless caller leaves them
+    m.data = np.ones(indices.size, np.float32)
+    return m
+
+
+@pytest.mark.parametrize("indices,indptr,message", [
+    ([0, 1, 10**7], [0, 2, 3], r"column index 10000000 in row 1; expected indices in \[0, 4\)"),  # issue 17's segfault
+    ([0, -1, 2], [0, 2, 3], r"column index -1 in row 0"),
+    ([0, 1, 2], [1, 2, 3], r"indptr must start at 0 and end at the number of stored entries \(3\)"),
+    ([0, 1, 2], [0, 2, 7], r"indptr must start at 0 and end at the number of stored entries \(3\), got 0 and 7"),
+    ([0, 1, 2], [0, 2, 1, 3], r"indptr must have n_rows \+ 1 = 3 entries, got 4"),
+    ([0, 1, 2], [0, 5, 3], r"indptr must be non-decreasing"),
+    ([2, 1, 3], [0, 2, 3], r"row 0 has unsorted or duplicate column indices"),
+    ([1, 1, 3], [0, 2, 3], r"row 0 has unsorted or duplicate column indices"),
+])
+def test_a_matrix_inconsistent_with_its_shape_is_refused_before_any_kernel_sees_it(indices, indptr, message):
+    m = _csr(indices, indptr)
+    m.has_sorted_indices = True  # a flag that lies must not be trusted either
+    with pytest.raises(ValueError, match=message):
+        Interactions(matrix=m, user_ids=np.arange(2), item_ids=np.arange(4))
+    if "unsorted" not in message:  # from_csr sorts and sums, but only once the bounds hold
+        with pytest.raises(ValueError, match=message):
+            Interactions.from_csr(m)
+
+
+def test_from_csr_canonicalises_unsorted_rows_and_checks_coo_and_csc_bounds():
+    data = Interactions.from_csr(_csr([2, 1, 3], [0, 2, 3]))
+    assert data.matrix.indices.tolist() == [1, 2, 3]
+    coo = sp.coo_matrix((np.ones(2), (np.array([0, 1]), np.array([0, 3]))), shape=(2, 4))
+    coo.col[1] = 99
+    with pytest.raises(ValueError, match=r"coordinate 99 on axis 1 outside \[0, 4\)"):
+        Interactions.from_csr(coo)
+    csc = sp.csc_matrix(np.eye(2))
+    csc.indices[1] = 50
+    with pytest.raises(ValueError, match=r"row index 50 in column 1"):
+        Interactions.from_csr(csc)
+
+
+def test_non_finite_values_are_refused():
+    m = sp.csr_matrix(np.array([[1.0, np.inf]], dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        Interactions.from_csr(m)
+
+
+@pytest.mark.parametrize("user_ids,message", [
+    (np.array([7, 7, 8]), r"user_ids must be distinct, but id 7 appears again at index 1"),
+    (np.array([1, 1.0, 2], dtype=object), r"user_ids must be distinct, but id 1.0 appears again at index 1"),
+    (np.array(["a", None, "b"], dtype=object), r"user_ids has a missing \(NaN/None\) id at index 1"),
+    (np.array([1.0, np.nan, 2.0]), r"user_ids has a missing \(NaN/None\) id at index 1"),
+    (np.arange(2), r"user_ids must be a one-dimensional array of 3 ids, got shape \(2,\)"),
+])
+def test_id_maps_must_be_one_distinct_id_per_index(user_ids, message):
+    m = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    with pytest.raises(ValueError, match=message):
+        Interactions(matrix=m, user_ids=user_ids, item_ids=np.arange(3))
+
+
+def test_ids_of_different_types_are_distinct_ids():
+    data = Interactions.from_arrays(np.array([1, "1"], dtype=object), [5, 6])
+    assert data.n_users == 2 and sorted(map(repr, data.user_ids)) == ["'1'", "1"]

@@ -462,3 +462,33 @@ def test_load_dataset_by_folder_path_and_release_format_check(tmp_path, rng):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="found no MovieLens, Coat or Yahoo! R3 files"):
         load_dataset(str(tmp_path / "empty"))
+
+
+# --------------------------------------------------------------------------- ids read exactly, or refused
+def test_generic_reader_keeps_large_and_textual_ids_exact(tmp_path):
+    big = 2**63  # beyond int64: read as uint64, not wrapped to -2**63
+    data = read_interactions(_write(tmp_path / "u.csv", f"user_id,item_id\n{big},1\n2,1\n"))
+    assert data.user_ids.dtype == np.uint64 and data.user_ids.tolist() == [2, big]
+    huge = 2**64 + 5  # beyond uint64: kept as its text
+    data = read_interactions(_write(tmp_path / "h.csv", f"user_id,item_id\n{huge},1\n2,1\n"))
+    assert sorted(data.user_ids.tolist()) == sorted([str(huge), "2"])
+    exact = 2**53 + 1  # next to a value with a decimal point: not rounded through float64
+    data = read_interactions(_write(tmp_path / "f.csv", f"user_id,item_id\n{exact},1\n2.0,1\n"))
+    assert str(exact) in data.user_ids.tolist()
+    data = read_interactions(_write(tmp_path / "z.csv", "user_id,item_id\n007,1\n7,1\n"))
+    assert data.n_users == 2  # '007' and '7' are two ids
+
+
+@pytest.mark.parametrize("user", [str(2**63), str(2**53 + 1)])
+def test_integer_columns_refuse_values_they_cannot_hold_exactly(tmp_path, user):
+    folder = write_ml100k(tmp_path / "ml-100k")
+    _write(folder / "u.data", f"{user}\t10\t5\t881250949\n2.0\t10\t3\t1\n")
+    with pytest.raises(ValueError, match=rf"u.data: column 'user_id' has '{user}' at line 1, too large to read exactly"):
+        read_movielens(folder)
+
+
+def test_integer_columns_keep_large_plain_integers_exact(tmp_path):
+    folder = write_ml100k(tmp_path / "ml-100k")
+    _write(folder / "u.data", f"{2**53 + 1}\t10\t5\t881250949\n{-2**63}\t10\t3\t1\n")
+    data = read_movielens(folder)
+    assert sorted(data.user_ids.tolist()) == [-2**63, 2**53 + 1]

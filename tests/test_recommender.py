@@ -111,3 +111,160 @@ def test_bad_parameters_are_reported():
         Recommender(sampler="nope").fit(checkerboard())
     with pytest.raises(ValueError, match="bad parameters for sampler"):
         Recommender(sampler_params={"bogus": 1}).fit(checkerboard())
+
+
+# --------------------------------------------------------------------------- integrity of saved models
+def _saved(tmp_path, **kw):
+    rec = _fit(epochs=1, n_threads=1, **kw)
+    rec.save(tmp_path / "rec")
+    return rec, tmp_path / "rec"
+
+
+def test_raw_ids_of_every_kind_round_trip_exactly(tmp_path):
+    base = checkerboard()
+    users = np.array([x if x % 2 else str(x) for x in range(base.n_users)], dtype=object)
+    users[:4] = ["1", 1, 2**70, 2.5]  # 1 and '1' are two users; an int beyond int64; a float
+    items = np.uint64(2**63) + np.arange(base.n_items, dtype=np.uint64)  # beyond int64
+    train = Interactions(matrix=base.matrix, user_ids=users, item_ids=items)
+    rec = Recommender(model_params={"factors": 4}, epochs=1, n_threads=1, device="cpu", random_state=0).fit(train)
+    rec.save(tmp_path / "rec")
+    back = Recommender.load(tmp_path / "rec")
+    assert [(type(x), x) for x in back.train_.user_ids] == [(type(x), x) for x in users.tolist()]
+    assert back.train_.item_ids.dtype == np.uint64 and back.train_.item_ids.tolist() == items.tolist()
+    for who in (["1"], [1], [2**70]):
+        a, _ = rec.recommend(who, k=3, raw_ids=True)
+        b, _ = back.recommend(who, k=3, raw_ids=True)
+        assert a.tolist() == b.tolist() and all(int(x) >= 2**63 for x in b.ravel())
+
+
+@pytest.mark.parametrize("ids,message", [
+    (np.arange(40).astype("datetime64[D]"), r"user_ids of dtype datetime64\[D\] cannot be saved exactly"),
+    (np.array([(k, k) for k in range(40)] + [None], dtype=object)[:40], r"user_ids\[0\] = \(0, 0\) is a tuple"),
+])
+def test_ids_that_cannot_be_saved_exactly_are_refused(tmp_path, ids, message):
+    base = checkerboard()
+    train = Interactions(matrix=base.matrix, user_ids=ids, item_ids=np.arange(base.n_items))
+    rec = Recommender(model_params={"factors": 4}, epochs=1, n_threads=1, device="cpu", random_state=0).fit(train)
+    with pytest.raises(ValueError, match=message):
+        rec.save(tmp_path / "rec")
+
+
+def _flip_bytes(path, n=64, seed=0):
+    raw = bytearray(path.read_bytes())
+    at = np.random.default_rng(seed).choice(np.arange(len(raw) // 4, 3 * len(raw) // 4), n, replace=False)
+    for k in at:
+        raw[k] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_corrupted_file_of_a_saved_model_is_named(tmp_path):
+    _, folder = _saved(tmp_path)
+    assert (folder / "SHA256SUMS").is_file()
+    _flip_bytes(folder / "model.pt")
+    with pytest.raises(ValueError, match=r"model.pt' is corrupted or was changed after it was saved"):
+        Recommender.load(folder)
+    _, folder = _saved(tmp_path)
+    params = folder / "recommender.json"
+    params.write_text(params.read_text().replace('"lr": 0.05', '"lr": 0.5'))  # still valid JSON
+    with pytest.raises(ValueError, match=r"recommender.json' is corrupted or was changed after it was saved"):
+        Recommender.load(folder)
+
+
+def test_a_model_saved_without_checksums_loads_with_a_warning(tmp_path, caplog):
+    rec, folder = _saved(tmp_path)
+    (folder / "SHA256SUMS").unlink()  # as saved before checksums were recorded
+    with caplog.at_level("WARNING", logger="recsampling"):
+        back = Recommender.load(folder)
+    assert sum("has no checksum" in r.getMessage() for r in caplog.records) == 2
+    np.testing.assert_array_equal(back.recommend(k=3)[0], rec.recommend(k=3)[0])
+
+
+def _edit_indices(blob):
+    blob["train"]["indices"][-1] = 10**7
+
+
+def _edit_indptr(blob):
+    blob["train"]["indptr"][-1] -= 1
+
+
+def _edit_order(blob):
+    idx = blob["train"]["indices"]
+    idx[0], idx[1] = idx[1].clone(), idx[0].clone()
+
+
+def _edit_user_ids(blob):
+    blob["user_ids"]["values"][1] = blob["user_ids"]["values"][0]
+
+
+def _edit_weights(blob):
+    key = next(k for k in blob["model_state"] if "item" in k)
+    blob["model_state"][key].view(-1)[3] = float("nan")
+
+
+def _edit_shape(blob):
+    key = next(k for k in blob["model_state"] if "item" in k)
+    blob["model_state"][key] = blob["model_state"][key][:-1]
+
+
+def _edit_n_users(blob):
+    import json
+
+    meta = json.loads(blob["meta"])
+    meta["model"]["n_users"] += 5
+    blob["meta"] = json.dumps(meta)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_edit_indices, r"column index 10000000 in row 39"),
+    (_edit_indptr, r"indptr must start at 0 and end at the number of stored entries"),
+    (_edit_order, r"row 0 has unsorted or duplicate column indices"),
+    (_edit_user_ids, r"user_ids must be distinct"),
+    (_edit_weights, r"model weight '.*item.*' has NaN or infinite values"),
+    (_edit_shape, r"the model weights do not fit the model"),
+    (_edit_n_users, r"user_ids must be a one-dimensional array of 45 ids"),
+])
+def test_an_edited_checkpoint_is_refused_even_with_a_matching_checksum(tmp_path, edit, message):
+    import torch
+
+    from recsampling._checksums import record_checksum
+
+    _, folder = _saved(tmp_path)
+    path = folder / "model.pt"
+    blob = torch.load(path, weights_only=True)
+    edit(blob)
+    torch.save(blob, path)
+    record_checksum(path)  # whoever edited the file also rewrote the manifest
+    with pytest.raises(ValueError, match=r"model.pt': .*" + message):
+        Recommender.load(folder)
+
+
+def test_evaluate_refuses_data_whose_id_maps_are_not_the_models():
+    rec = _fit(epochs=1, n_threads=1)
+    pairs = rec.train_.to_dataframe()
+    renamed = pairs.user_id.where(pairs.user_id != rec.train_.user_ids[5], "someone else")
+    test = Interactions.from_arrays(renamed, pairs.item_id)  # same shape, own index space
+    assert test.shape == rec.train_.shape
+    with pytest.raises(ValueError, match=r"test's user ids differ from this model's at \d+ of 40 indices"):
+        rec.evaluate(test)
+    aligned = Interactions.from_arrays(renamed, pairs.item_id, user_ids=rec.train_.user_ids,
+                                       item_ids=rec.train_.item_ids, unknown="drop")
+    assert 0 <= rec.evaluate(aligned, ks=(5,), train=None).to_dict()["ndcg@5"] <= 1
+
+
+def test_an_edited_integer_sampler_state_is_refused(tmp_path):
+    # DLA's popularity buckets index a table in the fused kernel: they must be the ones the data gives
+    import torch
+
+    from recsampling._checksums import record_checksum
+
+    rec, folder = _saved(tmp_path, sampler="dla", sampler_params={"n_sampled": 4})
+    back = Recommender.load(folder)
+    key = next(k for k in back.sampler_.state_dict() if k.endswith("buckets"))
+    np.testing.assert_array_equal(back.sampler_.state_dict()[key], rec.sampler_.state_dict()[key])
+    path = folder / "model.pt"
+    blob = torch.load(path, weights_only=True)
+    blob["sampler_state"][key][0] = 10**6
+    torch.save(blob, path)
+    record_checksum(path)
+    with pytest.raises(ValueError, match=rf"sampler state '{key}' differs from what the sampler derives"):
+        Recommender.load(folder)

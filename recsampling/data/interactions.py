@@ -50,6 +50,92 @@ def _check_ids(values, name: str) -> None:
             raise ValueError(f"column {name!r} has a missing (NaN) id at row {_first_bad(bad)}")
 
 
+def _check_id_map(values, n: int, name: str) -> np.ndarray:
+    """Validate an index -> raw id map: one-dimensional, ``n`` ids, none missing, all distinct."""
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must be a one-dimensional array of {n} ids, got shape {arr.shape}")
+    if arr.dtype.kind == "f" or arr.dtype == object:
+        bad = pd.isna(pd.Series(arr)).to_numpy()
+        if bad.any():
+            raise ValueError(f"{name} has a missing (NaN/None) id at index {_first_bad(bad)}")
+    index = pd.Index(arr)
+    try:
+        unique = index.is_unique
+    except TypeError as e:
+        raise ValueError(f"{name} must hold hashable ids (str, numbers): {e}") from None
+    if not unique:
+        dup = _first_bad(index.duplicated())
+        raise ValueError(f"{name} must be distinct, but id {_plain(arr[dup])!r} appears again at index {dup} "
+                         "(ids that compare equal, such as 1 and 1.0, are one id)")
+    return arr
+
+
+def _first_row(indptr: np.ndarray, k: int) -> int:
+    """Row of stored entry ``k`` of a valid ``indptr``."""
+    return int(np.searchsorted(indptr, k, side="right") - 1)
+
+
+def _check_compressed(indptr, indices, n_data: int, n_major: int, n_minor: int, name: str, major: str,
+                      minor: str) -> None:
+    """The bounds a CSR (or CSC) matrix's index arrays must keep before any C routine reads them."""
+    indptr, indices = np.asarray(indptr), np.asarray(indices)
+    for part, arr in (("indptr", indptr), ("indices", indices)):
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise ValueError(f"{name}.{part} must be a one-dimensional integer array, got {arr.dtype} {arr.shape}")
+    if indptr.size != n_major + 1:
+        raise ValueError(f"{name}.indptr must have n_{major}s + 1 = {n_major + 1} entries, got {indptr.size}")
+    nnz = indices.size
+    if n_data != nnz:
+        raise ValueError(f"{name} has {nnz} {minor} indices but {n_data} values; expected one value per index")
+    if indptr[0] != 0 or indptr[-1] != nnz:
+        raise ValueError(f"{name}.indptr must start at 0 and end at the number of stored entries ({nnz}), "
+                         f"got {_plain(indptr[0])} and {_plain(indptr[-1])}")
+    steps = np.diff(indptr.astype(np.int64))
+    if steps.size and steps.min() < 0:
+        raise ValueError(f"{name}.indptr must be non-decreasing; it decreases after {major} {_first_bad(steps < 0)}")
+    if nnz:
+        lo, hi = indices.min(), indices.max()
+        if lo < 0 or hi >= n_minor:
+            k = _first_bad((indices < 0) | (indices >= n_minor))
+            raise ValueError(f"{name} has {minor} index {_plain(indices[k])} in {major} {_first_row(indptr, k)}; "
+                             f"expected indices in [0, {n_minor}) for shape {n_major} x {n_minor}")
+
+
+def _check_structure(m, name: str) -> None:
+    """Bounds of a sparse matrix's index arrays against its shape (CSR, CSC and COO)."""
+    n_rows, n_cols = m.shape
+    if m.format == "csr":
+        _check_compressed(m.indptr, m.indices, np.asarray(m.data).size, n_rows, n_cols, name, "row", "column")
+    elif m.format == "csc":
+        _check_compressed(m.indptr, m.indices, np.asarray(m.data).size, n_cols, n_rows, name, "column", "row")
+    elif m.format == "coo":
+        coords = getattr(m, "coords", None) or (m.row, m.col)
+        for axis, (arr, n) in enumerate(zip(coords, (n_rows, n_cols))):
+            arr = np.asarray(arr)
+            if arr.size != np.asarray(m.data).size:
+                raise ValueError(f"{name} has {arr.size} coordinates on axis {axis} but {np.asarray(m.data).size} "
+                                 "values; expected one per value")
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise ValueError(f"{name} has a coordinate {_plain(arr[_first_bad((arr < 0) | (arr >= n))])} on axis "
+                                 f"{axis} outside [0, {n}) for shape {n_rows} x {n_cols}")
+
+
+def _check_canonical(m: sp.csr_matrix) -> None:
+    """Column indices strictly increasing within each row (sorted, no duplicates)."""
+    idx = m.indices
+    if idx.size < 2:
+        return
+    bad = np.diff(idx.astype(np.int64) if idx.dtype.kind == "u" else idx) <= 0
+    starts = m.indptr[1:-1]
+    starts = starts[(starts > 0) & (starts < idx.size)]
+    bad[starts - 1] = False  # the first entry of a row may be smaller than the last of the row before
+    if bad.any():
+        k = _first_bad(bad) + 1
+        raise ValueError(f"matrix must be canonical CSR, but row {_first_row(m.indptr, k)} has unsorted or duplicate "
+                         f"column indices (stored entry {k}); use Interactions.from_csr, which sorts and sums them")
+
+
 def _check_indices(idx, n: int | None, name: str) -> np.ndarray:
     """Validate contiguous integer indices; return int64 array."""
     arr = np.asarray(idx)
@@ -107,7 +193,12 @@ class Interactions:
     """Immutable implicit feedback: a users × items CSR matrix plus aligned optional columns.
 
     Build one with :meth:`from_dataframe`, :meth:`from_arrays` or :meth:`from_csr`; the
-    constructor itself validates everything and is also usable directly.
+    constructor itself validates everything and is also usable directly. Every index array is
+    checked against the shape before any scipy routine or kernel reads it (``indptr``: n_users + 1
+    non-decreasing entries from 0 to nnz; ``indices`` in [0, n_items), strictly increasing within
+    each row), so that no input, however made (an edited checkpoint included), can make a kernel
+    read or write out of bounds. The id maps hold one distinct, non-missing id per index (ids
+    of different types, such as ``1`` and ``'1'``, are different ids; ``1`` and ``1.0`` are one).
 
     Attributes
     ----------
@@ -139,19 +230,16 @@ class Interactions:
         m = self.matrix
         if not sp.issparse(m):
             raise ValueError(f"matrix must be a scipy sparse matrix, got {type(m).__name__}")
+        _check_structure(m, "matrix")  # before scipy's C code reads the index arrays
         m = sp.csr_matrix(m, dtype=np.float32)
-        if not m.has_canonical_format:
-            raise ValueError("matrix must be canonical CSR (sorted indices, no duplicates); use Interactions.from_csr")
+        _check_canonical(m)
+        m.has_canonical_format = True
         if m.data.size and not np.isfinite(m.data).all():
             raise ValueError(f"matrix has NaN or infinite values (first at stored entry {_first_bad(~np.isfinite(m.data))})")
         object.__setattr__(self, "matrix", m)
         n_users, n_items = m.shape
-        uid = np.asarray(self.user_ids)
-        iid = np.asarray(self.item_ids)
-        if uid.shape != (n_users,):
-            raise ValueError(f"user_ids must have one id per row ({n_users}), got shape {uid.shape}")
-        if iid.shape != (n_items,):
-            raise ValueError(f"item_ids must have one id per column ({n_items}), got shape {iid.shape}")
+        uid = _check_id_map(self.user_ids, n_users, "user_ids")
+        iid = _check_id_map(self.item_ids, n_items, "item_ids")
         object.__setattr__(self, "user_ids", uid)
         object.__setattr__(self, "item_ids", iid)
         for name in _COLUMNS:
@@ -362,11 +450,15 @@ class Interactions:
     def from_csr(cls, matrix, user_ids=None, item_ids=None, **kwargs) -> "Interactions":
         """Build from any scipy sparse users × items matrix; stored zeros are dropped.
 
-        Values are kept as weights; duplicates in COO input are summed by scipy before this
-        sees them, so pass a deduplicated matrix when sums are not wanted.
+        Values are kept as weights; duplicates (in COO input, or repeated column indices in a
+        CSR row) are summed, so pass a deduplicated matrix when sums are not wanted. Unsorted
+        rows are sorted. The index arrays of CSR, CSC and COO input are checked against the shape
+        first (a ``ValueError`` names the offending index), since scipy's sorting and summing
+        trust them.
         """
         if not sp.issparse(matrix):
             raise ValueError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
+        _check_structure(matrix, "matrix")  # scipy's sorting and summing trust the index arrays
         m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         m.sum_duplicates()
         m.eliminate_zeros()

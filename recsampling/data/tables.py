@@ -184,11 +184,14 @@ def parse_table(
             raise ValueError(f"{label}: {str(e).splitlines()[0]}; {expected}") from None
 
     try:
-        df = read(fast)  # clean files: typed in one pass, no per-value Python strings
-    except ValueError as e:
+        with np.errstate(invalid="ignore"):  # pandas' own cast of an overflowing column; it raises below
+            df = read(fast)  # clean files: typed in one pass, no per-value Python strings
+    except (ValueError, OverflowError) as e:  # OverflowError: a whole number beyond int64
         if str(e).startswith(label):
             raise
         df = None
+    if df is not None and any(_beyond_float(df[pos].to_numpy()) for pos, t in fast.items() if t is np.int64):
+        df = None  # pandas casts a column with a '2.0' through float64: whole numbers >= 2**53 may be rounded
     if df is None or df.isna().to_numpy().any():
         # read again as text, blank lines kept so that row k is line k (+ header): find the culprit
         df = _diagnose(read(str, skip_blank=False), label, names, header, numeric, integer, expected)
@@ -198,6 +201,11 @@ def parse_table(
     if len(df) == 0:
         raise ValueError(f"{label}: no data rows; {expected}")
     return df
+
+
+def _beyond_float(values: np.ndarray) -> bool:
+    """Whether an int64 column holds a value that float64 cannot hold exactly (|v| >= 2**53)."""
+    return bool(values.size) and bool(((values >= 2**53) | (values <= -(2**53))).any())
 
 
 def _diagnose(df, label, names, header, numeric, integer, expected) -> pd.DataFrame:
@@ -223,12 +231,25 @@ def _diagnose(df, label, names, header, numeric, integer, expected) -> pd.DataFr
             )
         values = values.to_numpy()
         if col in integer:
-            frac = (values != np.round(values)) & ~blank
-            if frac.any():
-                row = int(np.flatnonzero(frac)[0])
+            if values.dtype.kind == "f":
+                frac = (values != np.round(values)) & ~blank
+                if frac.any():
+                    row = int(np.flatnonzero(frac)[0])
+                    raise ValueError(
+                        f"{label}: column {col!r} must hold whole numbers, found {raw.iloc[row]!r} "
+                        f"at line {_line_of(row, header)}"
+                    )
+                # a float holds every whole number exactly only below 2**53 (pandas reads a column as
+                # float when one value overflows int64 or is written with a point or an exponent)
+                big = (np.abs(values) >= 2.0**53) & ~blank
+            else:
+                big = (values > np.iinfo(np.int64).max) & ~blank  # uint64
+            if big.any():
+                row = int(np.flatnonzero(big)[0])
                 raise ValueError(
-                    f"{label}: column {col!r} must hold whole numbers, found {raw.iloc[row]!r} "
-                    f"at line {_line_of(row, header)}"
+                    f"{label}: column {col!r} has {raw.iloc[row]!r} at line {_line_of(row, header)}, too large "
+                    "to read exactly; expected whole numbers in the int64 range (below 2**53 in magnitude "
+                    "when written with a decimal point or an exponent)"
                 )
             values = np.where(blank, 0, values).astype(np.int64)
         else:
@@ -270,7 +291,10 @@ def read_interactions(
         sniffed from the first line (tab, comma, ``;``, ``|`` or ``::``).
     user_col, item_col : str
         Names of the id columns (ids may be numbers or strings; they are mapped to contiguous
-        indices in sorted order, and the map is kept in ``user_ids`` / ``item_ids``).
+        indices in sorted order, and the map is kept in ``user_ids`` / ``item_ids``). In a text
+        file a column of integers written plainly is read as int64, or uint64 beyond int64; any
+        other column keeps its text exactly (``"007"``, ``"1.0"``, ids beyond uint64), so every
+        id reads back as the file wrote it.
     rating_col, timestamp_col : str, optional
         Names of the optional rating and timestamp columns.
     sep : str, optional
@@ -341,14 +365,28 @@ def read_interactions(
             numeric=numeric,
             compression="infer",
         )
-        for col in (user_col, item_col):  # numeric ids as integers when they all are
-            values = pd.to_numeric(df[col], errors="coerce")
-            if not values.isna().any() and (values == np.round(values)).all():
-                df[col] = values.astype(np.int64)
+        for col in (user_col, item_col):
+            df[col] = _integer_ids(df[col])
     try:
         return Interactions.from_dataframe(df, user_col, item_col, rating_col, timestamp_col)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _integer_ids(text: pd.Series) -> pd.Series:
+    """Ids as integers when every cell is an integer written plainly, else the text unchanged.
+
+    Plainly means the cell is exactly the decimal form of an int64 or uint64 (surrounding spaces
+    aside), so the integer reads back to the same id: ``"2**63"`` stays exact as uint64, while
+    ``"007"``, ``"1.0"``, ``"1e3"`` or an id beyond uint64 keep their text (``"007"`` and ``"7"``
+    stay two ids).
+    """
+    values = pd.to_numeric(text, errors="coerce")  # int64, or uint64 when needed; float64 otherwise
+    if values.dtype.kind not in "iu":
+        return text
+    if not (values.astype(str).to_numpy() == text.str.strip().to_numpy()).all():
+        return text
+    return values
 
 
 def _first_line(path: Path) -> str:
