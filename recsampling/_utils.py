@@ -151,7 +151,8 @@ def resolve_threads(n_threads: int | None) -> int:
     Parameters
     ----------
     n_threads : int or None
-        A thread count >= 1, or None for ``os.cpu_count()``.
+        A thread count >= 1, or None for ``os.cpu_count()`` shared among the processes torchrun
+        started on this machine (``LOCAL_WORLD_SIZE``): 16 cores and 4 processes give 4 each.
 
     Returns
     -------
@@ -161,7 +162,11 @@ def resolve_threads(n_threads: int | None) -> int:
     import os
 
     if n_threads is None:
-        n = os.cpu_count() or 1
+        try:
+            local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        except ValueError:
+            local = 1
+        n = (os.cpu_count() or 1) // local
     elif isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
     else:

@@ -183,14 +183,28 @@ def _use_training_split(args) -> None:
         raise CLIError(f"{args.model_dir} has no {SPLIT_FILE} (written by 'recsampling train --out'): give --dataset")
 
 
+def _end_distributed() -> bool:
+    """Close torchrun's process group after a fit; True on a rank other than 0 (it has nothing left to do)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        dist.destroy_process_group()
+        return rank != 0
+    return False
+
+
 def cmd_train(args) -> int:
     config = _load_config(args.config)
     ds, train, test, test_items = _train_test(args)
     rec = _recommender_from_args(args, config)
     rec.fit(train)
+    if _end_distributed():  # under torchrun: rank 0 alone evaluates, writes and prints
+        return 0
     ks = tuple(args.k)
     result = rec.evaluate(test, ks=ks, **_protocol(test_items))
-    out = {"dataset": ds.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict()}
+    out = {"dataset": ds.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict(),
+           "world_size": rec.history_.world_size}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         rec.save(args.out)

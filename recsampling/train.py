@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsampling import distributed
 from recsampling._utils import RandomState, check_random_state, resolve_device, set_threads, torch_seed, to_jsonable
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Sampler, to_tensors
@@ -96,6 +97,8 @@ class TrainResult:
     backend : str
         ``"torch"`` or ``"fused"``.
     metric : str
+    world_size : int
+        Processes that trained together (1 outside torchrun; see :mod:`recsampling.distributed`).
     """
 
     history: list = field(default_factory=list)
@@ -104,6 +107,7 @@ class TrainResult:
     stopped_early: bool = False
     backend: str = "torch"
     metric: str = "ndcg@10"
+    world_size: int = 1
 
     @property
     def losses(self) -> list[float]:
@@ -118,7 +122,8 @@ class TrainResult:
     def to_dict(self) -> dict:
         """JSON-able summary: history, best epoch and metric, early stop, backend, metric name."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric,
-                "stopped_early": self.stopped_early, "backend": self.backend, "metric": self.metric}
+                "stopped_early": self.stopped_early, "backend": self.backend, "metric": self.metric,
+                "world_size": self.world_size}
 
 
 def _check_number(value, name: str, low: float, strict: bool = False) -> float:
@@ -265,11 +270,18 @@ class Trainer:
         cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}[self.optimizer]
         return cls(groups, lr=float(self.lr))
 
-    def _kernel(self, model, sampler, device):
+    def _kernel(self, model, sampler, device, ctx):
         """The fused kernel factory for this fit, None for the torch loop (see ``backend``)."""
         from recsampling.fast import find_kernel, kernel_keys
 
         if self.backend == "torch":
+            return None
+        if ctx.distributed:  # the kernels are single-process (see recsampling.distributed)
+            if self.backend == "fused":
+                raise ValueError(f"backend='fused' runs in one process, but torchrun started {ctx.world_size}; "
+                                 "use backend='auto' or 'torch' under torchrun (gradients are all-reduced there)")
+            if ctx.is_main and find_kernel(model, sampler, self.optimizer, device) is not None:
+                logger.info("torchrun with %d processes: the torch path, not the fused kernel", ctx.world_size)
             return None
         factory = find_kernel(model, sampler, self.optimizer, device)
         if self.backend == "fused" and factory is None:
@@ -323,23 +335,40 @@ class Trainer:
             if valid.shape != train.shape:
                 raise ValueError(f"valid must share train's index space {train.shape}, got {valid.shape}")
         rng = check_random_state(self.random_state)
-        device = resolve_device(self.device)
+        ctx = distributed.init(resolve_device(self.device))
+        device = distributed.rank_device(resolve_device(self.device), ctx)
         model.to(device)
-        sampler.prepare(train, rng)
+        sampler.prepare(train, rng)  # the same draws on every rank: the same sampler parameters
         sampler.to(device)
-        factory = self._kernel(model, sampler, device)
+        sampler.shard_ = (ctx.rank, ctx.world_size)
+        if ctx.distributed:
+            # this rank's shard of the rows (sampler.shard_) and its own stream of draws from here on
+            rng = np.random.default_rng(np.random.SeedSequence(int(rng.integers(2**63))).spawn(ctx.world_size)[ctx.rank])
+        factory = self._kernel(model, sampler, device, ctx)
         kernel = None if factory is None else factory(model, sampler, optimizer=self.optimizer, lr=float(self.lr),
                                                       l2=float(self.l2), n_threads=self.n_threads,
                                                       batch_size=int(self.batch_size))
-        result = TrainResult(backend="torch" if kernel is None else "fused", metric=self.metric)
-        opt = None if kernel is not None else self._optimizer(model, sampler)
+        result = TrainResult(backend="torch" if kernel is None else "fused", metric=self.metric,
+                             world_size=ctx.world_size)
+        objective = None
+        opt = None
+        if kernel is None:
+            objective = _Objective(model, sampler, float(self.l2))
+            if ctx.distributed:
+                from torch.nn.parallel import DistributedDataParallel
+
+                # rank 0's weights on every rank, then gradients averaged before each step
+                objective = DistributedDataParallel(
+                    objective, device_ids=[device.index] if device.type == "cuda" else None,
+                    find_unused_parameters=_has_unused_parameters(objective, sampler, self.batch_size, device))
+            opt = self._optimizer(model, sampler)
         best_state = None
         wait = 0
-        ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None and ctx.is_main else None
         if ckpt_dir is not None:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
         bar = None
-        if self.progress:
+        if self.progress and ctx.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.epochs, desc=f"{sampler.name or type(sampler).__name__}", unit="epoch")
@@ -352,15 +381,17 @@ class Trainer:
                     if kernel is not None:
                         loss, n = kernel.epoch(rng)
                     else:
-                        loss, n = self._torch_epoch(model, sampler, opt, device, rng)
+                        loss, n = self._torch_epoch(objective, model, sampler, opt, device, rng, ctx)
                     dt = time.perf_counter() - t0
                     logs = {"epoch": epoch, "loss": float(loss), "time": dt, "samples": int(n),
                             "samples_per_s": n / dt if dt > 0 else float("inf")}
-                    if not math.isfinite(logs["loss"]):
+                    if not math.isfinite(logs["loss"]) and ctx.is_main:
                         logger.warning("epoch %d: the loss is %s; lower lr", epoch, logs["loss"])
                     improved = False
                     if valid is not None and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
-                        value = validation_metric(model, valid, train, self.metric)
+                        # rank 0 evaluates; every rank keeps the same books (and the same best weights)
+                        value = validation_metric(model, valid, train, self.metric) if ctx.is_main else None
+                        value = distributed.broadcast_object(value, ctx)
                         logs[self.metric] = value
                         if result.best_metric is None or value > result.best_metric:
                             result.best_metric, result.best_epoch = value, epoch
@@ -370,7 +401,8 @@ class Trainer:
                         else:
                             wait += 1
                     result.history.append(logs)
-                    logger.info("epoch %d: %s", epoch, {k: v for k, v in logs.items() if k != "epoch"})
+                    if ctx.is_main:
+                        logger.info("epoch %d: %s", epoch, {k: v for k, v in logs.items() if k != "epoch"})
                     if bar is not None:
                         bar.update(1)
                         post = {"loss": f"{logs['loss']:.4f}"}
@@ -381,12 +413,19 @@ class Trainer:
                         save_checkpoint(ckpt_dir / "last.pt", model, sampler, train, extra={"epoch": epoch})
                         if improved:
                             save_checkpoint(ckpt_dir / "best.pt", model, sampler, train, extra={"epoch": epoch})
-                    stop = False
-                    try:
-                        for cb in self.callbacks:
-                            cb(epoch, dict(logs))
-                    except StopTraining:
-                        stop = True
+                    stop, error = False, None
+                    if ctx.is_main:
+                        try:
+                            for cb in self.callbacks:
+                                cb(epoch, dict(logs))
+                        except StopTraining:
+                            stop = True
+                        except BaseException as e:  # e.g. optuna.TrialPruned: the other ranks stop too
+                            error = e
+                    if ctx.distributed:
+                        stop = distributed.broadcast_object(stop or error is not None, ctx)
+                    if error is not None:
+                        raise error
                     if self.patience is not None and valid is not None and wait >= self.patience:
                         stop = True
                     if stop:
@@ -400,30 +439,66 @@ class Trainer:
             sampler.load_state_dict(best_state[1])
         return result
 
-    def _torch_epoch(self, model, sampler, opt, device, rng) -> tuple[float, int]:
+    def _torch_epoch(self, objective, model, sampler, opt, device, rng, ctx) -> tuple[float, int]:
         model.train()
         sampler.train()
         # the epoch's loss is summed on the device and read once at the end: a float() per batch
         # would wait for the device at every step
         total = torch.zeros((), dtype=torch.float64, device=device)
         rows = 0
-        l2 = float(self.l2)
+        # sgd steps on the (global) batch sum; under torchrun the gradients are averaged over the
+        # ranks, each holding 1/W of the global batch
         scale_sum = self.optimizer == "sgd"
-        for batch in sampler.batches(int(self.batch_size), rng):
+        batch_size = -(-int(self.batch_size) // ctx.world_size)
+        for batch in sampler.batches(batch_size, rng):
             b = to_tensors(batch, device)
-            loss = sampler.loss(model, b)
-            if l2 > 0:
-                loss = loss + l2 * model.regularization(b["users"], b["items"]).mean()
+            loss = objective(b)
             bsz = int(b["users"].shape[0])
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
-                (loss * bsz if scale_sum else loss).backward()
+                (loss * (bsz * ctx.world_size) if scale_sum else loss).backward()
                 opt.step()
             total += loss.detach().to(torch.float64) * bsz
             rows += bsz
         model.eval()
         sampler.eval()
+        if ctx.distributed:
+            total, rows = distributed.all_reduce_sum([float(total), rows], ctx, device)
+            rows = int(rows)
         return (float(total) / rows if rows else float("nan")), rows
+
+
+def _has_unused_parameters(objective: nn.Module, sampler: Sampler, batch_size: int, device) -> bool:
+    """Whether some trainable parameter gets no gradient from a batch's loss (DDP must then look for them).
+
+    Probed once, on one batch drawn from a throw-away stream (the fit's own draws are untouched).
+    """
+    params = [p for p in objective.parameters() if p.requires_grad]
+    batch = next(iter(sampler.batches(int(batch_size), np.random.default_rng(0))), None)
+    if batch is None or not params:
+        return False
+    grads = torch.autograd.grad(objective(to_tensors(batch, device)), params, allow_unused=True)
+    return any(g is None for g in grads)
+
+
+class _Objective(nn.Module):
+    """The training loss of a batch as a module's forward (what DistributedDataParallel wraps).
+
+    ``sampler.loss(model, batch) + l2 * mean(model.regularization(users, items))``; its parameters
+    are the model's and the sampler's own (NBPO's flip factors, DLA's propensities).
+    """
+
+    def __init__(self, model: nn.Module, sampler: Sampler, l2: float):
+        super().__init__()
+        self.model = model
+        self.sampler = sampler
+        self.l2 = l2
+
+    def forward(self, b: dict) -> torch.Tensor:
+        loss = self.sampler.loss(self.model, b)
+        if self.l2 > 0:
+            loss = loss + self.l2 * self.model.regularization(b["users"], b["items"]).mean()
+        return loss
 
 
 # ----------------------------------------------------------------------------------------------

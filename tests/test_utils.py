@@ -25,7 +25,14 @@ def test_set_threads_sets_every_library_and_restores():
     assert (torch.get_num_threads(), numba.get_num_threads(), _blas_threads()) == before
 
 
-def test_resolve_threads_defaults_to_the_cores_capped_by_numba():
+def test_resolve_threads_shares_the_cores_among_torchrun_processes(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resolve_threads(None) == max(1, min((os.cpu_count() or 1) // 2, numba.config.NUMBA_NUM_THREADS))
+    assert resolve_threads(3) == min(3, numba.config.NUMBA_NUM_THREADS)  # an explicit count stands
+
+
+def test_resolve_threads_defaults_to_the_cores_capped_by_numba(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert resolve_threads(None) == min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS)
     assert resolve_threads(10_000) == numba.config.NUMBA_NUM_THREADS
     assert resolve_threads(1) == 1

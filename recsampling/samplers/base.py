@@ -72,6 +72,9 @@ class Sampler(nn.Module):
     def __init__(self):
         super().__init__()
         self.train_: Interactions | None = None
+        # (rank, world_size): the Trainer sets it under torchrun; an epoch visits this rank's
+        # rows only (:meth:`epoch_order`)
+        self.shard_: tuple[int, int] = (0, 1)
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
         """Bind to the training data; create data-sized parameters. Called once per fit."""
@@ -85,8 +88,22 @@ class Sampler(nn.Module):
         return int(self.train_.nnz)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """One epoch of batches of numpy arrays (vectorized, never a loop per example)."""
+        """One epoch of batches of numpy arrays (vectorized, never a loop per example).
+
+        The rows of an epoch come in :meth:`epoch_order`, which is what makes a sampler work
+        under torchrun.
+        """
         raise NotImplementedError
+
+    def epoch_order(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """A random order of the epoch's ``n`` rows, this process's share of them under torchrun.
+
+        One process: ``rng.permutation(n)``. Rank ``r`` of ``W``: its disjoint shard, padded to
+        ``ceil(n / W)`` rows (:func:`recsampling.distributed.shard_order`).
+        """
+        from recsampling.distributed import shard_order
+
+        return shard_order(n, rng, self.shard_)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         """Scalar loss of a batch (tensors already on the model's device)."""

@@ -531,7 +531,7 @@ class DLASampler(Sampler):
         # losses (6)-(7) are normalized by the batch's total weight, so a step's size does not
         # shrink with the batch and a small last batch would give the epoch's noisiest step
         if self.mode == "positions":
-            order = rng.permutation(self._n_rows)
+            order = self.epoch_order(self._n_rows, rng)
             for idx in np.array_split(order, max(1, -(-order.size // batch_size))):
                 yield {"users": self._users[idx], "items": self._items[idx], "clicks": self._clicks[idx]}
             return
@@ -539,6 +539,7 @@ class DLASampler(Sampler):
 
         k = self._n_sampled()
         for _, users, items, mask in positive_rows(self.train_, self._users, self._items, k, batch_size, rng,
+                                                   order=self.epoch_order(self._users.size, rng),
                                                    has_negative=self._has_negative, equal_batches=True):
             clicks = np.zeros(items.shape, dtype=np.float32)
             clicks[:, 0] = 1.0

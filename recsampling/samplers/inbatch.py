@@ -28,6 +28,10 @@ u_r's positives. Treating those as negatives would push down items the user is k
 their logits are masked to −∞ (left out of the softmax); the diagonal (the target) is always kept.
 The mask is computed when the batch is drawn (``"hits"``, (B, B) bool) from the CSR matrix.
 
+Under torchrun (:mod:`recsampling.distributed`) the columns are the global batch: every rank's
+items are gathered (with their gradient), ``log p_c`` is the same, and the accidental hits of a
+row are masked against every rank's items.
+
 Both models work: the logits are the dot products of ``model.user_embeddings(users)`` and
 ``model.item_embeddings(items)``, which include the folded biases.
 """
@@ -89,13 +93,13 @@ class InBatchSampler(Sampler):
         self._check_prepared()
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        order = rng.permutation(self.users_.size)
+        order = self.epoch_order(self.users_.size, rng)
         m = self.train_.matrix
         for start in range(0, order.size, batch_size):
             idx = order[start:start + batch_size]
             users, items = self.users_[idx], self.items_[idx]
             batch = {"users": users, "items": items[:, None], "log_q": self.log_q_[items]}
-            if self.mask_hits:
+            if self.mask_hits and self.shard_[1] == 1:  # under torchrun: against every rank's items, in loss
                 # (B, B): is column c's item a positive of row r's user? (scipy row+column slicing)
                 hits = m[users][:, items].toarray() > 0
                 np.fill_diagonal(hits, False)
@@ -103,16 +107,31 @@ class InBatchSampler(Sampler):
             yield batch
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """Eq. (4) over the batch; under torchrun the columns are every rank's batch (the global batch)."""
         u = model.user_embeddings(batch["users"])
         v = model.item_embeddings(batch["items"][:, 0])
+        log_q, hits, offset = batch["log_q"], batch.get("hits"), 0
+        if self.shard_[1] > 1:
+            from recsampling import distributed
+
+            ctx = distributed.context()
+            v = distributed.gather_rows(v, ctx, grad=True)  # each rank's rows get their gradient back
+            log_q = distributed.gather_rows(log_q, ctx)
+            offset = ctx.rank * u.shape[0]
+            if self.mask_hits:
+                items = distributed.gather_rows(batch["items"][:, 0], ctx).cpu().numpy()
+                users = batch["users"].cpu().numpy()
+                h = self.train_.matrix[users][:, items].toarray() > 0
+                h[np.arange(users.size), offset + np.arange(users.size)] = False
+                hits = torch.from_numpy(h).to(u.device)
         # (B, B) is the big tensor here: edit the fresh product in place (its backward needs only u
         # and v), which saves up to three B x B copies per step
         logits = u @ v.T
         if self.temperature != 1:
             logits.div_(float(self.temperature))
         if self.logq:
-            logits.sub_(batch["log_q"].to(logits.dtype)[None, :])
-        if "hits" in batch:
-            logits.masked_fill_(batch["hits"], float("-inf"))
-        target = torch.arange(logits.shape[0], device=logits.device)
+            logits.sub_(log_q.to(logits.dtype)[None, :])
+        if hits is not None:
+            logits.masked_fill_(hits, float("-inf"))
+        target = offset + torch.arange(logits.shape[0], device=logits.device)
         return F.cross_entropy(logits, target)

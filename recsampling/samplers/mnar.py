@@ -302,11 +302,10 @@ def _resolve_floor(floor, delta: str) -> float | None:
     return floor
 
 
-def _epoch_rows(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _epoch_rows(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     batch_size = _check_int(batch_size, "batch_size", 1)
-    perm = rng.permutation(n)
-    for start in range(0, n, batch_size):
-        yield perm[start:start + batch_size]
+    for start in range(0, order.size, batch_size):
+        yield order[start:start + batch_size]
 
 
 # --------------------------------------------------------------------------- Rel-MF
@@ -416,7 +415,8 @@ class RelMF(Sampler):
 
         # a user who clicked every item draws nothing (masked columns, weight 0 in any case)
         for idx, users, items, _ in positive_rows(self.train_, self.users_, self.items_, int(self.n_negatives),
-                                                  batch_size, rng, has_negative=~self._full_users):
+                                                  batch_size, rng, order=self.epoch_order(self.users_.size, rng),
+                                                  has_negative=~self._full_users):
             yield {
                 "users": users,
                 "items": items,
@@ -521,7 +521,7 @@ class UBPR(Sampler):
         k = int(self.n_negatives)
         n_items = self.train_.n_items
         keys = self._keys
-        for idx in _epoch_rows(self.train_.nnz, batch_size, rng):
+        for idx in _epoch_rows(self.epoch_order(self.train_.nnz, rng), batch_size):
             users, pos = self.users_[idx], self.items_[idx]
             j = rng.integers(0, n_items - 1, size=(idx.size, k))
             j = j + (j >= pos[:, None])  # uniform over the items != i

@@ -241,6 +241,7 @@ class _PointwiseSampler(Sampler):
         labels_row = np.zeros(1 + k, dtype=np.float32)
         labels_row[0] = 1.0
         for _, users, items, mask in positive_rows(self.train_, self._users, self._items, k, batch_size, rng,
+                                                   order=self.epoch_order(self._users.size, rng),
                                                    has_negative=self._has_negative, collision=self.collision):
             labels = np.broadcast_to(labels_row, items.shape).copy()
             yield {"users": users, "items": items, "labels": labels, "valid": mask.astype(np.float32)}

@@ -247,6 +247,7 @@ def positive_rows(
     batch_size: int,
     rng: np.random.Generator,
     *,
+    order: np.ndarray,
     has_negative: np.ndarray,
     item_probs: np.ndarray | None = None,
     collision: str = "redraw",
@@ -254,7 +255,8 @@ def positive_rows(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """One epoch of rows "a training positive plus ``k`` drawn items": the generator every such sampler uses.
 
-    Every given positive ``(users[t], items[t])`` is visited once, in a random order, and gets
+    The positives ``(users[t], items[t])`` for ``t`` in ``order`` are visited in that order (every
+    one once: :meth:`Sampler.epoch_order`, this process's share under torchrun), and each gets
     ``k`` items drawn by :func:`draw_negatives` (``item_probs``, ``collision``).
 
     Parameters
@@ -268,6 +270,8 @@ def positive_rows(
     batch_size : int
         Rows per batch.
     rng : numpy.random.Generator
+    order : int array
+        Positions in ``users`` / ``items`` to visit, in order.
     has_negative : bool array, shape (n_users,)
         :func:`users_with_negatives` of the same ``item_probs`` (computed once per fit).
     item_probs, collision
@@ -289,7 +293,6 @@ def positive_rows(
         every drawn column holds the positive itself and is masked).
     """
     batch_size = _check_int(batch_size, "batch_size")
-    order = rng.permutation(len(users))
     if equal_batches:
         parts = np.array_split(order, max(1, -(-order.size // batch_size)))
     else:
@@ -384,6 +387,7 @@ class _PairwiseSampler(Sampler):
         """One epoch: every training interaction once, in random order, with its negatives."""
         self._check_prepared()
         for _, users, items, mask in positive_rows(self.train_, self.users_, self.items_, self._k(), batch_size, rng,
+                                                   order=self.epoch_order(self.users_.size, rng),
                                                    has_negative=self._has_negative, item_probs=self.item_probs_,
                                                    collision=self.collision):
             batch = {"users": users, "items": items}
