@@ -269,11 +269,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from collections import Counter
+
     import optuna
 
     from recsampling.data.splits import validation_split
     from recsampling.suite import GRID, load_task
-    from recsampling.tuning import default_storage, run_study, save_plots
+    from recsampling.tuning import _redacted, default_storage, run_study, save_plots
 
     if args.model not in ("mf", "twotower"):
         raise CLIError(f"--model must be mf or twotower, got {args.model!r}")
@@ -293,19 +295,23 @@ def cmd_tune(args) -> int:
         name = f"{args.dataset}-{args.model}-{sampler}"
         study = run_study(args.model, sampler, inner.train, inner.eval_test, n_trials=args.trials, storage=storage,
                           study_name=name, pruner=args.pruner, seed=args.seed, epochs=args.epochs,
-                          metric=args.metric, dataset=args.dataset, device=args.device)
-        states = [t.state for t in study.trials]
-        done = states.count(optuna.trial.TrialState.COMPLETE)
-        rows.append({"study": name, "trials": len(states), "complete": done,
-                     "pruned": states.count(optuna.trial.TrialState.PRUNED),
+                          metric=args.metric, dataset=args.dataset, device=args.device,
+                          heartbeat_interval=args.heartbeat, grace_period=args.grace_period,
+                          retries=args.retry_failed)
+        # finished trials only; those running (in other workers) or queued are counted apart
+        n = Counter(t.state.name for t in study.trials)
+        done = n["COMPLETE"]
+        rows.append({"study": name, "finished": done + n["PRUNED"] + n["FAIL"], "complete": done,
+                     "pruned": n["PRUNED"], "failed": n["FAIL"], "running": n["RUNNING"], "waiting": n["WAITING"],
                      f"best {args.metric}": study.best_value if done else None,
                      "best params": study.best_params if done else None})
         if args.plots and done:
             plots += save_plots(study, args.plots, name)
     import pandas as pd
 
-    table = pd.DataFrame(rows).to_string(index=False) + f"\nstorage: {storage}  (use: recsampling bench --tuned {storage})"
-    _emit({"storage": storage, "studies": rows, "plots": plots}, args.json, table)
+    shown = _redacted(storage)  # no password on the screen
+    table = pd.DataFrame(rows).to_string(index=False) + f"\nstorage: {shown}  (use: recsampling bench --tuned {shown})"
+    _emit({"storage": shown, "studies": rows, "plots": plots}, args.json, table)
     return 0
 
 
@@ -396,7 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="ndcg@10", help="validation metric maximized (default ndcg@10)")
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     p.add_argument("--storage", default=None,
-                   help="Optuna RDB URL shared by the studies (default sqlite file RUN_DIR/studies.db)")
+                   help="Optuna RDB URL shared by the studies (default sqlite file RUN_DIR/studies.db); "
+                        "postgresql://user:password@host:5432/db needs pip install 'recsampling[postgres]'. "
+                        "Start any number of tune processes on one storage: each runs --trials more")
+    p.add_argument("--heartbeat", type=positive_int, default=60, metavar="SECONDS",
+                   help="a running trial writes a heartbeat to the storage this often (default 60)")
+    p.add_argument("--grace-period", type=positive_int, default=None, metavar="SECONDS",
+                   help="a running trial without a heartbeat for this long lost its worker: it is marked "
+                        "FAIL (default twice --heartbeat)")
+    p.add_argument("--retry-failed", type=int, default=0, metavar="N",
+                   help="run such a lost trial again with its parameters, up to N times (default 0)")
     p.add_argument("--run-dir", default="runs/tuning", help="folder of the default storage (default runs/tuning)")
     p.add_argument("--plots", default=None, metavar="DIR", help="save Optuna's history and importance PNGs in DIR")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")

@@ -4,16 +4,34 @@
 :class:`recsampling.Recommender` with it and reports the validation metric after every epoch
 (``trial.report``), raising ``optuna.TrialPruned`` when the pruner says so, and ``run_study``
 creates or resumes (``load_if_exists``) a study in any RDB storage (SQLite by default, a file
-under the run folder), so several processes or machines can work on one study. Give every
-method the same ``n_trials`` to compare them fairly.
+under the run folder; PostgreSQL with the ``recsampling[postgres]`` extra), so several processes or
+machines can work on one study. Give every method the same ``n_trials`` to compare them fairly.
+
+Workers on one study:
+
+- The TPE sampler draws trial ``n`` from a random state seeded by ``(seed, n)``. The storage
+  hands every trial number out once, so workers started with the same ``seed`` never draw alike,
+  a resumed study goes on with new numbers, and one process on a fresh study replays the same
+  draws. TPE runs with ``constant_liar`` so that trials running in other workers count as bad
+  results rather than being proposed again.
+- Every running trial writes a heartbeat to the storage. A trial whose heartbeat is older than
+  the grace period (its worker was killed or lost) is marked FAIL by the next worker that starts
+  a trial or finishes a ``run_study`` call, and optionally queued to run again (``retries``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
+import os
+import socket
+import warnings
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+import optuna
 
 from recsampling.data.interactions import Interactions
 
@@ -98,10 +116,9 @@ def make_objective(train: Interactions, valid: Interactions, model: str = "mf", 
     -------
     callable
         ``objective(trial) -> float``, the best validation ``metric`` over the epochs. Raises
-        ``optuna.TrialPruned`` when ``trial.should_prune()`` after a report.
+        ``optuna.TrialPruned`` when ``trial.should_prune()`` after a report. Each trial records
+        ``user_attrs["worker"] = "host:pid"`` of the process that runs it.
     """
-    import optuna
-
     from recsampling.recommender import Recommender
 
     if not isinstance(train, Interactions) or not isinstance(valid, Interactions):
@@ -119,6 +136,7 @@ def make_objective(train: Interactions, valid: Interactions, model: str = "mf", 
         raise ValueError(f"metric must be one of {list(RANKING_METRICS)} with '@K', e.g. 'ndcg@10'; got {metric!r}")
 
     def objective(trial) -> float:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran (or lost) it
         params = search_space(trial, model, sampler)
 
         def report(epoch: int, logs: dict) -> None:
@@ -149,8 +167,6 @@ def default_storage(run_dir: str | Path = "runs/tuning", study_name: str = "stud
 
 
 def _pruner(pruner, n_startup_trials: int, n_warmup_steps: int, max_resource: int):
-    import optuna
-
     if pruner is None or pruner == "none":
         return optuna.pruners.NopPruner()
     if pruner == "median":
@@ -162,12 +178,145 @@ def _pruner(pruner, n_startup_trials: int, n_warmup_steps: int, max_resource: in
     raise ValueError(f"pruner must be 'median', 'hyperband', 'none' or an optuna pruner, got {pruner!r}")
 
 
+_POSTGRES_DRIVERS = (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2"))
+
+
+def _redacted(url: str) -> str:
+    """``url`` with its password shown as ``***``, for messages and summaries."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL: no password to hide
+        return url
+
+
+def _no_postgres_driver(url: str) -> ValueError:
+    return ValueError(f"storage {_redacted(url)} needs a PostgreSQL driver that is not installed: pip install "
+                      "'recsampling[postgres]' (psycopg 3, for postgresql:// or postgresql+psycopg:// URLs)")
+
+
+def _driver_url(url: str) -> str:
+    """A plain ``postgresql://`` URL with the dialect of the installed driver (psycopg 3 first)."""
+    if not url.startswith("postgresql://"):
+        return url
+    for module, dialect in _POSTGRES_DRIVERS:
+        if importlib.util.find_spec(module) is not None:
+            return dialect + url[len("postgresql"):]
+    raise _no_postgres_driver(url)
+
+
+def _quiet_experimental(make: Callable):
+    """``make()`` without Optuna's ExperimentalWarning (heartbeat and its callbacks are marked so)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make()
+
+
+class _StaleTrial:
+    """Heartbeat callback: log a trial whose worker stopped, and queue it again up to ``retries`` times."""
+
+    def __init__(self, retries: int):
+        self.retries = retries
+        # the class was renamed in Optuna 4.9
+        self._retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                                  getattr(optuna.storages, "RetryFailedTrialCallback", None))
+        self._retry = _quiet_experimental(lambda: self._retry_cls(max_retry=retries)) if retries else None
+
+    def __call__(self, study, trial) -> None:
+        again = self._retry is not None and len(
+            _quiet_experimental(lambda: self._retry_cls.retry_history(trial))) < self.retries
+        logger.warning("trial %d of study %s sent no heartbeat for the grace period (its worker stopped): "
+                       "marked FAIL%s", trial.number, study.study_name, ", queued to run again" if again else "")
+        if self._retry is not None:
+            self._retry(study, trial)
+
+
+def _open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                  retries: int = 0):
+    """An Optuna RDBStorage for ``url``; one ValueError for a bad URL, a server not answering or no driver."""
+    import sqlalchemy.exc
+
+    memory = url == "sqlite:///:memory:"
+    if url.startswith("sqlite:///") and not memory:  # SQLite makes the file, not its folder
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    heartbeat = {}
+    # an in-memory SQLite database belongs to one connection, which the heartbeat thread does not
+    # have (and no other worker can share it): no heartbeat there
+    if heartbeat_interval is not None and not memory:
+        params = inspect.signature(optuna.storages.RDBStorage).parameters
+        callback = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+                    else "failed_trial_callback")  # renamed in Optuna 4.9
+        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
+                     callback: _StaleTrial(retries)}
+    try:
+        driver_url = _driver_url(url)
+        return _quiet_experimental(lambda: optuna.storages.RDBStorage(driver_url, **heartbeat))
+    except ImportError as e:
+        if url.startswith("postgresql"):  # e.g. postgresql+psycopg2:// without psycopg2
+            raise _no_postgres_driver(url) from None
+        raise ValueError(f"storage {_redacted(url)} needs a database driver that is not installed: {e}") from None
+    except sqlalchemy.exc.SQLAlchemyError as e:  # a bad URL, a server not answering: not a sqlalchemy traceback
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"storage {_redacted(url)} cannot be opened (an Optuna RDB URL such as "
+                         f"sqlite:///runs/s.db or postgresql://user@host/db): {reason}") from None
+
+
+class _TrialSeededTPE(optuna.samplers.BaseSampler):
+    """TPE that draws trial ``n`` from a random state seeded by ``(seed, n)``.
+
+    The storage numbers the trials of a study, each number once, so workers sharing a study with
+    the same ``seed`` draw differently, a resumed study goes on with new numbers and one process on
+    a fresh study replays its draws. A TPESampler keeps no state between trials but its random
+    state, so each trial gets a new one. One trial at a time per process (``n_jobs=1``).
+    """
+
+    def __init__(self, seed: int | None, **tpe_params):
+        self.seed = np.random.SeedSequence(seed).entropy  # None: fresh entropy, then as an int seed
+        self.tpe_params = tpe_params
+        self._tpe = self._for_trial(0)
+
+    def _for_trial(self, number: int):
+        state = int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
+        return _quiet_experimental(lambda: optuna.samplers.TPESampler(seed=state, **self.tpe_params))
+
+    def before_trial(self, study, trial) -> None:
+        self._tpe = self._for_trial(trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
+
+
+def _check_optional_int(value, name: str, low: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}")
+
+
 def run_study(model: str, sampler: str, train: Interactions, valid: Interactions, n_trials: int = 20,
               storage: str | None = None, study_name: str | None = None, pruner="median",
               load_if_exists: bool = True, seed: int | None = 0, epochs: int = 10,
               metric: str = "ndcg@10", run_dir: str | Path = "runs/tuning", n_startup_trials: int = 5,
-              n_warmup_steps: int = 1, dataset: str | None = None, **fit_params):
+              n_warmup_steps: int = 1, dataset: str | None = None, heartbeat_interval: int | None = 60,
+              grace_period: int | None = None, retries: int = 0, **fit_params):
     """Create (or resume) a study and run ``n_trials`` more trials of ``model`` x ``sampler``.
+
+    Several processes or machines may call this at once on one storage and study name: each
+    adds its ``n_trials`` (see the module docstring for how their draws differ and what
+    happens to the trial of a worker that dies).
 
     Parameters
     ----------
@@ -175,62 +324,63 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     train, valid : Interactions
     n_trials : int
         Trials run by this call (they add to those already stored).
-    storage : str, optional
-        Any Optuna RDB URL (``sqlite:///path.db``, ``postgresql://...``); by default a SQLite
-        file under ``run_dir``.
+    storage : str or optuna storage, optional
+        Any Optuna RDB URL (``sqlite:///path.db``, ``postgresql://user:password@host:5432/db``,
+        which needs ``pip install 'recsampling[postgres]'``); by default a SQLite file under
+        ``run_dir``. A storage object is used as it is (with its own heartbeat settings).
     study_name : str, optional
         Defaults to ``f"{model}-{sampler}"``.
     pruner : {"median", "hyperband", "none"} or optuna pruner
     load_if_exists : bool
         Resume a stored study of the same name.
-    seed : int or None
-        Seeds the TPE sampler and each fit.
+    seed : int >= 0 or None
+        Seeds each fit and the TPE sampler: trial ``n`` of the study draws from ``(seed, n)``.
+        None draws a fresh seed.
     epochs, metric, fit_params
         See :func:`make_objective`.
     run_dir : path
         Folder of the default SQLite file.
     n_startup_trials, n_warmup_steps : int
-        Of the median pruner.
+        Of the median pruner (and TPE's random start-up, at most 10).
     dataset : str, optional
         Recorded on the study (``user_attrs["dataset"]``) so :func:`load_tuned` applies its best
         parameters to that data set only.
+    heartbeat_interval : int or None
+        Seconds between the heartbeats a running trial writes to the storage (default 60);
+        None turns the heartbeat off (a killed worker's trial then stays RUNNING).
+    grace_period : int, optional
+        Seconds without a heartbeat after which a running trial counts as lost and is marked
+        FAIL (default twice ``heartbeat_interval``); longer than ``heartbeat_interval``.
+    retries : int
+        Times a lost trial is queued to run again with its parameters (by whichever worker asks
+        for a trial next); 0 (default) leaves it failed.
 
     Returns
     -------
     optuna.Study
     """
-    import optuna
-
     if not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+    _check_optional_int(seed, "seed", 0)
+    _check_optional_int(heartbeat_interval, "heartbeat_interval", 1)
+    _check_optional_int(grace_period, "grace_period", 1)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    if heartbeat_interval is None and (grace_period is not None or retries):
+        raise ValueError("grace_period and retries need the heartbeat: give heartbeat_interval too")
+    if grace_period is not None and grace_period <= heartbeat_interval:
+        raise ValueError(f"grace_period ({grace_period} s) must be longer than heartbeat_interval "
+                         f"({heartbeat_interval} s): a live trial writes a heartbeat only that often")
     objective = make_objective(train, valid, model, sampler, epochs=epochs, metric=metric,
                                random_state=seed, **fit_params)  # checks the arguments before any study exists
     study_name = study_name or f"{model}-{sampler}"
     if storage is None:
         storage = default_storage(run_dir, study_name)
-    elif isinstance(storage, str) and storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        # SQLite makes the file, not its folder
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     if isinstance(storage, str):
-        import sqlalchemy.exc
-
-        try:  # a bad URL or a missing driver: one clear error, not a sqlalchemy traceback
-            storage = optuna.storages.get_storage(storage)
-        except (ImportError, sqlalchemy.exc.SQLAlchemyError) as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(f"storage {storage!r} cannot be opened (an Optuna RDB URL such as "
-                             f"sqlite:///runs/s.db): {reason}") from None
-    # Offset the TPE seed by the stored trial count so a resumed study does not replay the same draws.
-    sampler_seed = seed
-    if seed is not None and load_if_exists:
-        try:
-            done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
-            sampler_seed = seed + done
-        except KeyError:
-            pass
+        storage = _open_storage(storage, heartbeat_interval, grace_period, retries)
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=load_if_exists,
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=min(n_startup_trials, 10)),
+        sampler=_TrialSeededTPE(seed, n_startup_trials=min(n_startup_trials, 10), constant_liar=True),
         pruner=_pruner(pruner, n_startup_trials, n_warmup_steps, epochs),
     )
     study.set_user_attr("model", model)
@@ -238,6 +388,8 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     if dataset is not None:
         study.set_user_attr("dataset", str(dataset))
     study.optimize(objective, n_trials=n_trials, catch=(ValueError,), show_progress_bar=False)
+    # optimize fails lost trials before each trial it starts; once more for those lost since
+    _quiet_experimental(lambda: optuna.storages.fail_stale_trials(study))
     return study
 
 
@@ -256,8 +408,6 @@ def best_config(study) -> dict:
         When the study has no completed trial or lacks the ``model`` / ``sampler`` attributes
         that :func:`run_study` records.
     """
-    import optuna
-
     attrs = study.user_attrs
     if "model" not in attrs or "sampler" not in attrs:
         raise ValueError(f"study {study.study_name!r} was not made by run_study (no model/sampler attributes)")
@@ -275,7 +425,7 @@ def load_tuned(storage: str) -> dict:
     Parameters
     ----------
     storage : str
-        An RDB URL (``sqlite:///path.db``).
+        An RDB URL (``sqlite:///path.db``, ``postgresql://user@host/db``).
 
     Returns
     -------
@@ -284,12 +434,11 @@ def load_tuned(storage: str) -> dict:
         ``dataset`` attribute applies to every data set. Studies without a completed trial are
         skipped (logged).
     """
-    import optuna
-
     if not isinstance(storage, str) or "://" not in storage:
         raise ValueError(f"storage must be an Optuna RDB URL such as sqlite:///runs/s.db, got {storage!r}")
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
         raise FileNotFoundError(f"no Optuna storage at {storage[len('sqlite:///'):]}")
+    url, storage = storage, _open_storage(storage)
     out = {}
     for name in optuna.study.get_all_study_names(storage=storage):
         study = optuna.load_study(study_name=name, storage=storage)
@@ -301,7 +450,7 @@ def load_tuned(storage: str) -> dict:
         attrs = study.user_attrs
         out[(attrs.get("dataset"), attrs["model"], attrs["sampler"])] = config
     if not out:
-        raise ValueError(f"{storage} holds no study with a completed trial")
+        raise ValueError(f"{_redacted(url)} holds no study with a completed trial")
     return out
 
 

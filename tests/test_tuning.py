@@ -1,4 +1,6 @@
+import json
 import multiprocessing as mp
+import time
 
 import pytest
 
@@ -17,10 +19,11 @@ def _data():
     return s.train, s.eval_test
 
 
-def _study(storage, n_trials, name="t"):
+def _study(storage, n_trials, name="t", **kw):
     train, valid = _data()
+    kw = {"seed": 0, **kw}
     return run_study("mf", "bpr", train, valid, n_trials=n_trials, storage=storage, study_name=name,
-                     epochs=3, seed=0, n_startup_trials=2, n_warmup_steps=1, device="cpu", batch_size=512)
+                     epochs=3, n_startup_trials=2, n_warmup_steps=1, device="cpu", batch_size=512, **kw)
 
 
 def test_study_runs_prunes_and_resumes(tmp_path):
@@ -95,8 +98,56 @@ def test_run_study_creates_the_folder_of_a_sqlite_storage(tmp_path, monkeypatch)
     assert study.study_name == "x" and (tmp_path / "runs" / "tuning" / "s.db").is_file()
 
 
-@pytest.mark.parametrize("storage", ["runs/s.db", "postgresql://nobody@localhost:1/none"])
+@pytest.mark.parametrize("storage", ["runs/s.db", "postgresql://nobody:secret@localhost:1/none"])
 def test_run_study_says_when_a_storage_cannot_be_opened(storage):
     train, valid = _data()
-    with pytest.raises(ValueError, match="storage"):
+    with pytest.raises(ValueError, match="storage") as e:
         run_study("mf", "bpr", train, valid, n_trials=1, storage=storage, epochs=1, device="cpu")
+    assert "secret" not in str(e.value)  # nor the password
+
+
+def test_a_postgres_storage_without_its_driver_names_the_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("psycopg", "psycopg2") else find_spec(name, *a))
+    train, valid = _data()
+    with pytest.raises(ValueError, match=r"recsampling\[postgres\]"):
+        run_study("mf", "bpr", train, valid, n_trials=1, storage="postgresql://u@localhost/db", epochs=1, device="cpu")
+
+
+@pytest.mark.parametrize("kwargs", [{"heartbeat_interval": 5, "grace_period": 5}, {"heartbeat_interval": 0},
+                                    {"heartbeat_interval": None, "retries": 1}, {"retries": -1}, {"seed": -1}])
+def test_run_study_rejects_bad_worker_settings_before_creating_a_study(tmp_path, kwargs):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(ValueError, match="heartbeat|grace|retries|seed"):
+        _study(storage, 1, **kwargs)
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_trial_whose_worker_died_is_failed_and_run_again_on_sqlite(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    dead = optuna.create_study(study_name="t", storage=storage, direction="maximize")
+    lost = dead.ask()  # a worker drew a configuration, wrote a heartbeat and died in the trial
+    search_space(lost, "mf", "bpr")
+    optuna.storages.RDBStorage(storage).record_heartbeat(lost._trial_id)
+    time.sleep(2.5)  # past the grace period
+
+    study = _study(storage, 1, heartbeat_interval=1, grace_period=2, retries=1)  # the next worker to start
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert len(trials) == 2 and trials[1].state.is_finished()
+    assert trials[1].params == lost.params  # the one trial this call ran was the retry
+
+
+def test_tune_summary_counts_finished_trials_only(tmp_path, capsys):
+    from recsampling.cli import main
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    other = optuna.create_study(study_name="synthetic-mf-bpr", storage=storage, direction="maximize")
+    running = other.ask()  # another worker is in a trial, alive (fresh heartbeat)
+    optuna.storages.RDBStorage(storage).record_heartbeat(running._trial_id)
+    assert main(["tune", "--quick", "--trials", "2", "--epochs", "1", "--storage", storage, "--json", "--quiet"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["studies"][0]
+    assert row["running"] == 1 and row["finished"] == 2 == row["complete"] + row["pruned"] + row["failed"]
