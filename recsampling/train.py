@@ -71,6 +71,7 @@ logger = logging.getLogger("recsampling")
 _OPTIMIZERS = ("adam", "adagrad", "sgd")
 _BACKENDS = ("auto", "torch", "fused")
 _FORMAT = "recsampling-checkpoint"
+_LOSS_ALARM = 1e3  # an epoch's mean loss above this gets one warning (see _fit)
 
 
 class StopTraining(Exception):
@@ -93,7 +94,11 @@ class TrainResult:
         Epoch whose weights the model holds after fit when validation ran (else None).
     best_metric : float or None
     stopped_early : bool
-        Stopped by patience or by a callback.
+        Stopped by patience, by a callback or by divergence.
+    diverged : bool
+        An epoch's loss or weights were not finite: training stopped there, and the model holds
+        the best validated weights, else those of the last finite epoch (the initial ones when
+        the first epoch diverged).
     backend : str
         ``"torch"`` or ``"fused"``.
     metric : str
@@ -105,6 +110,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_metric: float | None = None
     stopped_early: bool = False
+    diverged: bool = False
     backend: str = "torch"
     metric: str = "ndcg@10"
     world_size: int = 1
@@ -122,7 +128,7 @@ class TrainResult:
     def to_dict(self) -> dict:
         """JSON-able summary: history, best epoch and metric, early stop, backend, metric name."""
         return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric,
-                "stopped_early": self.stopped_early, "backend": self.backend, "metric": self.metric,
+                "stopped_early": self.stopped_early, "diverged": self.diverged, "backend": self.backend, "metric": self.metric,
                 "world_size": self.world_size}
 
 
@@ -363,6 +369,9 @@ class Trainer:
                     find_unused_parameters=_has_unused_parameters(objective, sampler, self.batch_size, device))
             opt = self._optimizer(model, sampler)
         best_state = None
+        # what divergence falls back to without a validated best: the last finite epoch's weights
+        good_state, good_epoch = _snapshot(model, sampler), None
+        warned_growth = False
         wait = 0
         ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None and ctx.is_main else None
         if ckpt_dir is not None:
@@ -385,8 +394,30 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     logs = {"epoch": epoch, "loss": float(loss), "time": dt, "samples": int(n),
                             "samples_per_s": n / dt if dt > 0 else float("inf")}
-                    if not math.isfinite(logs["loss"]) and ctx.is_main:
-                        logger.warning("epoch %d: the loss is %s; lower lr", epoch, logs["loss"])
+                    if not (math.isfinite(logs["loss"]) and _finite(model, sampler)):
+                        logs["diverged"] = True
+                        result.history.append(logs)
+                        result.diverged = result.stopped_early = True
+                        kept = (f"the best validated epoch's ({result.best_epoch})" if best_state is not None else
+                                f"epoch {good_epoch}'s" if good_epoch is not None else "the initial")
+                        if ctx.is_main:
+                            logger.warning("epoch %d diverged (loss %s): training stopped, the model keeps %s weights; "
+                                           "lower lr (%g)%s", epoch, logs["loss"], kept, self.lr,
+                                           " or clip the propensities" if hasattr(sampler, "clip") else "")
+                        if best_state is None:
+                            best_state = good_state
+                        break
+                    # every sampler's loss starts near 1 (log 2 for BPR): far above it, the steps or
+                    # the weights are out of hand
+                    if not warned_growth and abs(logs["loss"]) > _LOSS_ALARM:
+                        warned_growth = True
+                        if ctx.is_main:
+                            logger.warning("epoch %d: the loss is %.3g (it starts near 1): lr=%g is likely too high%s",
+                                           epoch, logs["loss"], self.lr,
+                                           ", or the propensities too small (clip them)" if hasattr(sampler, "clip")
+                                           else "")
+                    if valid is None:
+                        good_state, good_epoch = _snapshot(model, sampler), epoch
                     improved = False
                     if valid is not None and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
                         # rank 0 evaluates; every rank keeps the same books (and the same best weights)
@@ -395,7 +426,7 @@ class Trainer:
                         logs[self.metric] = value
                         if result.best_metric is None or value > result.best_metric:
                             result.best_metric, result.best_epoch = value, epoch
-                            best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(sampler.state_dict()))
+                            best_state = _snapshot(model, sampler)
                             improved = True
                             wait = 0
                         else:
@@ -466,6 +497,18 @@ class Trainer:
             total, rows = distributed.all_reduce_sum([float(total), rows], ctx, device)
             rows = int(rows)
         return (float(total) / rows if rows else float("nan")), rows
+
+
+def _snapshot(model: nn.Module, sampler: Sampler) -> tuple[dict, dict]:
+    """Copies of the model's and the sampler's state dicts."""
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(sampler.state_dict())
+
+
+def _finite(model: nn.Module, sampler: Sampler) -> bool:
+    """Every floating-point parameter of the model and the sampler is finite."""
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for m in (model, sampler) for p in m.parameters()
+                   if p.is_floating_point())
 
 
 def _has_unused_parameters(objective: nn.Module, sampler: Sampler, batch_size: int, device) -> bool:

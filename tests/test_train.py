@@ -195,3 +195,41 @@ def test_fit_sets_the_threads_once_and_restores_them():
     assert (torch.get_num_threads(), numba.get_num_threads()) == before
     with pytest.raises(ValueError, match="n_threads must be an integer >= 1"):
         _fit(epochs=1, n_threads=0)
+
+
+# ---- divergence: a non-finite epoch stops training and keeps the best (else last finite) weights
+def _poison_after(epoch_to_poison):
+    """A callback that turns the model's weights into NaN after the given epoch."""
+
+    def cb(epoch, logs):
+        if epoch == epoch_to_poison:
+            with torch.no_grad():
+                cb.model.item_factors.weight.fill_(float("nan"))
+
+    return cb
+
+
+@pytest.mark.parametrize("with_valid", [True, False])
+def test_a_diverged_epoch_stops_training_and_keeps_finite_weights(with_valid, caplog):
+    train = checkerboard()
+    model = make_model("mf", train, factors=4, random_state=0)
+    cb = _poison_after(1)
+    cb.model = model
+    snapshots = []
+    trainer = Trainer(epochs=6, batch_size=16, random_state=0, progress=False, n_threads=1, backend="torch",
+                      callbacks=[lambda e, logs: snapshots.append(model.item_factors.weight.detach().clone()), cb])
+    with caplog.at_level("WARNING", logger="recsampling"):
+        result = trainer.fit(model, make_sampler("bpr"), train, train if with_valid else None)
+    assert result.diverged and result.stopped_early
+    assert len(result.history) == 3 and result.history[-1]["diverged"]  # epochs 0, 1 and the diverged 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # the best validated epoch's weights, else the last finite epoch's (1: poisoned after it was recorded)
+    assert torch.equal(model.item_factors.weight, snapshots[result.best_epoch if with_valid else 1])
+    lines = [r.getMessage() for r in caplog.records if "diverged" in r.getMessage()]
+    assert len(lines) == 1 and "lower lr" in lines[0]
+
+
+def test_an_exploding_loss_is_warned_about_once(caplog):
+    with caplog.at_level("WARNING", logger="recsampling"):
+        _fit(epochs=3, lr=100.0, optimizer="adam", backend="torch")
+    assert sum("likely too high" in r.getMessage() for r in caplog.records) == 1
