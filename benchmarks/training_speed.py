@@ -227,14 +227,15 @@ def run_all(args, data, name) -> dict:
     import numpy as np
 
     from recsampling.data.splits import random_split
-    from recsampling.suite import GRID
+    from recsampling.suite import grid
 
     split = random_split(data, test_fraction=0.2, random_state=args.seed)
     train, test = split.train, split.test
     m = train.matrix
     wanted = None if args.samplers == "all" else set(args.samplers.split(","))
     models = [x for x in args.models.split(",")]
-    pairs = [(mo, s) for mo in models for s in GRID[mo] if wanted is None or s in wanted]
+    g = grid()
+    pairs = [(mo, s) for mo in models for s in g[mo] if wanted is None or s in wanted]
     if not pairs:
         raise SystemExit(f"no pair matches --samplers {args.samplers} --models {args.models}")
     time_implicit(m, args.factors, args.threads, 1, 0.05, 0.001, args.seed)  # warm-up
@@ -387,13 +388,16 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.samplers is not None:
-        from recsampling.suite import GRID
+        from recsampling.models import MODELS
+        from recsampling.suite import grid
 
-        bad = [mo for mo in args.models.split(",") if mo not in GRID or mo == "implicit"]
-        known = {s for mo in ("mf", "twotower") for s in GRID[mo]}
+        g = grid()
+        bad = [mo for mo in args.models.split(",") if mo not in MODELS]
+        known = {s for mo in MODELS for s in g.get(mo, ())}
         bad += [s for s in ([] if args.samplers == "all" else args.samplers.split(",")) if s not in known]
         if bad:
-            p.error(f"unknown model or sampler {bad}; models: mf, twotower; samplers: all or some of {sorted(known)}")
+            p.error(f"unknown model or sampler {bad}; models: {', '.join(MODELS)}; samplers: all or some of "
+                    f"{sorted(known)}")
     loader, label = (load_ml1m, "ML-1M pairs") if args.dataset == "ml-1m" else (load_ml100k, "ML-100K, rating >= 4")
     data = None if args.synthetic else loader(args.data_dir)
     name = label if data is not None else "synthetic ML-1M-shaped (seeded)"

@@ -14,9 +14,10 @@ the validation of everything read back (:class:`recsampling.data.Interactions` a
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
+
+from recsampling._files import atomic_write
 
 __all__ = ["MANIFEST", "file_sha256", "record_checksum", "verify_checksum"]
 
@@ -60,9 +61,7 @@ def record_checksum(path: str | Path) -> str:
     entries = _read_manifest(path.parent) or {}
     entries[path.name] = digest
     text = "".join(f"{d}  {name}\n" for name, d in sorted(entries.items()))
-    tmp = path.parent / f"{MANIFEST}.{os.getpid()}.tmp"  # one per process: writers never share a temporary
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path.parent / MANIFEST)
+    atomic_write(path.parent / MANIFEST, text)
     return digest
 
 

@@ -49,14 +49,30 @@ def resolve_device(device: str | None = "auto"):
     Returns
     -------
     torch.device
+
+    Raises
+    ------
+    ValueError
+        for anything but auto, cpu, cuda and cuda:N (``"gpu"``, ``"tpu"``, ``"mps"``, ...), and
+        for a CUDA device torch does not see.
     """
     import torch
 
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
+    bad = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):  # torch's own message lists devices this package does not run on
+        raise ValueError(bad) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(bad)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r} was asked for, but torch sees {n} CUDA device(s): cuda:0..cuda:{n - 1}")
     return dev
 
 

@@ -17,26 +17,31 @@ from recsampling.data.synthetic import make_world
 from recsampling.evaluation import evaluate
 from recsampling.recommender import Recommender
 
-__all__ = ["METHODS", "run_demo"]
+__all__ = ["methods", "run_demo"]
 
-#: (label, model, sampler, sampler_params): one row of the table each.
-METHODS = (
-    ("mf + bpr (uniform)", "mf", "bpr", {}),
-    ("mf + popularity", "mf", "popularity", {"alpha": 0.5}),
-    ("mf + dns", "mf", "dns", {"n_candidates": 5}),
-    ("mf + bpo", "mf", "bpo", {}),
-    ("mf + nbpo", "mf", "nbpo", {}),
-    ("mf + pointwise (naive)", "mf", "pointwise", {}),
-    ("mf + relmf", "mf", "relmf", {"propensities": "popularity"}),
-    ("mf + ubpr", "mf", "ubpr", {"propensities": "popularity"}),
-    ("mf + dla", "mf", "dla", {}),
-    ("twotower + inbatch", "twotower", "inbatch", {}),
-)
+
+def methods() -> list[tuple[str, str, str, dict]]:
+    """The rows of the table, derived from the registries: ``(label, model, sampler, sampler_params)``.
+
+    One row per registered sampler (plug-ins included), in registry order, on the first
+    registered model it is meant for (``Sampler.models``), with its ``Sampler.demo_params``;
+    the label is ``"<model> + <sampler>"``.
+    """
+    from recsampling.models import MODELS
+    from recsampling.samplers import SAMPLERS
+
+    models = list(MODELS.classes())
+    rows = []
+    for name, cls in SAMPLERS.classes().items():
+        model = next((m for m in models if cls.fits(m)), None)
+        if model is not None:
+            rows.append((f"{model} + {name}", model, name, dict(cls.demo_params)))
+    return rows
 
 
 def run_demo(quick: bool = False, seed: int = 0, epochs: int | None = None,
              progress: bool = True) -> tuple[str, dict]:
-    """Train every method in :data:`METHODS` on the synthetic world and evaluate it.
+    """Train every method of :func:`methods` on the synthetic world and evaluate it.
 
     Parameters
     ----------
@@ -61,7 +66,7 @@ def run_demo(quick: bool = False, seed: int = 0, epochs: int | None = None,
     n_epochs = epochs if epochs is not None else (3 if quick else 10)
     train = world.clicks
     rows = {}
-    for label, model, sampler, sampler_params in METHODS:
+    for label, model, sampler, sampler_params in methods():
         start = time.perf_counter()
         rec = Recommender(model=model, sampler=sampler, model_params={"factors": 32},
                           sampler_params=sampler_params, epochs=n_epochs, optimizer="adam", lr=0.01,

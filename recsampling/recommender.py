@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -183,50 +182,63 @@ class Recommender:
                            device=device)
         return self._out_ids(ids, raw_ids), scores
 
-    def new_user_vector(self, items, reg: float = 0.1, confidence: float = 10.0) -> np.ndarray:
-        """Fold a user who interacted with ``items`` into the model, without retraining.
+    def new_user_vectors(self, items, l2: float | None = None, random_state: RandomState = 0) -> np.ndarray:
+        """Fold users who are not in the training data into the model, without retraining.
 
-        Solves the weighted ridge regression of the implicit-ALS fold-in (Hu, Koren, Volinsky,
-        ICDM 2008, eq. 4) on the trained item table ``V`` (biases folded in): the target is 1 on
-        the given items and 0 elsewhere, with weight ``1 + confidence`` on the given items and 1
-        elsewhere::
-
-            u = (Vᵀ V + confidence · V_Sᵀ V_S + reg · I)⁻¹ (1 + confidence) V_Sᵀ 1
-
-        Works for any model (only the item table is used), so a two-tower user without
-        features is folded in the same way.
+        Each new user's vector minimizes the objective the model was trained with, for that user
+        alone, with the item table frozen (:func:`recsampling.foldin.fold_in`): BPR's pairwise loss
+        against the sampler's negatives for the BPR family, the pointwise likelihood for BPO / NBPO
+        / Rel-MF, the softmax for in-batch negatives and DLA (:func:`recsampling.foldin.objective_for`),
+        plus the fit's L2. The constant columns of the user vectors (the 1 that multiplies the item
+        bias) keep their value. Works for both models (only the item table is used), so a
+        two-tower user without features is folded in the same way.
 
         Parameters
         ----------
-        items : array-like of int
-            Item indices of the new user.
-        reg, confidence : float
+        items : scipy sparse matrix or Interactions of shape (n_new, n_items), or a sequence of sequences
+            The item indices of each new user (row ``r`` or element ``r``: user ``r``'s items).
+        l2 : float, optional
+            Weight of the L2 on the new vectors; default the fit's ``l2`` (or ``0.01`` when the fit had
+            none: without any, a user whose items can be ranked above all others has no finite optimum).
+        random_state : int, numpy.random.Generator or None, default 0
+            Seeds the negative draws, which only happen for catalogues of more than 4,096 items.
 
         Returns
         -------
-        numpy.ndarray of float32, shape (d,)
+        numpy.ndarray of float32, shape (n_new, d)
         """
+        import scipy.sparse as sp
+
+        from recsampling.foldin import fold_in, objective_for
+
         self._check_fitted()
-        items = np.unique(np.asarray(items, dtype=np.int64).ravel())
-        if items.size == 0:
-            raise ValueError("items must hold at least one item index")
-        if items.min() < 0 or items.max() >= self.train_.n_items:
-            raise ValueError(f"item indices must be in [0, {self.train_.n_items}), got {items.min()}..{items.max()}")
-        if not reg > 0 or not confidence >= 0:
-            raise ValueError(f"reg must be > 0 and confidence >= 0, got {reg!r} and {confidence!r}")
+        n_items = self.train_.n_items
+        m = getattr(items, "matrix", items)
+        if not sp.issparse(m):
+            rows = list(items) if isinstance(items, (list, tuple, np.ndarray)) else None
+            if rows is None or any(np.ndim(r) != 1 for r in rows):
+                raise ValueError("items must be a sparse (n_new, n_items) matrix, an Interactions, or a sequence of "
+                                 "item-index sequences, one per new user (for one user: [items])")
+            rows = [np.asarray(r) if len(r) else np.zeros(0, np.int64) for r in rows]
+            idx = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n_items):
+                raise ValueError(f"item indices must be integers in [0, {n_items}), got "
+                                 f"{idx.min().item()!r}..{idx.max().item()!r} ({idx.dtype})")
+            indptr = np.concatenate([[0], np.cumsum([r.size for r in rows])])
+            m = sp.csr_matrix((np.ones(idx.size, np.float32), idx.astype(np.int64), indptr),
+                              shape=(len(rows), n_items))
+        if l2 is None:
+            l2 = float(self.l2) if self.l2 > 0 else 1e-2
         _, V = self.model_.embedding_tables()
-        V = V.astype(np.float64)
-        Vs = V[items]
-        A = V.T @ V + confidence * (Vs.T @ Vs) + reg * np.eye(V.shape[1])
-        b = (1.0 + confidence) * Vs.sum(0)
-        return np.linalg.solve(A, b).astype(np.float32)
+        return fold_in(V, m, l2=l2, fixed_columns=self.model_.fixed_user_columns(), random_state=random_state,
+                       **objective_for(self.sampler_))
 
     def recommend_new_user(self, items, k: int = 10, exclude_seen: bool = True, raw_ids: bool = False,
-                           reg: float = 0.1, confidence: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+                           l2: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` for a user not in the training data, from the items they interacted with.
 
-        The user vector comes from :meth:`new_user_vector` (a least-squares fold-in on the item
-        table); ``raw_ids=True`` takes and returns raw item ids.
+        The user vector comes from :meth:`new_user_vectors` (the fit's objective, item table
+        frozen); ``raw_ids=True`` takes and returns raw item ids.
 
         Returns
         -------
@@ -244,14 +256,16 @@ class Recommender:
                 raise ValueError(f"unknown item id {_show_id(items[np.flatnonzero(idx < 0)[0]])}; this model's item "
                                  f"ids look like {_show_id(self.train_.item_ids[0])}")
             items = idx
-        items = np.unique(items.astype(np.int64))
-        u = self.new_user_vector(items, reg=reg, confidence=confidence)
+        if items.size == 0:
+            raise ValueError("items must hold at least one item")
+        u = self.new_user_vectors([items], l2=l2)
         _, V = self.model_.embedding_tables()
         exclude = None
         if exclude_seen:
-            exclude = sp.csr_matrix((np.ones(items.size, np.float32), items, [0, items.size]),
+            seen = np.unique(items.astype(np.int64))
+            exclude = sp.csr_matrix((np.ones(seen.size, np.float32), seen, [0, seen.size]),
                                     shape=(1, self.train_.n_items))
-        ids, scores = topk(u[None, :], V, k, exclude=exclude)
+        ids, scores = topk(u, V, k, exclude=exclude)
         return self._out_ids(ids, raw_ids)[0], scores[0]
 
     def evaluate(self, test, ks=(10,), **kwargs):
@@ -311,6 +325,7 @@ class Recommender:
             an object array may mix these, e.g. ``1`` and ``'1'``).
         """
         from recsampling._checksums import record_checksum
+        from recsampling._files import atomic_write
         from recsampling.train import save_checkpoint
 
         self._check_fitted()
@@ -321,9 +336,8 @@ class Recommender:
             params["random_state"] = None
         params = to_jsonable(params)
         save_checkpoint(path / _STATE_FILE, self.model_, self.sampler_, self.train_)
-        tmp = path / (_PARAMS_FILE + ".tmp")
-        tmp.write_text(json.dumps({"params": params, "history": to_jsonable(self.history_.to_dict())}, indent=1))
-        os.replace(tmp, path / _PARAMS_FILE)
+        atomic_write(path / _PARAMS_FILE, json.dumps({"params": params, "history": to_jsonable(self.history_.to_dict())},
+                                                     indent=1))
         record_checksum(path / _PARAMS_FILE)
         return path
 
@@ -349,10 +363,13 @@ class Recommender:
         if not verify_checksum(path / _PARAMS_FILE):
             logger.warning("%s has no checksum in %s (saved before checksums were recorded, or copied without it): "
                            "corruption cannot be detected", path / _PARAMS_FILE, MANIFEST)
+        label = repr(str(path / _PARAMS_FILE))
         try:
             meta = json.loads((path / _PARAMS_FILE).read_text(encoding="utf-8"))
+            _check_keys(meta, {"params", "history"}, label)
+            _check_keys(meta["params"], set(cls().get_params()) - {"callbacks"}, f"{label}: params")
             rec = cls(**meta["params"])
-            history = TrainResult(**meta.get("history", {}))
+            history = TrainResult(**meta["history"])
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{str(path / _PARAMS_FILE)!r} is not valid JSON: {e}") from None
         except (KeyError, TypeError, AttributeError) as e:
@@ -361,6 +378,13 @@ class Recommender:
         if ck.train is None:
             raise ValueError(f"{str(path / _STATE_FILE)!r} has no training data; a Recommender needs it (its seen "
                              "items and id maps)")
+        from recsampling.models import model_name
+
+        saved = (model_name(ck.model), None if ck.sampler is None else ck.sampler.name)
+        if saved != (rec.model, rec.sampler):
+            raise ValueError(f"{label} names model {rec.model!r} and sampler {rec.sampler!r}, but "
+                             f"{str(path / _STATE_FILE)!r} holds {saved[0]!r} and {saved[1]!r}: the files are not "
+                             "from one save")
         rec.model_, rec.sampler_, rec.train_ = ck.model, ck.sampler, ck.train
         rec.history_ = history
         return rec
@@ -368,6 +392,16 @@ class Recommender:
     def __repr__(self) -> str:
         fitted = "fitted" if hasattr(self, "model_") else "not fitted"
         return f"Recommender(model={self.model!r}, sampler={self.sampler!r}, {fitted})"
+
+
+def _check_keys(d, expected: set, where: str) -> None:
+    """A dict read back from ``recommender.json`` must hold exactly the keys :meth:`Recommender.save` writes."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}")
+    extra, missing = sorted(set(d) - expected), sorted(expected - set(d))
+    if extra or missing:
+        found = "; ".join(f"{what} key(s) {keys}" for what, keys in (("unknown", extra), ("missing", missing)) if keys)
+        raise ValueError(f"{where} has {found}; expected exactly {sorted(expected)} (as Recommender.save writes them)")
 
 
 def _lookup(universe: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The benchmark suite: models x samplers x datasets x seeds, plus ``implicit``'s BPR and ALS.
 
-One *cell* is one fit and one evaluation: a data set, a model (``"mf"``, ``"twotower"`` or
-``"implicit"`` for the external baselines), a method (a registered sampler, or ``"bpr"`` /
-``"als"`` of ``implicit``) and a seed. Every cell of a data set trains on the same split and is
+One *cell* is one fit and one evaluation: a data set, a model (a registered model such as
+``"mf"`` or ``"twotower"``, or a peer library, ``"implicit"``, see :data:`CONTENDERS`), a method
+(a registered sampler meant for the model, or the peer's model, e.g. ``implicit``'s ``"bpr"`` /
+``"als"``) and a seed; :func:`grid` lists them. Every cell of a data set trains on the same split and is
 scored by the same code (:func:`recsampling.evaluation.evaluate`), so the rows compare.
 
 Each finished cell is written atomically to ``OUT/cells/<key>.json`` (its configuration, its
@@ -37,7 +38,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,19 +46,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from recsampling._utils import positive_int, to_jsonable
+from recsampling._files import atomic_write, check_writable
+from recsampling._utils import positive_int, resolve_device, to_jsonable
 from recsampling.data.interactions import Interactions
 
-__all__ = ["DATASETS", "GRID", "Cell", "Task", "load_task", "plan", "run_suite", "aggregate", "main"]
+__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "Task", "load_task", "plan",
+           "run_suite", "aggregate", "main"]
 
 logger = logging.getLogger(__name__)
-
-#: samplers of each model in the grid (in-batch negatives only make sense for the two-tower model)
-GRID = {
-    "mf": ("bpr", "popularity", "dns", "bpo", "nbpo", "pointwise", "relmf", "ubpr", "dla"),
-    "twotower": ("bpr", "popularity", "dns", "inbatch", "bpo", "nbpo", "pointwise", "relmf", "ubpr", "dla"),
-    "implicit": ("bpr", "als"),
-}
 
 #: per data set: metrics (the first is the headline), and the training defaults shared by every
 #: method; ``quick`` overrides them for ``--quick``
@@ -77,14 +72,11 @@ DATASETS = {
                  "quick": dict(epochs=3)},
 }
 
-#: model and optimizer defaults of every cell (``implicit`` takes ``factors`` only and keeps
-#: its own learning rate, regularization and iteration count, see :data:`IMPLICIT_DEFAULTS`)
+#: model and optimizer defaults of every cell of our models (a peer's model takes ``factors`` only
+#: and keeps its own learning rate, regularization and iteration count, see :data:`CONTENDERS`)
 BASE = dict(factors=32, optimizer="adam", lr=0.01, l2=1e-4)
-#: ``implicit``'s own defaults (its documentation), iterations scaled down by ``--quick``
-IMPLICIT_DEFAULTS = {"bpr": dict(learning_rate=0.01, regularization=0.01, iterations=100),
-                     "als": dict(regularization=0.01, alpha=1.0, iterations=15)}
 
-_CURVE_POINTS = 10  # learning-curve evaluations per implicit fit
+_CURVE_POINTS = 10  # learning-curve evaluations per peer fit
 
 
 # ------------------------------------------------------------------------------------- data
@@ -218,6 +210,117 @@ class Cell:
         return f"{self.model} + {self.method}"
 
 
+# ------------------------------------------------------------------------------------- contenders
+@dataclass(frozen=True)
+class Contender:
+    """A peer library's model in the grid: fitted on the task's split, scored by the same code as ours.
+
+    Attributes
+    ----------
+    library : str
+        The cells' ``model`` column (e.g. ``"implicit"``).
+    method : str
+        The cells' ``method`` column.
+    defaults : dict
+        The peer's own hyper-parameters (its documentation); ``iterations`` is cut by 5 in quick mode.
+    linestyle : str
+        Of its learning curve (peers are drawn in black).
+    """
+
+    library: str
+    method: str
+    defaults: dict
+    linestyle: str = "--"
+
+    @property
+    def label(self) -> str:
+        return f"{self.library} + {self.method}"
+
+    def config(self, quick: bool) -> dict:
+        """The cell configuration: ``factors`` of :data:`BASE` and the peer's defaults."""
+        ext = dict(self.defaults)
+        if quick and "iterations" in ext:
+            ext["iterations"] = max(1, ext["iterations"] // 5)
+        return {"factors": BASE["factors"], **ext, "quick": quick}
+
+    def fit(self, task: "Task", cell: "Cell", n_threads: int) -> tuple[dict, list]:
+        """Fit on ``task.train``; ``({"model": (U, V), "train_s", "samples", "loss"}, curve)``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ImplicitContender(Contender):
+    """A model of the ``implicit`` library (CPU), ``estimator`` being its ``"module:Class"``."""
+
+    estimator: str = ""
+
+    def fit(self, task: "Task", cell: "Cell", n_threads: int) -> tuple[dict, list]:
+        import importlib
+
+        from threadpoolctl import threadpool_limits
+
+        module, _, cls = self.estimator.partition(":")
+        Est = getattr(importlib.import_module(module), cls)
+        cfg = dict(cell.config)
+        cfg.pop("quick", None)
+        iterations = cfg["iterations"]
+        every = max(1, iterations // _CURVE_POINTS)
+        curve = []
+        spent = [0.0]
+
+        def on_iteration(iteration, *rest):
+            if (iteration + 1) % every == 0 or iteration + 1 == iterations:
+                t = time.perf_counter()
+                curve.append([iteration + 1, task.evaluate((est.user_factors, est.item_factors),
+                                                           [task.headline])[task.headline]])
+                spent[0] += time.perf_counter() - t
+
+        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
+            est = Est(**cfg, num_threads=n_threads, random_state=cell.seed)
+            start = time.perf_counter()
+            est.fit(task.train.matrix.copy(), show_progress=False, callback=on_iteration)  # it wants writable arrays
+        train_s = time.perf_counter() - start - spent[0]
+        # BPR visits one (u, i, j) triple per training pair and iteration; ALS solves every row
+        return {"model": (est.user_factors, est.item_factors), "train_s": float(train_s),
+                "samples": int(task.train.nnz) * iterations, "loss": float("nan")}, curve
+
+
+#: the peers' models in the grid, each with its own defaults (their documentation)
+CONTENDERS: tuple[Contender, ...] = (
+    ImplicitContender("implicit", "bpr", dict(learning_rate=0.01, regularization=0.01, iterations=100), "--",
+                      estimator="implicit.cpu.bpr:BayesianPersonalizedRanking"),
+    ImplicitContender("implicit", "als", dict(regularization=0.01, alpha=1.0, iterations=15), ":",
+                      estimator="implicit.cpu.als:AlternatingLeastSquares"),
+)
+
+
+def _contender(model: str, method: str) -> Contender | None:
+    """The peer model of a cell, None for a cell of our models."""
+    return next((c for c in CONTENDERS if c.library == model and c.method == method), None)
+
+
+def grid() -> dict[str, tuple[str, ...]]:
+    """The methods of each model of the grid, derived from the registries.
+
+    Returns
+    -------
+    dict
+        Every registered model (:data:`recsampling.models.MODELS`, plug-ins included) -> the
+        registered samplers meant for it (``Sampler.models``), in registry order; then each peer
+        library of :data:`CONTENDERS` -> its methods.
+    """
+    from recsampling.models import MODELS
+    from recsampling.samplers import samplers_for
+
+    out = {model: tuple(samplers_for(model)) for model in MODELS.classes()}
+    for c in CONTENDERS:
+        if c.library in MODELS:
+            logger.warning("the registered model %r hides the peer contender %s", c.library, c.label)
+            continue
+        out[c.library] = out.get(c.library, ()) + (c.method,)
+    return out
+
+
 def _cell_config(dataset: str, model: str, method: str, quick: bool, epochs: int | None,
                  tuned: dict | None) -> dict:
     spec = DATASETS[dataset]
@@ -225,11 +328,9 @@ def _cell_config(dataset: str, model: str, method: str, quick: bool, epochs: int
         else dict(spec["train"])
     if epochs is not None:
         train["epochs"] = epochs
-    if model == "implicit":
-        ext = dict(IMPLICIT_DEFAULTS[method])
-        if quick:
-            ext["iterations"] = max(1, ext["iterations"] // 5)
-        return {"factors": BASE["factors"], **ext, "quick": quick}
+    peer = _contender(model, method)
+    if peer is not None:
+        return peer.config(quick)
     cfg = {**BASE, **train, "model_params": {}, "sampler_params": {}, "tuned": None, "quick": quick}
     best = (tuned or {}).get((dataset, model, method)) or (tuned or {}).get((None, model, method))
     if best:
@@ -241,18 +342,22 @@ def _cell_config(dataset: str, model: str, method: str, quick: bool, epochs: int
     return cfg
 
 
-def plan(datasets: Sequence[str], models: Sequence[str], seeds: Sequence[int], samplers: Sequence[str] | None = None,
-         quick: bool = False, epochs: int | None = None, tuned: dict | None = None) -> list[Cell]:
+def plan(datasets: Sequence[str], models: Sequence[str] | None, seeds: Sequence[int],
+         samplers: Sequence[str] | None = None, quick: bool = False, epochs: int | None = None,
+         tuned: dict | None = None) -> list[Cell]:
     """The cells of the grid, in run order (data set, model, method, seed).
 
-    ``samplers`` (optional) keeps only those methods; ``tuned`` maps ``(dataset or None, model,
-    sampler)`` to a configuration of :func:`recsampling.tuning.load_tuned`.
+    ``models`` None takes every model of :func:`grid`; ``samplers`` (optional) keeps only those
+    methods; ``tuned`` maps ``(dataset or None, model, sampler)`` to a configuration of
+    :func:`recsampling.tuning.load_tuned`.
     """
-    unknown = [m for m in models if m not in GRID]
+    g = grid()
+    models = list(g) if models is None else list(models)
+    unknown = [m for m in models if m not in g]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; expected some of {sorted(GRID)}")
+        raise ValueError(f"unknown model(s) {unknown}; expected some of {sorted(g)}")
     if samplers is not None:
-        known = {s for ss in GRID.values() for s in ss}
+        known = {s for ss in g.values() for s in ss}
         bad = [s for s in samplers if s not in known]
         if bad:
             raise ValueError(f"unknown method(s) {bad}; expected some of {sorted(known)}")
@@ -261,7 +366,7 @@ def plan(datasets: Sequence[str], models: Sequence[str], seeds: Sequence[int], s
         if d not in DATASETS:
             raise ValueError(f"unknown suite dataset {d!r}; expected some of {sorted(DATASETS)}")
         for m in models:
-            for s in GRID[m]:
+            for s in g[m]:
                 if samplers is not None and s not in samplers:
                     continue
                 cfg = _cell_config(d, m, s, quick, epochs, tuned)
@@ -291,43 +396,10 @@ def _fit_ours(task: Task, cell: Cell, device: str) -> tuple[dict, list]:
     return {"model": model, "train_s": train_s, "samples": samples, "loss": float(history[-1]["loss"])}, curve
 
 
-def _fit_implicit(task: Task, cell: Cell, n_threads: int) -> tuple[dict, list]:
-    cfg = dict(cell.config)
-    cfg.pop("quick", None)
-    iterations = cfg["iterations"]
-    every = max(1, iterations // _CURVE_POINTS)
-    curve = []
-    if cell.method == "bpr":
-        from implicit.cpu.bpr import BayesianPersonalizedRanking as Est
-    else:
-        from implicit.cpu.als import AlternatingLeastSquares as Est
-    from threadpoolctl import threadpool_limits
-
-    spent = [0.0]
-
-    def on_iteration(iteration, *rest):
-        if (iteration + 1) % every == 0 or iteration + 1 == iterations:
-            t = time.perf_counter()
-            curve.append([iteration + 1, task.evaluate((est.user_factors, est.item_factors),
-                                                       [task.headline])[task.headline]])
-            spent[0] += time.perf_counter() - t
-
-    with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
-        est = Est(**cfg, num_threads=n_threads, random_state=cell.seed)
-        start = time.perf_counter()
-        est.fit(task.train.matrix.copy(), show_progress=False, callback=on_iteration)  # it wants writable arrays
-    train_s = time.perf_counter() - start - spent[0]
-    # BPR visits one (u, i, j) triple per training pair and iteration; ALS solves every row
-    return {"model": (est.user_factors, est.item_factors), "train_s": float(train_s),
-            "samples": int(task.train.nnz) * iterations, "loss": float("nan")}, curve
-
-
 def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) -> dict:
     """Fit and evaluate one cell; returns the record written to ``cells/<key>.json``."""
-    if cell.model == "implicit":
-        fit, curve = _fit_implicit(task, cell, n_threads)
-    else:
-        fit, curve = _fit_ours(task, cell, device)
+    peer = _contender(cell.model, cell.method)
+    fit, curve = peer.fit(task, cell, n_threads) if peer is not None else _fit_ours(task, cell, device)
     t = time.perf_counter()
     metrics = task.evaluate(fit["model"])
     eval_s = time.perf_counter() - t
@@ -341,9 +413,7 @@ def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) ->
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)  # a failed write (disk full) removes its temporary
 
 
 def _read_cell(path: Path) -> dict | None:
@@ -386,7 +456,7 @@ class SuiteResult:
     seconds: float
 
 
-def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[str] = ("mf", "twotower", "implicit"),
+def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[str] | None = None,
               seeds: Sequence[int] = (0, 1, 2), samplers: Sequence[str] | None = None, quick: bool = False,
               epochs: int | None = None, tuned: dict | None = None, data_dir=None, split_seed: int = 0,
               device: str = "cpu", n_threads: int = 1, progress: bool = True, plots: bool = True) -> SuiteResult:
@@ -397,7 +467,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
     out : path
         The run folder; created. Finished cells found there with the same configuration are reused.
     datasets, models, seeds, samplers, quick, epochs, tuned
-        See :func:`plan`. A data set whose files are absent is skipped (reported, not an error).
+        See :func:`plan` (``models`` None: every model of :func:`grid`). A data set whose files are absent is skipped (reported, not an error).
     data_dir : path, optional
         Where the real data sets are.
     split_seed : int
@@ -405,7 +475,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
     device : str
         Training device of our models (scoring runs on the CPU so timings compare).
     n_threads : int
-        ``implicit``'s threads.
+        The peer libraries' threads.
     progress : bool
         A tqdm bar over the cells.
     plots : bool
@@ -466,10 +536,10 @@ def _records(out: Path, keys: set | None) -> list[dict]:
     return recs
 
 
-def _order(dataset: str, model: str, method: str) -> tuple:
-    """Sort key: data sets, models and methods in the order of DATASETS and GRID."""
-    ds, models = list(DATASETS), list(GRID)
-    methods = GRID.get(model, ())
+def _order(dataset: str, model: str, method: str, g: dict) -> tuple:
+    """Sort key: data sets, models and methods in the order of DATASETS and the grid ``g``."""
+    ds, models = list(DATASETS), list(g)
+    methods = g.get(model, ())
     return (ds.index(dataset) if dataset in ds else len(ds), models.index(model) if model in models else len(models),
             methods.index(method) if method in methods else len(methods))
 
@@ -484,7 +554,8 @@ _RENAME = {"iterations": "epochs", "learning_rate": "lr", "regularization": "l2"
 def _tidy(recs: list[dict]):
     import pandas as pd
 
-    recs = sorted(recs, key=lambda r: (*_order(r["dataset"], r["model"], r["method"]), r["seed"]))
+    g = grid()
+    recs = sorted(recs, key=lambda r: (*_order(r["dataset"], r["model"], r["method"], g), r["seed"]))
     metric_cols = list(dict.fromkeys(m for d in DATASETS for m in DATASETS[d]["metrics"]))
     metric_cols += sorted({m for r in recs for m in r["metrics"]} - set(metric_cols))
     rows = []
@@ -570,25 +641,28 @@ def _plots(summary, curves: dict, out: Path) -> list[str]:
         paths.append(str(p))
 
     colors = plt.get_cmap("tab10")
+    g = grid()
+    peers = {c.library for c in CONTENDERS}
     for d in summary["dataset"].unique():
         head = DATASETS[d]["metrics"][0]
-        families = [m for m in ("mf", "twotower") if (summary.loc[summary["dataset"] == d, "model"] == m).any()] or ["implicit"]
+        present = list(dict.fromkeys(summary.loc[summary["dataset"] == d, "model"]))
+        # one panel per model of ours (the peers' curves drawn in each), or one of the peers alone
+        families = [m for m in present if m not in peers] or [m for m in present if m in peers][:1]
         fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 4.5), sharey=True, squeeze=False)
         for ax, family in zip(axes[0], families):
             for label, per_seed in curves.get(d, {}).items():
                 model = label.split(" + ")[0]
-                if model not in (family, "implicit"):
+                if model != family and model not in peers:
                     continue
                 # x: the fraction of the fit done, so 10 epochs and 100 implicit iterations share an axis
                 points = [{x / max(p[0] for p in c): y for x, y in c} for c in per_seed if c]
                 xs = sorted({x for c in points for x in c})
                 ys = [float(np.mean([c[x] for c in points if x in c])) for x in xs]
                 method = label.split(" + ")[1]
-                i = GRID[model].index(method) if method in GRID.get(model, ()) else 0
-                style = {"bpr": "--", "als": ":"}.get(method, "-") if model == "implicit" else "-"
-                ax.plot(xs, ys, marker=".", label=label, linestyle=style,
-                        color="black" if model == "implicit" else colors(i % 10),
-                        alpha=0.6 if model == "implicit" else 0.9)
+                peer = _contender(model, method)
+                i = g[model].index(method) if method in g.get(model, ()) else 0
+                ax.plot(xs, ys, marker=".", label=label, linestyle="-" if peer is None else peer.linestyle,
+                        color=colors(i % 10) if peer is None else "black", alpha=0.9 if peer is None else 0.6)
             ax.set_xlabel("fraction of training done (epochs; implicit: iterations)")
             ax.set_title(f"{d}: {family}")
             ax.legend(fontsize=7)
@@ -651,17 +725,22 @@ def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, o
 
 # ------------------------------------------------------------------------------------- command
 def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                epilog="A second run with the same --out reuses every finished cell with the same "
-                                       "configuration.")
+    from recsampling.cli import ArgumentParser  # usage errors in one line
+
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                       epilog="A second run with the same --out reuses every finished cell with the same configuration.")
     p.add_argument("--out", default="benchmarks/results/suite", help="run folder (default benchmarks/results/suite)")
     p.add_argument("--quick", action="store_true",
                    help="smoke mode: small synthetic world + Coat (when present), few epochs, 2 seeds (< 3 min)")
     p.add_argument("--datasets", default=None,
                    help=f"comma-separated subset of {','.join(DATASETS)} (default: all; --quick: synthetic,coat); "
                         "absent data sets are skipped")
-    p.add_argument("--models", default="mf,twotower,implicit", help="comma-separated subset of mf,twotower,implicit")
-    p.add_argument("--samplers", default=None, help="comma-separated subset of the methods (default: all)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated subset of the registered models (mf, twotower, plug-ins) and the peer "
+                        "libraries (implicit); default: all")
+    p.add_argument("--samplers", default=None,
+                   help="comma-separated subset of the methods: registered samplers (plug-ins included) and the "
+                        "peers' models (default: all)")
     p.add_argument("--seeds", type=positive_int, default=None, help="seeds per cell (default 3; --quick 2)")
     p.add_argument("--epochs", type=int, default=None,
                    help="override every data set's epochs (our models; implicit keeps its iterations)")
@@ -698,6 +777,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     import torch
 
     a = build_parser(prog).parse_args(argv)
+    # before any cell: a device torch cannot use or a folder that cannot take the results fails now
+    resolve_device(a.device)
+    check_writable(a.out, what="--out")
     torch.set_num_threads(a.threads)
     if a.report:
         files, table = aggregate(a.out, plots=not a.no_plots)
@@ -718,7 +800,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         for url in a.tuned:
             tuned.update(load_tuned(url))
     res = run_suite(a.out, datasets, _split_list(a.models), list(range(n_seeds)), _split_list(a.samplers), a.quick,
-                    a.epochs, tuned, a.data_dir, a.split_seed, a.device, a.threads, progress=not a.quiet,
+                    a.epochs, tuned, a.data_dir, a.split_seed, a.device, a.threads,
+                    progress=not a.quiet and sys.stderr.isatty(),  # no carriage-return bars in a piped log
                     plots=not a.no_plots)
     text = Path(res.files["markdown"]).read_text() if res.files["markdown"] else "no finished cells"
     summary = {

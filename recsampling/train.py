@@ -690,6 +690,7 @@ def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Inte
         int, uint, float, bool or str; object arrays may mix these types).
     """
     from recsampling._checksums import record_checksum
+    from recsampling._files import atomic_write
     from recsampling.models import model_name
     from recsampling.samplers import sampler_params
 
@@ -726,9 +727,7 @@ def save_checkpoint(path, model: nn.Module, sampler: Sampler | None, train: Inte
         t["item_feature_names"] = [str(x) for x in train.item_feature_names]
         blob["train"] = t
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(blob, tmp))  # a failed write (disk full) leaves no temporary
     record_checksum(path)
     return path
 

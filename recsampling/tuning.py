@@ -28,7 +28,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import optuna
@@ -39,17 +39,12 @@ __all__ = ["search_space", "make_objective", "run_study", "default_storage", "be
 
 logger = logging.getLogger(__name__)
 
-_FACTORS = (16, 32, 64, 128)
-_NEGATIVES = (1, 2, 4, 8)
+def _classes_of(model: str, sampler: str) -> tuple[type, type]:
+    """The registered model and sampler classes of these names (ValueError naming the registered ones)."""
+    from recsampling.models import MODELS
+    from recsampling.samplers import SAMPLERS
 
-
-def _sampler_params_of(sampler: str) -> set:
-    from recsampling.samplers import SAMPLERS  # importing the package registers the built-ins
-
-    cls = SAMPLERS.get(sampler)
-    if cls is None:
-        raise ValueError(f"unknown sampler {sampler!r}; expected one of {sorted(SAMPLERS)}")
-    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+    return MODELS.lookup(model), SAMPLERS.lookup(sampler)
 
 
 def search_space(trial, model: str, sampler: str) -> dict:
@@ -58,38 +53,26 @@ def search_space(trial, model: str, sampler: str) -> dict:
     Parameters
     ----------
     trial : optuna.trial.Trial
-    model : {"mf", "twotower"}
+    model : str
+        A registered model (``recsampling.models.MODELS``).
     sampler : str
-        A registered sampler name.
+        A registered sampler (``recsampling.samplers.SAMPLERS``).
 
     Returns
     -------
     dict
         ``{"lr", "l2", "model_params", "sampler_params"}``: ``lr`` in [1e-3, 1e-1] and ``l2`` in
-        [1e-6, 1e-2] (log-uniform), ``factors`` in {16, 32, 64, 128}, ``n_negatives`` in
-        {1, 2, 4, 8} where the sampler has it, and the method's knobs: NBPO ``flip_l2``
-        (log [1e-6, 1]; the paper-scale strength is ~0.05-0.1), Rel-MF / UBPR propensity clip
-        ``M`` (log [1e-3, 0.3]) and ``eta`` ([0.1, 1.0]), DLA ``propensity_lr`` (log [1e-3, 1e-1]).
+        [1e-6, 1e-2] (log-uniform), the model's knobs (``EmbeddingModel.search_space``: by default
+        ``factors`` in {16, 32, 64, 128}) and the sampler's (``Sampler.search_space``: by default
+        ``n_negatives`` in {1, 2, 4, 8} where the sampler has it, plus the method's own, e.g.
+        NBPO's ``flip_l2``, Rel-MF's and UBPR's clip ``M`` and ``eta``, DLA's ``propensity_lr``).
     """
-    if model not in ("mf", "twotower"):
-        raise ValueError(f"model must be 'mf' or 'twotower', got {model!r}")
-    names = _sampler_params_of(sampler)
-    sp: dict[str, Any] = {}
-    if "n_negatives" in names:
-        sp["n_negatives"] = trial.suggest_categorical("n_negatives", _NEGATIVES)
-    if sampler == "nbpo" and "flip_l2" in names:
-        sp["flip_l2"] = trial.suggest_float("flip_l2", 1e-6, 1.0, log=True)
-    if sampler in ("relmf", "ubpr"):
-        if "clip" in names:
-            sp["clip"] = trial.suggest_float("clip", 1e-3, 0.3, log=True)
-        if "eta" in names:
-            sp["eta"] = trial.suggest_float("eta", 0.1, 1.0)
-    if sampler == "dla" and "propensity_lr" in names:
-        sp["propensity_lr"] = trial.suggest_float("propensity_lr", 1e-3, 1e-1, log=True)
+    model_cls, sampler_cls = _classes_of(model, sampler)
+    sp = sampler_cls.search_space(trial)
     return {
         "lr": trial.suggest_float("lr", 1e-3, 1e-1, log=True),
         "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
-        "model_params": {"factors": trial.suggest_categorical("factors", _FACTORS)},
+        "model_params": model_cls.search_space(trial),
         "sampler_params": sp,
     }
 
@@ -126,9 +109,7 @@ def make_objective(train: Interactions, valid: Interactions, model: str = "mf", 
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     # check names here: run_study's optimize(catch=ValueError) would turn a typo into failed trials
-    if model not in ("mf", "twotower"):
-        raise ValueError(f"model must be 'mf' or 'twotower', got {model!r}")
-    _sampler_params_of(sampler)
+    _classes_of(model, sampler)
     from recsampling.metrics import RANKING_METRICS
     from recsampling.train import _parse_metric
 

@@ -160,3 +160,39 @@ def test_model_recommend_matches_brute_force_and_excludes_seen(name):
         ok = want >= 0
         np.testing.assert_allclose(scores[row][ok], s[want[ok]], rtol=1e-5)
         assert np.isneginf(scores[row][~ok]).all()
+
+
+def test_two_tower_fits_are_reproducible_with_two_threads():
+    # the feature tower's gather of repeated rows once had a backward that summed with atomic adds
+    # over threads (plain indexing, index_put_ with accumulate): same seed, different embeddings
+    from recsampling.recommender import Recommender
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 300, 8000), np.minimum(rng.zipf(1.5, 8000) - 1, 399)  # popular items repeat
+    train = Interactions.from_indices(users, items, (300, 400), user_features=rng.random((300, 16)),
+                                      item_features=rng.random((400, 16)))
+
+    def fit():
+        rec = Recommender("twotower", "bpr", epochs=2, random_state=0, n_threads=2, device="cpu").fit(train)
+        return [torch.from_numpy(t) for t in rec.model_.embedding_tables()]
+
+    first, second = fit(), fit()
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.parametrize("model,params", [("mf", {"user_bias": False, "item_bias": True}),
+                                          ("mf", {"user_bias": True, "item_bias": True}),
+                                          ("mf", {"user_bias": True, "item_bias": False}),
+                                          ("twotower", {"item_bias": True}), ("twotower", {"item_bias": False})])
+def test_fixed_user_columns_are_the_constant_columns_of_the_user_table(model, params):
+    m = make_model(model, _train(features=True), factors=4, random_state=0, **params)
+    with torch.no_grad():  # every parameter moved away from its initial value
+        for p in m.parameters():
+            p.add_(torch.linspace(0.1, 1.0, p.numel()).reshape(p.shape))
+    U, _ = m.embedding_tables()
+    fixed = m.fixed_user_columns()
+    assert len(fixed) == int(params["item_bias"])
+    for column, value in fixed.items():
+        np.testing.assert_array_equal(U[:, column], value)
+    others = [c for c in range(U.shape[1]) if c not in fixed]
+    assert all(np.ptp(U[:, c]) > 0 for c in others)

@@ -221,8 +221,10 @@ def test_empty_and_missing_column_files(tmp_path):
     with pytest.raises(ValueError, match=r"e.csv: the file is empty"):
         read_interactions(path)
     path = _write(tmp_path / "m.csv", "user_id,other\n1,2\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['item_id'\]"):
+    with pytest.raises(ValueError, match=r"m.csv: found no item column among \['user_id', 'other'\].*item_col="):
         read_interactions(path)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['item'\]"):
+        read_interactions(path, item_col="item")
 
 
 # --------------------------------------------------------------------------- generic reader
@@ -492,3 +494,43 @@ def test_integer_columns_keep_large_plain_integers_exact(tmp_path):
     _write(folder / "u.data", f"{2**53 + 1}\t10\t5\t881250949\n{-2**63}\t10\t3\t1\n")
     data = read_movielens(folder)
     assert sorted(data.user_ids.tolist()) == [-2**63, 2**53 + 1]
+
+
+# --------------------------------------------------------------------------- columns recognised by their common names
+@pytest.mark.parametrize("header", ["user_id,item_id,rating,timestamp", "userId,movieId,rating,timestamp",
+                                    "User ID,ASIN,Score,unixReviewTime", "customer_id,product_id,stars,time"])
+def test_generic_reader_recognises_common_column_names(tmp_path, header):
+    path = _write(tmp_path / "x.csv", header + "\n1,10,5,100\n1,20,1,200\n2,10,4,300\n")
+    data = read_interactions(path)
+    assert data.shape == (2, 2) and data.ratings.tolist() == [5.0, 1.0, 4.0]
+    assert data.timestamps.tolist() == [100, 200, 300]
+    skipped = read_interactions(path, rating_col=None, timestamp_col=None)
+    assert skipped.ratings is None and skipped.timestamps is None
+
+
+def test_generic_reader_reads_iso_dates_as_seconds_and_names_a_bad_one(tmp_path):
+    path = _write(tmp_path / "d.csv", "user,item,date\n1,a,1970-01-02\n2,b,1970-01-01T00:01:00Z\n")
+    assert read_interactions(path).timestamps.tolist() == [86400.0, 60.0]
+    bad = _write(tmp_path / "b.csv", "user,item,date\n1,a,1970-01-02\n2,b,yesterday\n")
+    with pytest.raises(ValueError, match=r"b.csv: column 'date' has 'yesterday' at data row 2, neither a number"):
+        read_interactions(bad)
+    pd.DataFrame({"user": [1, 2], "item": [3, 4], "when": pd.to_datetime(["1970-01-01", "1970-01-03"])}).to_parquet(
+        tmp_path / "d.parquet")
+    assert read_interactions(tmp_path / "d.parquet", timestamp_col="when").timestamps.tolist() == [0.0, 172800.0]
+
+
+def test_generic_reader_refuses_ambiguous_or_unrecognised_columns(tmp_path):
+    path = _write(tmp_path / "x.csv", "who,what\n1,2\n")
+    with pytest.raises(ValueError, match=r"found no user column among \['who', 'what'\].*user_col="):
+        read_interactions(path)
+    assert read_interactions(path, user_col="who", item_col="what").shape == (1, 1)
+    with pytest.raises(ValueError, match="cannot be both the user and the item column"):
+        read_interactions(path, user_col="who", item_col="who")
+
+
+@pytest.mark.parametrize("values, what", [([[1, 2], [3]], "list"), ([{"a": 1}, {"b": 2}], "dict"),
+                                          ([b"a", b"b"], "bytes")])
+def test_parquet_ids_must_be_numbers_or_strings(tmp_path, values, what):
+    pd.DataFrame({"user_id": values, "item_id": [1, 2]}).to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match=rf"p.parquet: column 'user_id' holds {what} values \(row 0"):
+        read_interactions(tmp_path / "p.parquet")

@@ -1,4 +1,4 @@
-"""The shared sampler contract (every registered sampler x both models) and the BPR family.
+"""The shared sampler contract (every registered sampler x every registered model) and the BPR family.
 
 The contract runs on plain Interactions only: a sampler that needs more (logged lists,
 propensities) must fall back to something it can derive from the interactions.
@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling.data.interactions import Interactions
-from recsampling.models import make_model
+from recsampling.models import MODELS, make_model
 from recsampling.samplers import SAMPLERS, make_sampler, to_tensors
 from recsampling.samplers.negatives import draw_negatives
 from recsampling.train import Trainer
@@ -40,10 +40,10 @@ def _auc(model, train: Interactions, rng) -> float:
 
 
 NAMES = sorted(SAMPLERS)
-MODELS = ["mf", "twotower"]
+MODEL_NAMES = list(MODELS)  # the built-ins and any installed plug-in model
 
 
-@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
 @pytest.mark.parametrize("name", NAMES)
 def test_sampler_contract(name, model_name):
     train = checkerboard()

@@ -96,8 +96,9 @@ def test_plan_rejects_bad_names():
     with pytest.raises(ValueError, match="dataset"):
         suite.plan(["netflix"], ["mf"], [0])
     # in-batch negatives belong to the two-tower model only
-    assert {c.method for c in suite.plan(["synthetic"], ["mf"], [0])} == set(suite.GRID["mf"])
-    assert "inbatch" not in suite.GRID["mf"] and "inbatch" in suite.GRID["twotower"]
+    grid = suite.grid()
+    assert {c.method for c in suite.plan(["synthetic"], ["mf"], [0])} == set(grid["mf"])
+    assert "inbatch" not in grid["mf"] and "inbatch" in grid["twotower"]
 
 
 def test_tuned_study_feeds_the_grid(tmp_path):

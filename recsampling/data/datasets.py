@@ -110,6 +110,12 @@ def _synthetic(data_dir=None, download=False, **kw) -> Dataset:
         from recsampling.data.synthetic import make_world
     except ImportError as e:  # pragma: no cover - only while the module is being written
         raise ValueError(f"the synthetic world is not available ({e})") from None
+    import inspect
+
+    try:
+        inspect.signature(make_world).bind(**kw)
+    except TypeError as e:
+        raise ValueError(f"synthetic takes make_world's arguments: {e}") from None
     world = make_world(**kw)
     info = {"source": "recsampling.data.synthetic.make_world", "params": dict(getattr(world, "params", {}) or kw),
             "world": world}
@@ -201,7 +207,9 @@ def load_dataset(name: str | Path, data_dir: str | Path | None = None, download:
     **kw
         Passed to the loader: ``features`` for the real sets, :func:`make_world`'s arguments for
         ``synthetic``, and for a file the column names (``user_col``, ``item_col``,
-        ``rating_col``, ``timestamp_col``, ``sep``, ``header``, ``names``).
+        ``rating_col``, ``timestamp_col``: each ``"auto"`` by default, which recognises the
+        common names such as ``userId`` or ``rating``, see
+        :func:`recsampling.data.tables.read_interactions`), ``sep``, ``header``, ``names``.
 
     Returns
     -------
@@ -233,6 +241,7 @@ def _load_path(path: Path, **kw) -> Dataset:
     from recsampling.data.tables import Source, read_interactions
 
     if path.is_dir() or path.suffix.lower() == ".zip":
+        _no_extra(str(path), {k: v for k, v in kw.items() if k != "features"})  # column names are for files
         src = Source(path)
         if _is_movielens(src):
             return Dataset(str(path), read_movielens(path, **kw), None, {"source": str(path)})

@@ -7,11 +7,15 @@ delimited file with pandas' C parser and then checks it, so that a malformed fil
     ValueError: /data/ml-100k/u.data: column 'timestamp' is missing at line 7 (expected 4 tab-separated fields)
 
 :func:`read_interactions` is the generic reader for any CSV / TSV / Parquet file of
-(user, item[, rating, timestamp]) columns.
+(user, item[, rating, timestamp]) columns; it recognises the common names of each column
+(:data:`COLUMN_NAMES`: ``user_id`` / ``userId`` / ``user`` ..., ``rating`` / ``score`` /
+``stars`` ..., ``timestamp`` / ``time`` / ``date`` ...), so a rating or timestamp column is never
+dropped for want of being named.
 """
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 from typing import IO, Sequence
@@ -21,7 +25,9 @@ import pandas as pd
 
 from recsampling.data.interactions import Interactions
 
-__all__ = ["Source", "parse_table", "read_interactions"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["COLUMN_NAMES", "Source", "parse_table", "read_interactions", "recognise_columns"]
 
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", ":": "':'", "::": "'::'", ";": "';'", " ": "space"}
 
@@ -270,12 +276,159 @@ def _guess_format(path: Path) -> tuple[str, str | None]:
     return "csv", None
 
 
+#: Column names recognised for each role when a reader is told ``"auto"``, most specific first;
+#: compared case-insensitively and without spaces, ``_``, ``-`` and ``.`` (so ``userId``,
+#: ``user_id``, ``User ID`` are one name).
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "user": ("user_id", "user", "uid", "users", "customer_id", "customer", "reviewer_id", "visitor_id",
+             "member_id", "account_id", "client_id", "session_id"),
+    "item": ("item_id", "item", "iid", "items", "movie_id", "movie", "product_id", "product", "asin",
+             "song_id", "song", "track_id", "track", "artist_id", "book_id", "isbn", "article_id",
+             "business_id", "video_id", "content_id"),
+    "rating": ("rating", "ratings", "score", "stars", "star_rating", "overall", "rate"),
+    "timestamp": ("timestamp", "timestamps", "ts", "unix_timestamp", "unix_time", "unix_review_time", "datetime",
+                  "time", "date", "event_time", "created_at"),
+}
+_ROLE_ARGS = {"user": "user_col", "item": "item_col", "rating": "rating_col", "timestamp": "timestamp_col"}
+
+
+def _normal(name) -> str:
+    return "".join(c for c in str(name).lower() if c not in " _-.")
+
+
+def recognise_columns(columns: Sequence[str], label: str, user_col: str = "auto", item_col: str = "auto",
+                      rating_col: str | None = "auto", timestamp_col: str | None = "auto") -> dict[str, str | None]:
+    """Which column of a table holds the user, item, rating and timestamp.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The table's column names.
+    label : str
+        The file's name in error messages.
+    user_col, item_col : str
+        A column name, or ``"auto"``: the first name of :data:`COLUMN_NAMES` the table has.
+    rating_col, timestamp_col : str or None
+        A column name, ``"auto"`` (recognised when present, else not read) or None (not read).
+
+    Returns
+    -------
+    dict
+        ``{"user": name, "item": name, "rating": name or None, "timestamp": name or None}``.
+
+    Raises
+    ------
+    ValueError
+        when a named column is absent, a user or item column cannot be recognised, or two roles
+        name the same column.
+    """
+    columns = [str(c) for c in columns]
+    given = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": timestamp_col}
+    out: dict[str, str | None] = {}
+    for role, value in given.items():
+        if value is None and role in ("user", "item"):
+            raise ValueError(f"{_ROLE_ARGS[role]} must be a column name or 'auto', got None")
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{_ROLE_ARGS[role]} must be a column name, 'auto' or None, got {value!r}")
+    missing = [v for v in given.values() if v not in (None, "auto") and v not in columns]
+    if missing:
+        raise ValueError(f"{label}: missing column(s) {missing}; the file has {columns}")
+    taken = {v for v in given.values() if v not in (None, "auto")}
+    by_name: dict[str, str] = {}
+    for c in columns:
+        by_name.setdefault(_normal(c), c)  # the first of columns whose names differ only in spelling
+    for role, value in given.items():
+        if value != "auto":
+            out[role] = value
+            continue
+        found = next((by_name[_normal(n)] for n in COLUMN_NAMES[role]
+                      if _normal(n) in by_name and by_name[_normal(n)] not in taken), None)
+        if found is None and role in ("user", "item"):
+            raise ValueError(f"{label}: found no {role} column among {columns} (recognised names: "
+                             f"{', '.join(COLUMN_NAMES[role][:6])}, ...); name it with {_ROLE_ARGS[role]}=... "
+                             f"(--{role}-col on the command line)")
+        out[role] = found
+        if found is not None:
+            taken.add(found)
+    chosen = [v for v in out.values() if v is not None]
+    if len(set(chosen)) != len(chosen):
+        dup = next(v for v in chosen if chosen.count(v) > 1)
+        roles = [r for r, v in out.items() if v == dup]
+        raise ValueError(f"{label}: column {dup!r} cannot be both the {' and the '.join(roles)} column")
+    if any(v == "auto" for v in given.values()):
+        logger.info("%s: columns %s", label, {r: v for r, v in out.items() if v is not None})
+    return out
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def _as_seconds(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(numbers, dates in seconds since 1970 UTC) of a timestamp column; NaN where a value is not one."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        dates = pd.to_datetime(values, utc=True)
+        return pd.Series(np.nan, index=values.index), (dates - _EPOCH).dt.total_seconds()
+    try:
+        numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    except TypeError:  # lists, maps
+        return pd.Series(np.nan, index=values.index), pd.Series(np.nan, index=values.index)
+    if values.dtype.kind in "iufb" or not numbers.isna().any():
+        return numbers, pd.Series(np.nan, index=values.index)
+    try:
+        dates = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    except (TypeError, ValueError):
+        return numbers, pd.Series(np.nan, index=values.index)
+    return numbers, (dates - _EPOCH).dt.total_seconds()
+
+
+def _seconds(values: pd.Series, label: str, col: str, one_based: bool = False) -> np.ndarray:
+    """A timestamp column as float64: all numbers (e.g. Unix seconds) as they are, or all ISO 8601
+    dates as seconds since 1970 (UTC).
+
+    ``one_based`` numbers the rows in messages from 1 (the data rows of a text file) rather than 0
+    (a Parquet file's rows, as elsewhere).
+
+    Raises
+    ------
+    ValueError
+        naming the first value that is neither (or the first date in a column of numbers).
+    """
+    numbers, dates = _as_seconds(values)
+    for kind in (numbers, dates):
+        if not kind.isna().any():
+            return kind.to_numpy(np.float64)
+    bad = (numbers.isna() & dates.isna()).to_numpy()
+    mixed = not bad.any()
+    row = int(np.flatnonzero(numbers.isna().to_numpy() if mixed else bad)[0])
+    what = "a date among numbers" if mixed else "neither a number nor an ISO 8601 date"
+    where = f"data row {row + 1}" if one_based else f"row {row}"
+    raise ValueError(f"{label}: column {col!r} has {values.iloc[row]!r:.60} at {where}, {what}; "
+                     "expected numbers (e.g. Unix seconds) or ISO 8601 dates, or no timestamps "
+                     "(timestamp_col=None, --timestamp-col none)")
+
+
+def _check_scalar_ids(values: pd.Series, label: str, col: str) -> None:
+    """Ids of a Parquet column must be numbers or strings (not lists, maps, bytes, dates)."""
+    if values.dtype.kind in "iufb":
+        return
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("string", "integer", "mixed-integer", "floating", "mixed-integer-float", "boolean", "empty"):
+        return
+    scalar = np.fromiter((isinstance(v, (str, int, float, np.integer, np.floating)) or v is None
+                          for v in values), dtype=bool, count=len(values))  # the error path only
+    row = int(np.flatnonzero(~scalar)[0]) if (~scalar).any() else 0
+    value = values.iloc[row]
+    what = "list" if isinstance(value, (list, tuple, np.ndarray)) else type(value).__name__
+    raise ValueError(f"{label}: column {col!r} holds {what} values (row {row}: {value!r:.60}); "
+                     "ids must be integers or strings")
+
+
 def read_interactions(
     path: str | Path,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    rating_col: str | None = None,
-    timestamp_col: str | None = None,
+    user_col: str = "auto",
+    item_col: str = "auto",
+    rating_col: str | None = "auto",
+    timestamp_col: str | None = "auto",
     *,
     sep: str | None = None,
     header: bool = True,
@@ -290,19 +443,24 @@ def read_interactions(
         compressed for the text formats). Other suffixes are read as text with the separator
         sniffed from the first line (tab, comma, ``;``, ``|`` or ``::``).
     user_col, item_col : str
-        Names of the id columns (ids may be numbers or strings; they are mapped to contiguous
-        indices in sorted order, and the map is kept in ``user_ids`` / ``item_ids``). In a text
-        file a column of integers written plainly is read as int64, or uint64 beyond int64; any
-        other column keeps its text exactly (``"007"``, ``"1.0"``, ids beyond uint64), so every
-        id reads back as the file wrote it.
-    rating_col, timestamp_col : str, optional
-        Names of the optional rating and timestamp columns.
+        Names of the id columns, or ``"auto"`` (default): the first of the common names in
+        :data:`COLUMN_NAMES` (``user_id``, ``userId``, ``user``, ``uid``, ``customer_id``, ...;
+        ``item_id``, ``movieId``, ``product_id``, ``asin``, ...). Ids may be numbers or strings;
+        they are mapped to contiguous indices in sorted order, and the map is kept in
+        ``user_ids`` / ``item_ids``. In a text file a column of integers written plainly is read
+        as int64, or uint64 beyond int64; any other column keeps its text exactly (``"007"``,
+        ``"1.0"``, ids beyond uint64), so every id reads back as the file wrote it.
+    rating_col, timestamp_col : str or None
+        Names of the rating and timestamp columns; ``"auto"`` (default) reads a column with a
+        common name (``rating``, ``score``, ``stars``, ...; ``timestamp``, ``time``, ``date``, ...)
+        when there is one, None reads none. Timestamps are numbers (e.g. Unix seconds) or ISO
+        8601 dates (read as seconds since 1970, UTC).
     sep : str, optional
         Field separator for text files; guessed from the suffix / first line when None.
     header : bool
         Whether a text file has a header line. When False, give ``names``.
     names : sequence of str, optional
-        Column names for a header-less text file (must include the columns asked for).
+        Column names for a header-less text file.
 
     Returns
     -------
@@ -319,28 +477,37 @@ def read_interactions(
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; give the path of a CSV, TSV or Parquet file")
     kind, guessed = _guess_format(path)
-    wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+    label = str(path)
     if kind == "parquet":
         try:
             df = pd.read_parquet(path)
+        except ImportError as e:
+            raise ValueError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {e}") from None
         except Exception as e:  # noqa: BLE001 - any parse error means a bad file
             raise ValueError(f"{path}: could not be read as Parquet ({type(e).__name__}: {e})") from None
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; the file has {list(df.columns)}")
-        for col in (user_col, item_col):
-            bad = df[col].isna().to_numpy()
+        cols = recognise_columns(df.columns, label, user_col, item_col, rating_col, timestamp_col)
+        for col in (cols["user"], cols["item"]):
+            values = df[col]
+            if isinstance(values.dtype, pd.CategoricalDtype):  # dictionary-encoded strings
+                values = df[col] = values.astype(values.cat.categories.dtype)
+            _check_scalar_ids(values, label, col)
+            bad = values.isna().to_numpy()
             if bad.any():
                 raise ValueError(f"{path}: column {col!r} has a missing (NaN) id at row {int(np.flatnonzero(bad)[0])}")
-        for col in (rating_col, timestamp_col):
-            if col is None:
-                continue
-            values = pd.to_numeric(df[col], errors="coerce")
+        if cols["rating"] is not None:
+            col = cols["rating"]
+            try:
+                values = pd.to_numeric(df[col], errors="coerce")
+            except TypeError:  # lists, maps
+                values = pd.Series(np.nan, index=df.index)
             bad = values.isna().to_numpy()
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"{path}: column {col!r} has a missing or non-numeric value at row {row}")
+                raise ValueError(f"{path}: column {col!r} has a missing or non-numeric value at row {row} "
+                                 f"({df[col].iloc[row]!r:.60})")
             df[col] = values
+        if cols["timestamp"] is not None:
+            df[cols["timestamp"]] = _seconds(df[cols["timestamp"]], label, cols["timestamp"])
     else:
         sep = sep or guessed or _sniff_sep(path)
         if header:
@@ -348,29 +515,38 @@ def read_interactions(
         else:
             if names is None:
                 raise ValueError(f"{path}: header=False needs names=[...] for the columns")
-            all_names = list(names)
-        missing = [c for c in wanted if c not in all_names]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; the file has {all_names}")
-        positions = [all_names.index(c) for c in wanted]
-        order = sorted(range(len(wanted)), key=lambda k: positions[k])
-        numeric = [c for c in (rating_col, timestamp_col) if c is not None]
-        df = parse_table(
-            path,
-            str(path),
-            [wanted[k] for k in order],
-            sep=sep,
-            header=header,
-            usecols=[positions[k] for k in order],
-            numeric=numeric,
-            compression="infer",
-        )
-        for col in (user_col, item_col):
-            df[col] = _integer_ids(df[col])
+            all_names = [str(n) for n in names]
+        cols = recognise_columns(all_names, label, user_col, item_col, rating_col, timestamp_col)
+        df = _read_text(path, sep, header, all_names, cols)
+    used = {r: c for r, c in cols.items() if c is not None}
     try:
-        return Interactions.from_dataframe(df, user_col, item_col, rating_col, timestamp_col)
+        return Interactions.from_dataframe(df, used["user"], used["item"], used.get("rating"), used.get("timestamp"))
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _read_text(path: Path, sep: str, header: bool, all_names: list[str], cols: dict) -> pd.DataFrame:
+    """The recognised columns of a text table, checked by :func:`parse_table`; dates become seconds."""
+    wanted = [c for c in cols.values() if c is not None]
+    positions = [all_names.index(c) for c in wanted]
+    order = sorted(range(len(wanted)), key=lambda k: positions[k])
+    ts = cols["timestamp"]
+
+    def parse(numeric):
+        return parse_table(path, str(path), [wanted[k] for k in order], sep=sep, header=header,
+                           usecols=[positions[k] for k in order], numeric=numeric, compression="infer")
+
+    numeric = [c for c in (cols["rating"], ts) if c is not None]
+    try:
+        df = parse(numeric)
+    except ValueError as e:
+        if ts is None or f"column {ts!r} has non-numeric value" not in str(e):
+            raise
+        df = parse([c for c in numeric if c != ts])  # dates: read as text, converted here
+        df[ts] = _seconds(df[ts], str(path), ts, one_based=True)
+    for col in (cols["user"], cols["item"]):
+        df[col] = _integer_ids(df[col])
+    return df
 
 
 def _integer_ids(text: pd.Series) -> pd.Series:

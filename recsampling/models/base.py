@@ -4,15 +4,33 @@ A model implements ``user_embeddings(users)`` and ``item_embeddings(items)``; th
 pair is the dot product of the two. Biases are folded into the tables (MF appends a constant 1
 to the user vector and the item bias to the item vector), so top-k scoring only ever needs the
 two tables, on any device.
+
+A model registers itself by name (:func:`register_model`, or the entry point group
+``recsampling.models`` for a model of another package) and says what the rest of the toolkit
+needs: how to build it from the training Interactions (:meth:`EmbeddingModel.from_interactions`,
+side features included), how to rebuild it from a checkpoint (:meth:`EmbeddingModel.get_params`
+and :meth:`EmbeddingModel.from_params`) and the Optuna space of its knobs
+(:meth:`EmbeddingModel.search_space`).
 """
 
 from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EmbeddingModel"]
+from recsampling._registry import Registry
+
+if TYPE_CHECKING:
+    from recsampling.data.interactions import Interactions
+
+__all__ = ["EmbeddingModel", "MODELS", "register_model", "FACTORS"]
+
+#: choices of ``factors`` in :meth:`EmbeddingModel.search_space`
+FACTORS = (16, 32, 64, 128)
 
 
 class EmbeddingModel(nn.Module):
@@ -25,9 +43,12 @@ class EmbeddingModel(nn.Module):
 
     Notes
     -----
-    Subclasses implement :meth:`user_embeddings` and :meth:`item_embeddings`. ``score`` and
-    ``recommend`` are shared.
+    Subclasses implement :meth:`user_embeddings`, :meth:`item_embeddings` and :meth:`get_params`.
+    ``score`` and ``recommend`` are shared.
     """
+
+    #: the registry name (set by :func:`register_model`, or from the entry point's name)
+    name: ClassVar[str] = ""
 
     def __init__(self, n_users: int, n_items: int):
         super().__init__()
@@ -37,6 +58,14 @@ class EmbeddingModel(nn.Module):
         self.n_items = int(n_items)
 
     # -- to implement --------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (JSON-able) from which :meth:`from_params` rebuilds the model.
+
+        Checkpoints store them; learned values (and buffers such as feature matrices) live in
+        the state dict.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement get_params() to be saved")
+
     def user_embeddings(self, users: Tensor | None = None) -> Tensor:
         """Vectors of ``users`` (any shape of indices -> shape + (d,)); all users when None."""
         raise NotImplementedError
@@ -54,6 +83,57 @@ class EmbeddingModel(nn.Module):
         u = self.user_embeddings(users).pow(2).sum(-1)
         v = self.item_embeddings(items).pow(2).sum(-1).sum(-1)
         return u + v
+
+    def fixed_user_columns(self) -> dict[int, float]:
+        """Columns of the user vectors that are constants, not parameters: ``{column: value}``.
+
+        The 1 that multiplies a folded item bias is one. A fold-in (:mod:`recsampling.foldin`)
+        holds them at their value and solves for the other columns. The default: none.
+        """
+        return {}
+
+    # -- construction (the defaults fit a constructor ``cls(n_users, n_items, **params)``) --------
+    @classmethod
+    def from_interactions(cls, train: "Interactions", **params) -> "EmbeddingModel":
+        """A model sized to ``train``, with its side features where the model takes them.
+
+        Parameters
+        ----------
+        train : Interactions
+        **params
+            Constructor parameters. When the constructor takes ``user_features`` /
+            ``item_features``, those not given are ``train.user_features`` /
+            ``train.item_features``, unless ``use_features=False`` is passed.
+
+        Returns
+        -------
+        EmbeddingModel
+        """
+        takes = inspect.signature(cls.__init__).parameters
+        sides = [side for side in ("user_features", "item_features") if side in takes]
+        if sides and params.pop("use_features", True):
+            for side in sides:
+                params.setdefault(side, getattr(train, side))
+        return cls(train.n_users, train.n_items, **params)
+
+    @classmethod
+    def from_params(cls, n_users: int, n_items: int, params: dict[str, Any]) -> "EmbeddingModel":
+        """An untrained model from :meth:`get_params` output (its weights are loaded next)."""
+        return cls(n_users, n_items, **params)
+
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Draw the model's knobs from an Optuna trial (:func:`recsampling.tuning.search_space`).
+
+        Returns
+        -------
+        dict
+            Constructor parameters; the default draws ``factors`` from {16, 32, 64, 128} when the
+            constructor takes it. Override (calling ``super()``) to add knobs.
+        """
+        if "factors" in inspect.signature(cls.__init__).parameters:
+            return {"factors": trial.suggest_categorical("factors", FACTORS)}
+        return {}
 
     # -- shared --------------------------------------------------------------------------
     @property
@@ -112,3 +192,12 @@ class EmbeddingModel(nn.Module):
             return (self.user_embeddings().float().cpu().numpy(), self.item_embeddings().float().cpu().numpy())
         finally:
             self.train(was)
+
+
+def register_model(name: str) -> Callable[[type[EmbeddingModel]], type[EmbeddingModel]]:
+    """Class decorator: make a model available by ``name`` (CLI, Recommender, Optuna, checkpoints)."""
+    return MODELS.register(name)
+
+
+#: every model: the built-ins and the plug-ins of the entry point group ``recsampling.models``
+MODELS: Registry = Registry("model", "recsampling.models", EmbeddingModel, builtins="recsampling.models")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from recsampling._utils import RandomState, check_random_state, torch_seed
-from recsampling.models.base import EmbeddingModel
+from recsampling.models.base import EmbeddingModel, register_model
 
 __all__ = ["MatrixFactorization"]
 
@@ -30,6 +30,7 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+@register_model("mf")
 class MatrixFactorization(EmbeddingModel):
     """Matrix factorization ``s(u, i) = <p_u, q_i> + b_u + b_i``.
 
@@ -95,6 +96,10 @@ class MatrixFactorization(EmbeddingModel):
     def dim(self) -> int:
         """Width of the folded embedding vectors."""
         return self.factors + int(self.has_item_bias) + int(self.has_user_bias)
+
+    def fixed_user_columns(self) -> dict[int, float]:
+        """The constant 1 of ``[p_u, 1, b_u]`` that multiplies ``b_i`` (when there is an item bias)."""
+        return {self.factors: 1.0} if self.has_item_bias else {}
 
     def _all(self, n: int, users: Tensor | None) -> Tensor:
         return torch.arange(n, device=self.user_factors.weight.device) if users is None else users

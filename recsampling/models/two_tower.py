@@ -22,11 +22,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from recsampling._utils import RandomState, check_random_state, torch_seed
-from recsampling.models.base import EmbeddingModel
+from recsampling.models.base import EmbeddingModel, register_model
 
 __all__ = ["TwoTower"]
 
@@ -89,6 +90,7 @@ class _Tower(nn.Module):
         return self.proj(h) if self.proj is not None else h
 
 
+@register_model("twotower")
 class TwoTower(EmbeddingModel):
     """Two-tower model over IDs and optional dense side features.
 
@@ -165,6 +167,10 @@ class TwoTower(EmbeddingModel):
         """Width of the folded embedding vectors (``factors`` + 1 with the item bias)."""
         return self.factors + int(self.has_item_bias)
 
+    def fixed_user_columns(self) -> dict[int, float]:
+        """The constant 1 appended to the user vector that multiplies ``b_i`` (with the item bias)."""
+        return {self.factors: 1.0} if self.has_item_bias else {}
+
     def _side(self, tower: _Tower, idx: Tensor | None) -> Tensor:
         if idx is not None:
             flat = idx.reshape(-1)
@@ -174,9 +180,13 @@ class TwoTower(EmbeddingModel):
                 # candidates) items many times: run it once per distinct index and gather; the same
                 # values, and the gather's backward sums the repeats' gradients (not with dropout on:
                 # each occurrence keeps its own dropout mask; not for linear towers, where the sort
-                # costs more than it saves)
+                # costs more than it saves). The gather is F.embedding, whose CPU backward sums each
+                # row's repeats in a fixed order: the backward of plain indexing (``out[inverse]``,
+                # an index_put_ with accumulate) adds them with atomic float adds in parallel when
+                # torch has more than one thread, so the gradients, and every fit, changed from run
+                # to run.
                 uniq, inverse = torch.unique(flat, return_inverse=True)
-                return tower(uniq)[inverse].reshape(*idx.shape, self.factors)
+                return F.embedding(inverse, tower(uniq)).reshape(*idx.shape, self.factors)
             return tower(flat).reshape(*idx.shape, self.factors)
         dev = self.device
         return torch.cat([tower(torch.arange(s, min(s + _CHUNK, tower.n), device=dev))
@@ -206,7 +216,7 @@ class TwoTower(EmbeddingModel):
         return r + q
 
     @classmethod
-    def _from_params(cls, n_users: int, n_items: int, params: dict) -> "TwoTower":
+    def from_params(cls, n_users: int, n_items: int, params: dict) -> "TwoTower":
         p = dict(params)
         ushape, ishape = p.pop("user_features_shape", None), p.pop("item_features_shape", None)
         return cls(n_users, n_items, user_features=None if ushape is None else np.zeros(ushape, np.float32),

@@ -1,25 +1,30 @@
 """Samplers: one interface for every way of treating the unobserved items.
 
-Import this package (or any module in it) and every built-in sampler is registered in
-:data:`SAMPLERS`; build one with :func:`make_sampler`. A new sampler is one new file with an
-``@register("name")`` class plus its module name in ``_BUILTIN`` below.
+Every sampler is in :data:`SAMPLERS`: the built-ins (each module of this package registers its
+classes with ``@register("name")``) and the plug-ins that installed packages declare under the
+entry point group ``recsampling.samplers`` (loaded on first lookup). Build one with
+:func:`make_sampler`. A new built-in sampler is one new file in this package; a sampler of your
+own project is one class plus an entry point (:mod:`recsampling._registry`).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import pkgutil
 
-from recsampling.samplers.base import SAMPLERS, Batch, Sampler, make_sampler, register, to_tensors
+from recsampling.samplers.base import SAMPLERS, Batch, Sampler, make_sampler, register, samplers_for, to_tensors
 
-__all__ = ["SAMPLERS", "Batch", "Sampler", "make_sampler", "register", "to_tensors", "sampler_params"]
+__all__ = ["SAMPLERS", "Batch", "Sampler", "make_sampler", "register", "samplers_for", "to_tensors",
+           "sampler_params"]
 
-#: modules whose import registers built-in samplers (a module not yet present is skipped)
-_BUILTIN = ("negatives", "inbatch", "nbpo", "mnar", "dla")
+#: the order of the built-ins in the registry, and so in the grid and the demo table (baselines
+#: first); any other module of the package is imported after these, alphabetically
+_ORDER = ("negatives", "inbatch", "nbpo", "mnar", "dla")
 
-for _name in _BUILTIN:
-    if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
-        importlib.import_module(f"{__name__}.{_name}")
+_modules = sorted((m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "base"),
+                  key=lambda name: (_ORDER.index(name) if name in _ORDER else len(_ORDER), name))
+for _name in _modules:
+    importlib.import_module(f"{__name__}.{_name}")
 
 
 def sampler_params(sampler: Sampler) -> dict:

@@ -21,44 +21,56 @@ Samplers are ``torch.nn.Module`` so that learnable ones (NBPO's flip rates, DLA'
 model) are seen by the optimizer and saved with checkpoints. A sampler without parameters is
 an ``nn.Module`` with none.
 
-A new sampler is one new file plus one :func:`register` decorator line.
+A new sampler is one new file with a :func:`register` decorator line, or a class in another
+package declared under the entry point group ``recsampling.samplers`` (see
+:mod:`recsampling._registry`). A sampler also says what the rest of the toolkit needs to know
+about it: the Optuna space of its knobs (:meth:`Sampler.search_space`), the models it is meant
+for (:attr:`Sampler.models`) and the parameters the demo trains it with
+(:attr:`Sampler.demo_params`); the suite's grid, the tuning space, the demo table and the CLI
+derive from these.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Iterator
+import inspect
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from recsampling._registry import Registry
 from recsampling.data.interactions import Interactions
 
-__all__ = ["Sampler", "Batch", "register", "make_sampler", "SAMPLERS"]
+__all__ = ["Sampler", "Batch", "register", "make_sampler", "samplers_for", "SAMPLERS"]
 
 Batch = dict  # str -> numpy.ndarray when drawn, str -> torch.Tensor when given to ``loss``
 
-SAMPLERS: dict[str, type["Sampler"]] = {}
+#: choices of the common knob ``n_negatives`` in :meth:`Sampler.search_space`
+NEGATIVES = (1, 2, 4, 8)
 
 
 def register(name: str) -> Callable[[type["Sampler"]], type["Sampler"]]:
-    """Class decorator: make a sampler available by ``name`` (CLI, benchmarks, Optuna)."""
-
-    def deco(cls):
-        if name in SAMPLERS and SAMPLERS[name] is not cls:
-            raise ValueError(f"sampler name {name!r} is already registered to {SAMPLERS[name].__name__}")
-        cls.name = name
-        SAMPLERS[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: make a sampler available by ``name`` (CLI, benchmarks, Optuna, checkpoints)."""
+    return SAMPLERS.register(name)
 
 
 def make_sampler(name: str, **params) -> "Sampler":
-    """Build a registered sampler by name, e.g. ``make_sampler("bpr", n_negatives=4)``."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
-    return SAMPLERS[name](**params)
+    """Build a registered sampler by name, e.g. ``make_sampler("bpr", n_negatives=4)``.
+
+    Raises
+    ------
+    ValueError
+        naming the registered samplers when ``name`` is not one, or the plug-in that failed to load.
+    TypeError
+        when ``params`` are not the sampler's constructor parameters.
+    """
+    return SAMPLERS.lookup(name)(**params)
+
+
+def samplers_for(model: str) -> list[str]:
+    """Names of the registered samplers meant for ``model`` (:attr:`Sampler.models`), in registry order."""
+    return [name for name, cls in SAMPLERS.classes().items() if cls.fits(model)]
 
 
 class Sampler(nn.Module):
@@ -67,7 +79,50 @@ class Sampler(nn.Module):
     Constructors store their arguments untouched; ``prepare`` validates against the data.
     """
 
+    #: the registry name (set by :func:`register`, or from the entry point's name)
     name: ClassVar[str] = ""
+    #: registry names of the models this sampler is meant for; None (the default): every model.
+    #: The suite's grid, ``recsampling tune --sampler all`` and the demo pair it with these only;
+    #: training does not enforce it (every sampler works with every model).
+    models: ClassVar[tuple[str, ...] | None] = None
+    #: constructor parameters of the sampler's row in the demo table (``recsampling demo``)
+    demo_params: ClassVar[dict[str, Any]] = {}
+    #: the objective that folds a new user in (:func:`recsampling.foldin.objective_for`):
+    #: ``"bpr"``, ``"logistic"`` or ``"softmax"``; None: not declared
+    fold_in_objective: ClassVar[str | None] = None
+
+    @classmethod
+    def fits(cls, model: str) -> bool:
+        """Whether the sampler is meant for the model registered as ``model`` (:attr:`models`)."""
+        return cls.models is None or model in cls.models
+
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Draw the sampler's knobs from an Optuna trial (:func:`recsampling.tuning.search_space`).
+
+        Parameters
+        ----------
+        trial : optuna.trial.Trial or optuna.trial.FixedTrial
+
+        Returns
+        -------
+        dict
+            Constructor parameters. The default draws ``n_negatives`` from {1, 2, 4, 8} when the
+            constructor takes it. A sampler with knobs of its own extends it::
+
+                @classmethod
+                def search_space(cls, trial):
+                    return {**super().search_space(trial), "tau": trial.suggest_float("tau", 0.05, 1.0)}
+        """
+        space: dict[str, Any] = {}
+        if cls._takes("n_negatives"):
+            space["n_negatives"] = trial.suggest_categorical("n_negatives", NEGATIVES)
+        return space
+
+    @classmethod
+    def _takes(cls, param: str) -> bool:
+        """Whether the constructor has a parameter called ``param``."""
+        return param in inspect.signature(cls.__init__).parameters
 
     def __init__(self):
         super().__init__()
@@ -133,6 +188,11 @@ class Sampler(nn.Module):
 
     def extra_repr(self) -> str:
         return self.name
+
+
+#: every sampler: the built-ins (this package's modules) and the plug-ins of the entry point
+#: group ``recsampling.samplers``, by name
+SAMPLERS: Registry = Registry("sampler", "recsampling.samplers", Sampler, builtins="recsampling.samplers")
 
 
 def to_tensors(batch: Batch, device: torch.device) -> dict[str, Tensor]:

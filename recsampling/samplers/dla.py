@@ -384,6 +384,14 @@ class DLASampler(Sampler):
         The propensity model ``g`` (after :meth:`prepare`).
     """
 
+    fold_in_objective = "softmax"
+
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """``propensity_lr``, log-uniform in [1e-3, 1e-1]."""
+        return {**super().search_space(trial),
+                "propensity_lr": trial.suggest_float("propensity_lr", 1e-3, 1e-1, log=True)}
+
     def __init__(
         self,
         logs=None,

@@ -72,6 +72,10 @@ class InBatchSampler(Sampler):
     The batch size is the number of negatives: larger batches give a better estimate.
     """
 
+    #: the grid pairs it with the two-tower model only (it trains MF too)
+    models = ("twotower",)
+    fold_in_objective = "softmax"
+
     def __init__(self, logq: bool = True, temperature: float = 1.0, mask_hits: bool = True):
         super().__init__()
         self.logq = logq

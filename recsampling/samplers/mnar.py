@@ -309,6 +309,16 @@ def _epoch_rows(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
 
 
 # --------------------------------------------------------------------------- Rel-MF
+def _propensity_space(cls, trial) -> dict:
+    """The clip ``M`` (log-uniform in [1e-3, 0.3]) and ``eta`` ([0.1, 1]), where ``cls`` takes them."""
+    space = {}
+    if cls._takes("clip"):
+        space["clip"] = trial.suggest_float("clip", 1e-3, 0.3, log=True)
+    if cls._takes("eta"):
+        space["eta"] = trial.suggest_float("eta", 0.1, 1.0)
+    return space
+
+
 @register("relmf")
 class RelMF(Sampler):
     """Rel-MF: the clipped inverse-propensity pointwise loss of Saito et al. (WSDM 2020).
@@ -346,6 +356,14 @@ class RelMF(Sampler):
     scale_ : float
         The constant ``c`` of the batch loss.
     """
+
+    demo_params = {"propensities": "popularity"}
+    fold_in_objective = "logistic"
+
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """``n_negatives``, the clip ``M`` and ``eta`` (the latter two where the constructor takes them)."""
+        return {**super().search_space(trial), **_propensity_space(cls, trial)}
 
     def __init__(
         self,
@@ -447,6 +465,8 @@ class NaivePointwise(RelMF):
         As in :class:`RelMF` (the sampling correction is the same; only ``theta`` differs).
     """
 
+    demo_params = {}
+
     def __init__(self, n_negatives: int = 4, delta: str = "squared", unobserved_weight="unbiased"):
         super().__init__(n_negatives=n_negatives, delta=delta, clip=None, propensities=1.0,
                          unobserved_weight=unobserved_weight, floor=None)
@@ -484,6 +504,14 @@ class UBPR(Sampler):
     theta_ : numpy.ndarray
         Clipped propensity of each training click.
     """
+
+    demo_params = {"propensities": "popularity"}
+    fold_in_objective = "bpr"
+
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """``n_negatives``, the clip ``M`` and ``eta``."""
+        return {**super().search_space(trial), **_propensity_space(cls, trial)}
 
     def __init__(
         self,

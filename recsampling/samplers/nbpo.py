@@ -201,6 +201,8 @@ def nbpo_surrogate(x: Tensor, gamma: Tensor, labels: Tensor) -> Tensor:
 class _PointwiseSampler(Sampler):
     """Rows of one voted pair (column 0, label 1) plus ``n_negatives`` uniform unvoted items."""
 
+    fold_in_objective = "logistic"
+
     def __init__(self, n_negatives: int = 4, positive_weight: float | None = None, collision: str = "redraw"):
         super().__init__()
         self.n_negatives = n_negatives
@@ -370,6 +372,11 @@ class NBPOSampler(_PointwiseSampler):
     item_flip_rates_, user_flip_rates_ : numpy.ndarray
         Mean learned flip rate of each item over all users / of each user over all items.
     """
+
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """``n_negatives`` and ``flip_l2``, log-uniform in [1e-6, 1] (the paper's scale is ~0.05-0.1)."""
+        return {**super().search_space(trial), "flip_l2": trial.suggest_float("flip_l2", 1e-6, 1.0, log=True)}
 
     def __init__(
         self,

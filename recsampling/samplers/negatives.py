@@ -332,6 +332,8 @@ def _check_int(value, name: str, minimum: int = 1) -> int:
 class _PairwiseSampler(Sampler):
     """One row per training interaction: (u, i) plus ``k`` negatives; BPR loss (eq. 1)."""
 
+    fold_in_objective = "bpr"
+
     #: popularity exponent of the negative distribution (None: uniform)
     _alpha: float | None = None
 
@@ -426,6 +428,8 @@ class PopularitySampler(_PairwiseSampler):
     collision : {"redraw", "skip"}, default "redraw"
     """
 
+    demo_params = {"alpha": 0.5}
+
     def __init__(self, alpha: float = 1.0, n_negatives: int = 1, collision: str = "redraw"):
         super().__init__(n_negatives=n_negatives, collision=collision)
         self.alpha = alpha
@@ -455,6 +459,8 @@ class DNSSampler(_PairwiseSampler):
     The batch's ``"items"`` is (B, 1 + m): the positive and all candidates; the selection
     happens in :meth:`loss` with the current model, without gradient.
     """
+
+    demo_params = {"n_candidates": 5}
 
     def __init__(self, n_candidates: int = 10, n_negatives: int = 1, collision: str = "redraw"):
         super().__init__(n_negatives=n_negatives, collision=collision)
