@@ -242,8 +242,10 @@ def evaluate(
     propensities : array, optional
         Observation propensity in (0, 1] of each stored test pair (canonical CSR order, e.g.
         ``test.propensities``) or of each item: adds ``ips_*`` / ``snips_*`` DCG, Recall, MAP.
-    relevance : array (n_users, n_items), optional
-        True relevance probabilities (synthetic world): adds ``true_*`` metrics.
+    relevance : array (n_users, n_items), SyntheticWorld or metrics.TrueRelevance, optional
+        True relevance probabilities (synthetic world): adds ``true_*`` metrics. A world (or
+        anything with ``shape`` and ``relevance_of``) gives the truth per chunk of users from
+        its factors, without a dense users × items array.
     users : array of int, optional
         Users to evaluate (default all); those without a relevant test item are skipped.
     device : str
@@ -272,7 +274,7 @@ def evaluate(
         raise ValueError(f"train must have the shape of test {test_m.shape}, got {train_m.shape}")
     names = _metric_names(metrics, propensities, relevance)
     if relevance is not None:
-        relevance = np.asarray(relevance)
+        relevance = M.TrueRelevance.of(relevance)
         if relevance.shape != (n_users, n_items):
             raise ValueError(f"relevance must have shape {(n_users, n_items)}, got {relevance.shape}")
     prop = _pair_propensities(propensities, test_m)
@@ -395,7 +397,7 @@ def _test_items_protocol(U, V, test_m, cand, eval_users, ks, names, relevance, d
             P = np.where(is_rel, np.arange(L)[None, :], -1)
             auc[s:e] = M.auc_from_scores(sc, torch.from_numpy(P).to(dev))
         if want_truth:
-            rel = np.where(cand[u] >= 0, relevance[u[:, None], np.maximum(cand[u], 0)], 0.0).astype(np.float64)
+            rel = np.where(cand[u] >= 0, relevance.pairs(u[:, None], np.maximum(cand[u], 0)), 0.0)
             ranked_rel[s:e, :L] = np.take_along_axis(rel, order.cpu().numpy(), axis=1)
             ideal_rel[s:e, :L] = -np.sort(-rel, axis=1)
             total_rel[s:e] = rel.sum(1)

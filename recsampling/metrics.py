@@ -78,6 +78,7 @@ __all__ = [
     "catalogue_coverage",
     "average_popularity",
     "truth_metrics",
+    "TrueRelevance",
     "true_relevance_metrics",
     "evaluate",
     "EvalResult",
@@ -533,6 +534,48 @@ def truth_metrics(ranked_relevance, ideal_relevance, total_relevance, ks) -> dic
     return out
 
 
+class TrueRelevance:
+    """The true relevance probabilities of a users × items space, dense or computed on demand.
+
+    Parameters
+    ----------
+    relevance : array (n_users, n_items), or an object with ``shape`` and ``relevance_of``
+        A dense array (e.g. ``SyntheticWorld.relevance``), or a source that computes the truth
+        of pairs and blocks of rows on demand, ``relevance_of(users, items=None)`` with the
+        semantics of :meth:`recsampling.data.synthetic.SyntheticWorld.relevance_of` (e.g. the
+        world itself, for worlds too large for a dense array).
+    """
+
+    def __init__(self, relevance):
+        self._of = getattr(relevance, "relevance_of", None)
+        if self._of is not None:
+            self._dense = None
+            self.shape = tuple(int(x) for x in relevance.shape)
+        else:
+            self._dense = np.asarray(relevance)
+            if self._dense.ndim != 2:
+                raise ValueError("relevance must be a dense (n_users, n_items) array or have relevance_of(users, "
+                                 f"items) (a SyntheticWorld), got shape {self._dense.shape}")
+            self.shape = self._dense.shape
+
+    @classmethod
+    def of(cls, relevance) -> "TrueRelevance":
+        """``relevance`` itself when it is a TrueRelevance, else ``TrueRelevance(relevance)``."""
+        return relevance if isinstance(relevance, cls) else cls(relevance)
+
+    def rows(self, users: np.ndarray) -> np.ndarray:
+        """float32 (len(users), n_items), a fresh array."""
+        if self._dense is None:
+            return np.asarray(self._of(users), dtype=np.float32)
+        return self._dense[users].astype(np.float32)
+
+    def pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The relevance of ``(users, items)`` broadcast together, float64."""
+        if self._dense is None:
+            return np.asarray(self._of(users, items), dtype=np.float64)
+        return np.asarray(self._dense[users, items], dtype=np.float64)
+
+
 def true_relevance_metrics(ids, relevance, ks, *, exclude=None, users=None, rows_per_chunk: int = 2048
                            ) -> dict[str, np.ndarray]:
     """Truth-based metrics of full-catalogue rankings (candidates: all items not in ``exclude``).
@@ -541,8 +584,10 @@ def true_relevance_metrics(ids, relevance, ks, *, exclude=None, users=None, rows
     ----------
     ids : array of int, shape (n, K_max)
         Ranked item ids, ``-1`` pads.
-    relevance : array, shape (n_users, n_items)
-        True relevance probabilities (e.g. ``SyntheticWorld.relevance``).
+    relevance : array (n_users, n_items), SyntheticWorld or TrueRelevance
+        True relevance probabilities: dense (e.g. ``SyntheticWorld.relevance``) or computed per
+        chunk of users from a source with ``relevance_of`` (see :class:`TrueRelevance`), so
+        that no dense users × items array is built.
     ks : int or iterable of int
     exclude : scipy sparse matrix or Interactions, shape (n_users, n_items), optional
         Items that are not candidates (training items).
@@ -556,9 +601,7 @@ def true_relevance_metrics(ids, relevance, ks, *, exclude=None, users=None, rows
     dict as :func:`truth_metrics`.
     """
     ids = _check_ids(ids)
-    rel = np.asarray(relevance)
-    if rel.ndim != 2:
-        raise ValueError(f"relevance must be a dense (n_users, n_items) array, got shape {rel.shape}")
+    rel = TrueRelevance.of(relevance)
     users = _rows_users(users, ids.shape[0], rel.shape[0])
     excl = None if exclude is None else _check_test(exclude)
     if excl is not None and excl.shape != rel.shape:
@@ -571,7 +614,7 @@ def true_relevance_metrics(ids, relevance, ks, *, exclude=None, users=None, rows
     kk = min(k_max, n_items)
     for s in range(0, n, rows_per_chunk):
         e = min(s + rows_per_chunk, n)
-        block = rel[users[s:e]].astype(np.float32)  # a copy
+        block = rel.rows(users[s:e])  # a copy
         if excl is not None:
             pos, row = _ranges(excl.indptr, users[s:e])
             block[row, excl.indices[pos]] = -np.inf

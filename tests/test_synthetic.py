@@ -130,6 +130,95 @@ def test_features_carry_the_latent_factors(world):
     assert r2.mean() > 0.5
 
 
+def test_clicks_follow_exposure_times_relevance_per_item_and_per_user(world):
+    """The thinned draw is exact: per-item and per-user counts have the Bernoulli-sum spread."""
+    p = world.click_probability().astype(np.float64)
+    counts = world.true_positives.matrix
+    for axis in (0, 1):
+        mean, var = p.sum(axis), (p * (1 - p)).sum(axis)
+        got = np.asarray(counts.sum(axis=axis)).ravel()
+        ok = mean >= 20
+        z = (got[ok] - mean[ok]) / np.sqrt(var[ok])
+        assert 0.85 < np.mean(z ** 2) < 1.15, axis  # chi-square per degree of freedom
+        assert np.abs(z).max() < 5, axis
+
+
+def test_truth_on_demand_equals_the_dense_arrays(world):
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, world.n_users, 500)
+    i = rng.integers(0, world.n_items, 500)
+    np.testing.assert_array_equal(world.relevance_of(u, i), world.relevance[u, i])
+    np.testing.assert_array_equal(world.exposure_of(u, i), world.exposure[u, i])
+    rows = np.array([5, 0, 942])
+    np.testing.assert_array_equal(world.relevance_of(rows), world.relevance[rows])
+    np.testing.assert_array_equal(world.exposure_of(rows), world.exposure[rows])
+    block = world.relevance_of(rows[:, None], world.unbiased_test_items[rows])  # broadcast
+    assert block.shape == (3, 16) and block.dtype == np.float32
+    np.testing.assert_array_equal(world.test_relevance()[rows], block)
+    np.testing.assert_allclose(world.expected_clicks(), world.click_probability().sum(dtype=np.float64), rtol=1e-6)
+    with pytest.raises(ValueError, match="users must be indices"):
+        world.relevance_of([943], [0])
+    with pytest.raises(ValueError, match="integer"):
+        world.exposure_of([0.5], [0])
+    with pytest.raises(ValueError, match="broadcast"):
+        world.relevance_of([0, 1], [0, 1, 2])
+
+
+def test_clicks_do_not_depend_on_the_block_size(monkeypatch):
+    from recsampling.data import synthetic
+
+    a = make_world(300, 200, 6_000, n_logged_lists=0, random_state=4)
+    monkeypatch.setattr(synthetic, "_BLOCK_USERS", 7)
+    monkeypatch.setattr(synthetic, "_CLICK_CAP", 3)  # nearly every user overflows its slots: drawn again
+    b = make_world(300, 200, 6_000, n_logged_lists=0, random_state=4)
+    assert (a.clicks.matrix != b.clicks.matrix).nnz == 0
+    np.testing.assert_array_equal(a.clicks.propensities, b.clicks.propensities)
+
+
+def test_a_world_above_the_dense_bound_builds_and_evaluates_without_dense_arrays(monkeypatch):
+    from recsampling.data import synthetic
+    from recsampling.evaluation import evaluate
+
+    small = make_world(150, 120, 3_000, n_logged_lists=300, random_state=6)
+    dense = small.relevance  # built while the bound allows it
+    monkeypatch.setattr(synthetic, "DENSE_MAX_PAIRS", 150 * 120 - 1)
+    big = make_world(150, 120, 3_000, n_logged_lists=300, random_state=6)  # the same world, "too large"
+    assert (big.clicks.matrix != small.clicks.matrix).nnz == 0
+    for name in ("relevance", "exposure"):
+        with pytest.raises(ValueError, match="relevance_of"):
+            getattr(big, name)
+    with pytest.raises(ValueError, match="DENSE_MAX_PAIRS"):
+        big.noise_rate()
+    # evaluation takes the world itself and computes the truth per chunk of users
+    rng = np.random.default_rng(0)
+    tables = (rng.standard_normal((150, 8)), rng.standard_normal((120, 8)))
+    kw = dict(ks=(5,), metrics=["true_ndcg", "true_recall"], device="cpu")
+    full = evaluate(tables, big.unbiased_test, train=big.clicks, relevance=big, **kw).to_dict()
+    ref = evaluate(tables, small.unbiased_test, train=small.clicks, relevance=dense, **kw).to_dict()
+    items = dict(protocol="test_items", test_items=big.unbiased_test_items)
+    mar = evaluate(tables, big.unbiased_test, relevance=big, **items, **kw).to_dict()
+    mar_ref = evaluate(tables, small.unbiased_test, relevance=dense, **items, **kw).to_dict()
+    for key in ("true_ndcg@5", "true_recall@5"):
+        assert full[key] == pytest.approx(ref[key], rel=1e-9) and 0 < full[key] < 1
+        assert mar[key] == pytest.approx(mar_ref[key], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_an_ml20m_shaped_world_stays_far_below_its_dense_size():
+    """138,493 x 26,744 pairs (a dense float32 array: 14.8 GB) with few clicks builds in small memory."""
+    import subprocess
+    import sys
+
+    code = ("import resource; from recsampling.data.synthetic import make_world; "
+            "w = make_world(138_493, 26_744, 200_000, n_logged_lists=20_000, random_state=0); "
+            "print(w.true_positives.nnz, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    nnz, peak_kib = map(int, out.stdout.split())
+    assert abs(nnz - 200_000) < 5 * np.sqrt(200_000) + 0.02 * 200_000
+    assert peak_kib < 2**20  # under 1 GiB (interpreter, torch and numba included)
+
+
 # ---------------------------------------------------------------------------- label noise
 def test_label_noise_hides_the_asked_fraction_of_true_positives(noisy):
     tp, clicks, hidden = _pairs(noisy.true_positives), _pairs(noisy.clicks), _pairs(noisy.hidden_positives)

@@ -16,7 +16,9 @@ Notation: users ``u``, items ``i``, ``k`` latent factors, ``σ`` the logistic fu
        q_i      ~ N(0, quality_std²)               (item quality)
        relevance[u, i] = σ(relevance_scale · U_u·V_i + q_i + b)
 
-   with the offset ``b`` solved so that the mean relevance over all pairs is ``relevance_rate``.
+   with the offset ``b`` solved so that the mean relevance over all pairs is ``relevance_rate``
+   (over every pair of a small world; over a uniform sample of pairs, :data:`_CALIBRATION_PAIRS`
+   of them, in a larger one).
 
 2. **Popularity** is a long tail: item ``i`` at popularity rank ``ρ_i`` (1 = most popular) has
    ``item_popularity[i] = ρ_i^(-popularity_exponent)`` (so the most popular item has 1). The
@@ -32,7 +34,8 @@ Notation: users ``u``, items ``i``, ``k`` latent factors, ``σ`` the logistic fu
    ``exposure_eta`` is the MNAR strength: 0 gives exposure that does not depend on the item
    (missing at random up to the user's activity); larger values concentrate exposure on popular
    items. The scale ``s`` is solved so that the expected number of clicks
-   ``Σ_ui exposure·relevance`` equals ``target_interactions``.
+   ``Σ_ui exposure·relevance`` equals ``target_interactions`` (on the same sample of pairs as the
+   relevance offset).
 
 4. **Clicks** ``Y_ui = O_ui · R_ui`` with ``O ~ Bernoulli(exposure)`` and
    ``R ~ Bernoulli(relevance)`` independent, i.e. ``Y_ui ~ Bernoulli(exposure · relevance)``;
@@ -78,6 +81,30 @@ Every part draws from its own child of the one random generator, so changing one
 parameters (the noise rate, the number of logged lists, ``position_eta``) leaves the other parts
 of the world unchanged for the same ``random_state``.
 
+Memory and time: the truth on demand
+------------------------------------
+The world keeps only the factors (``U``, ``V``, ``q``, ``b``, ``a_u``, the per-item exposure
+factor), never a dense users × items array, so an ML-20M-shaped world (138,493 × 26,744 =
+3.7 billion pairs, 20 million clicks) builds in a few GiB. :meth:`SyntheticWorld.relevance_of`
+and :meth:`SyntheticWorld.exposure_of` compute the truth of given pairs (or of a block of users'
+rows) from the factors, with one float32 expression shared by every path, so the ``propensities``
+of the clicks, the relevance of the logged lists and the dense arrays agree bit for bit. The
+dense :attr:`SyntheticWorld.relevance` / :attr:`SyntheticWorld.exposure` (and
+:meth:`~SyntheticWorld.click_probability`, :meth:`~SyntheticWorld.noise_rate`) are built on first
+use for worlds of at most :data:`DENSE_MAX_PAIRS` pairs and refuse larger ones.
+
+The clicks are drawn per block of users in a numba kernel without visiting every pair: in
+popularity order a user's exposure never increases, so the exposure draws ``O ~ Bernoulli(θ)``
+are a thinned Bernoulli process. From position ``j`` the next candidate lies a
+``Geometric(θ_j)`` number of items further; a candidate ``i`` is a click with probability
+``(θ_i / θ_j) · relevance[u, i]``. Each item is then a candidate with probability ``θ_j`` and a
+click with probability ``θ_i · relevance[u, i]``, exactly the model, at a cost proportional to
+the exposed pairs (about ``Σ exposure``), not to ``n_users × n_items``. The random numbers are
+splitmix64 streams, one per user, seeded from the clicks' generator: the clicks do not depend on
+the block size or the number of threads. Label noise's per-user and per-item rates (and
+:meth:`~SyntheticWorld.expected_clicks`) are sums over all pairs: one parallel pass of time
+``O(n_users · n_items)`` and memory ``O(n_users + n_items)``.
+
 References
 ----------
 Saito, Yaginuma, Nishino, Sakata, Nakata. "Unbiased Recommender Learning from Missing-Not-At-Random
@@ -90,31 +117,262 @@ SIGIR 2018 (position-based examination, c = o · r).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from recsampling._utils import RandomState, check_random_state
 from recsampling.data.interactions import Interactions
+from recsampling.fast.draws import _GOLDEN, _mix
 
-__all__ = ["SyntheticWorld", "LoggedLists", "make_world"]
+__all__ = ["DENSE_MAX_PAIRS", "SyntheticWorld", "LoggedLists", "make_world"]
 
 logger = logging.getLogger(__name__)
 
 # the time span of MovieLens 100K (unix seconds), used for the random timestamps
 _T0, _T1 = 874_724_710, 893_286_638
-# calibration looks at a subsample of users when the matrix is larger than this many pairs
+#: Most pairs (``n_users * n_items``) for which the dense truth arrays are built (512 MiB of float32).
+DENSE_MAX_PAIRS = 1 << 27
+# calibration uses every pair of a world with at most this many pairs, else this many sampled pairs
 _CALIBRATION_PAIRS = 2_000_000
+# the relevance offset is solved on at most this many of them (a rate: a subsample is plenty)
+_OFFSET_PAIRS = 300_000
+# the click draw: users per block, and slots per user in its workspace (a user with more clicks is
+# drawn again into a buffer of its size): 8192 x 1024 int32 = 32 MiB
+_BLOCK_USERS = 8192
+_CLICK_CAP = 1024
+# logged lists per block (bounds the candidate arrays)
+_LOG_BLOCK = 1 << 16
+# chunks of users in the pass over all pairs (fixed, so that its sums do not depend on the threads)
+_SUM_CHUNKS = 32
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
 def _readonly(*arrays) -> None:
     for a in arrays:
         if isinstance(a, np.ndarray):
             a.flags.writeable = False
+
+
+# ---------------------------------------------------------------------------- the truth, on demand
+@numba.njit(nogil=True, cache=True, inline="always")
+def _logit_at(U, V, quality, scale, u, i):
+    """``scale · U_u·V_i + q_i`` in float32, the one expression every path evaluates."""
+    s = np.float32(0.0)
+    for f in range(U.shape[1]):
+        s += U[u, f] * V[i, f]
+    return scale * s + quality[i]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _relevance_at(U, V, quality, scale, offset, u, i):
+    x = _logit_at(U, V, quality, scale, u, i) + offset
+    return np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-x)))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _exposure_at(activity, item_exposure, min_exposure, u, i):
+    return min(max(activity[u] * item_exposure[i], min_exposure), np.float32(1.0))
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _logit_pairs(U, V, quality, scale, users, items):  # pragma: no cover - compiled
+    out = np.empty(users.shape[0], dtype=np.float32)
+    for t in numba.prange(users.shape[0]):
+        out[t] = _logit_at(U, V, quality, scale, users[t], items[t])
+    return out
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _relevance_pairs(U, V, quality, scale, offset, users, items):  # pragma: no cover - compiled
+    out = np.empty(users.shape[0], dtype=np.float32)
+    for t in numba.prange(users.shape[0]):
+        out[t] = _relevance_at(U, V, quality, scale, offset, users[t], items[t])
+    return out
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _relevance_rows(U, V, quality, scale, offset, users):  # pragma: no cover - compiled
+    out = np.empty((users.shape[0], V.shape[0]), dtype=np.float32)
+    for r in numba.prange(users.shape[0]):
+        for i in range(V.shape[0]):
+            out[r, i] = _relevance_at(U, V, quality, scale, offset, users[r], i)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _user_clicks(U, V, quality, scale, offset, activity, item_exposure, min_exposure, by_exposure, key, u, out
+                 ):  # pragma: no cover - compiled
+    """Draw user ``u``'s true positives into ``out`` (as many as fit); returns how many there are.
+
+    Thinning (module docstring): ``by_exposure`` lists the items by non-increasing exposure
+    factor, so the exposure at the current position bounds every later one. The user's random
+    stream depends on ``key`` and ``u`` only, so a second call draws the same items.
+    """
+    n_items = by_exposure.shape[0]
+    state = _mix(key + np.uint64(u) * _GOLDEN)
+    c = 0
+    pos = 0
+    while pos < n_items:
+        bound = _exposure_at(activity, item_exposure, min_exposure, u, by_exposure[pos])
+        if bound < 1.0:  # skip a Geometric(bound) number of items
+            state += _GOLDEN
+            v = np.float64((_mix(state) >> _S11) + np.uint64(1)) * _INV53  # in (0, 1]
+            skip = math.floor(math.log(v) / math.log1p(-np.float64(bound)))
+            if skip >= n_items - pos:
+                break
+            pos += np.int64(skip)
+        i = by_exposure[pos]
+        p = np.float64(_exposure_at(activity, item_exposure, min_exposure, u, i)) * _relevance_at(
+            U, V, quality, scale, offset, u, i)
+        state += _GOLDEN
+        if np.float64(_mix(state) >> _S11) * _INV53 * bound < p:  # candidate kept w.p. θ_i / bound, then relevant
+            if c < out.shape[0]:
+                out[c] = i
+            c += 1
+        pos += 1
+    return c
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _draw_clicks(U, V, quality, scale, offset, activity, item_exposure, min_exposure, by_exposure, key, u0, u1,
+                 cap):  # pragma: no cover - compiled
+    """True positives of users ``u0 .. u1-1``: (users, items), int64, by user (items in exposure order).
+
+    Each user writes into a row of ``cap`` slots; the few users with more clicks are drawn again
+    (the same stream) into a buffer of their size.
+    """
+    n = u1 - u0
+    buf = np.empty((n, cap), dtype=np.int32)
+    count = np.empty(n, dtype=np.int64)
+    for r in numba.prange(n):
+        count[r] = _user_clicks(U, V, quality, scale, offset, activity, item_exposure, min_exposure, by_exposure,
+                                key, u0 + r, buf[r])
+    total = 0
+    for r in range(n):
+        total += count[r]
+    users = np.empty(total, dtype=np.int64)
+    items = np.empty(total, dtype=np.int64)
+    k = 0
+    for r in range(n):
+        c = count[r]
+        row = buf[r]
+        if c > cap:
+            row = np.empty(c, dtype=np.int32)
+            _user_clicks(U, V, quality, scale, offset, activity, item_exposure, min_exposure, by_exposure, key,
+                         u0 + r, row)
+        for t in range(c):
+            users[k] = u0 + r
+            items[k] = row[t]
+            k += 1
+    return users, items
+
+
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _pair_sums(U, V, quality, scale, offset, activity, item_exposure, min_exposure, w_user, w_item, noise_scale,
+               n_chunks):  # pragma: no cover - compiled
+    """Sums over all pairs, with ``p = exposure·relevance`` and ``h = min(c w_u w_i, 1)·p``.
+
+    Returns per user (n_users, 3): ``Σ_i p``, ``Σ_i relevance``, ``Σ_i h``; per chunk of users
+    and item (n_chunks, 2, n_items): ``Σ_u p``, ``Σ_u h`` (the caller sums over the chunks).
+    """
+    n_users = U.shape[0]
+    n_items = V.shape[0]
+    user = np.zeros((n_users, 3))
+    item = np.zeros((n_chunks, 2, n_items))
+    for ch in numba.prange(n_chunks):
+        for u in range(ch * n_users // n_chunks, (ch + 1) * n_users // n_chunks):
+            sp = 0.0
+            sr = 0.0
+            sh = 0.0
+            for i in range(n_items):
+                r = np.float64(_relevance_at(U, V, quality, scale, offset, u, i))
+                p = np.float64(_exposure_at(activity, item_exposure, min_exposure, u, i)) * r
+                h = min(noise_scale * w_user[u] * w_item[i], 1.0) * p
+                sp += p
+                sr += r
+                sh += h
+                item[ch, 0, i] += p
+                item[ch, 1, i] += h
+            user[u, 0] = sp
+            user[u, 1] = sr
+            user[u, 2] = sh
+    return user, item
+
+
+@dataclass(frozen=True, eq=False)
+class _Truth:
+    """The latent truth of a world and the one implementation of relevance and exposure from it.
+
+    Indices are trusted (int64, in range): :class:`SyntheticWorld` validates at its edge.
+    """
+
+    user_factors: np.ndarray    # U, float32 (n_users, k)
+    item_factors: np.ndarray    # V, float32 (n_items, k)
+    item_quality: np.ndarray    # q, float32 (n_items,)
+    scale: np.float32           # relevance_scale
+    offset: np.float32          # b
+    user_activity: np.ndarray   # a_u, float32 (n_users,)
+    item_exposure: np.ndarray   # s · popularity^eta, float32 (n_items,)
+    min_exposure: np.float32
+
+    def relevance(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """float32 relevance of pairs (``items`` broadcast with ``users``), or rows when ``items`` is None."""
+        U, V, q = self.user_factors, self.item_factors, self.item_quality
+        if items is None:
+            return _relevance_rows(U, V, q, self.scale, self.offset, np.ascontiguousarray(users, dtype=np.int64))
+        u, i = np.broadcast_arrays(np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64))
+        out = _relevance_pairs(U, V, q, self.scale, self.offset, np.ascontiguousarray(u).ravel(),
+                               np.ascontiguousarray(i).ravel())
+        return out.reshape(u.shape)
+
+    def exposure(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """float32 exposure ``clip(a_u · item_exposure_i, min_exposure, 1)``, like :meth:`relevance`."""
+        a = self.user_activity[np.asarray(users, dtype=np.int64)]
+        f = self.item_exposure[None, :] if items is None else self.item_exposure[np.asarray(items, dtype=np.int64)]
+        e = (a[:, None] if items is None else a) * f
+        return np.clip(e, self.min_exposure, np.float32(1.0), out=e)
+
+    def draw_clicks(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """All true positives ``Y ~ Bernoulli(exposure · relevance)``: (users, items) int64, grouped by user."""
+        n_users, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
+        key = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+        by_exposure = np.argsort(-self.item_exposure, kind="stable").astype(np.int64)
+        parts = [_draw_clicks(self.user_factors, self.item_factors, self.item_quality, self.scale, self.offset,
+                              self.user_activity, self.item_exposure, self.min_exposure, by_exposure, key, s,
+                              min(s + _BLOCK_USERS, n_users), min(_CLICK_CAP, n_items))
+                 for s in range(0, n_users, _BLOCK_USERS)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def pair_sums(self, w_user: np.ndarray, w_item: np.ndarray, noise_scale: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_pair_sums` over all pairs: per user (n_users, 3), per item (n_items, 2), float64."""
+        user, item = _pair_sums(self.user_factors, self.item_factors, self.item_quality, self.scale, self.offset,
+                                self.user_activity, self.item_exposure, self.min_exposure,
+                                w_user.astype(np.float64), w_item.astype(np.float64), float(noise_scale),
+                                min(_SUM_CHUNKS, max(1, self.user_factors.shape[0])))
+        return user, item.sum(axis=0).T
+
+
+def _mean_clipped(activity: np.ndarray, factor: np.ndarray, low: float) -> np.ndarray:
+    """``mean_u clip(a_u · f_i, low, 1)`` for every item, exactly, from the sorted ``a`` (float32)."""
+    a = np.sort(activity.astype(np.float64))
+    cum = np.concatenate([[0.0], np.cumsum(a)])
+    f = factor.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        n_low = np.searchsorted(a, np.where(f > 0, low / f, np.inf), side="left")   # a_u f_i < low
+        n_mid_end = np.searchsorted(a, np.where(f > 0, 1.0 / f, np.inf), side="right")  # a_u f_i <= 1
+    n = a.size
+    total = low * n_low + f * (cum[n_mid_end] - cum[n_low]) + (n - n_mid_end)
+    return (total / n).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,14 +446,17 @@ class SyntheticWorld:
     """A synthetic world with known truth; build it with :func:`make_world`.
 
     All user / item indices live in one index space: ``0..n_users-1`` and ``0..n_items-1``
-    (the raw ids of every Interactions here equal the indices).
+    (the raw ids of every Interactions here equal the indices). The truth of any pair comes from
+    the factors on demand (:meth:`relevance_of`, :meth:`exposure_of`); the dense arrays
+    :attr:`relevance` and :attr:`exposure` exist only for small worlds (module docstring).
 
     Attributes
     ----------
     clicks : Interactions
         The observed training data: true positives minus the hidden ones. Columns:
         ``propensities`` (the true exposure of each pair), ``timestamps`` (int64 unix seconds);
-        no ratings. Carries ``user_features`` / ``item_features``.
+        no ratings. Carries ``user_features`` / ``item_features``. Without label noise it is the
+        same object as ``true_positives``.
     true_positives : Interactions
         All clicks before label noise (``clicks`` ∪ ``hidden_positives``), same columns.
     hidden_positives : Interactions
@@ -208,10 +469,6 @@ class SyntheticWorld:
         int8 0/1, (n_users, n_test_items): their labels (a fresh Bernoulli(relevance) draw).
     logs : LoggedLists
         Logged ranked lists with position-based clicks.
-    relevance : numpy.ndarray
-        float32, (n_users, n_items): true P(relevant).
-    exposure : numpy.ndarray
-        float32, (n_users, n_items): true P(exposed), in ``[min_exposure, 1]``.
     item_popularity : numpy.ndarray
         float32, (n_items,): the long-tail popularity ``rank^-popularity_exponent`` (max 1).
     item_propensity : numpy.ndarray
@@ -241,8 +498,6 @@ class SyntheticWorld:
     unbiased_test_items: np.ndarray
     unbiased_test_labels: np.ndarray
     logs: LoggedLists
-    relevance: np.ndarray
-    exposure: np.ndarray
     item_popularity: np.ndarray
     item_propensity: np.ndarray
     user_activity: np.ndarray
@@ -257,21 +512,24 @@ class SyntheticWorld:
     user_features: np.ndarray | None
     item_features: np.ndarray | None
     params: dict = field(default_factory=dict)
+    _truth: _Truth | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        _readonly(self.unbiased_test_items, self.unbiased_test_labels, self.relevance, self.exposure,
-                  self.item_popularity, self.item_propensity, self.user_activity, self.user_noise_rate,
-                  self.item_noise_rate, self.user_noise_weight, self.item_noise_weight, self.user_factors,
-                  self.item_factors, self.item_quality, self.user_features, self.item_features)
+        if self._truth is None:
+            raise ValueError("build a SyntheticWorld with make_world")
+        _readonly(self.unbiased_test_items, self.unbiased_test_labels, self.item_popularity, self.item_propensity,
+                  self.user_activity, self.user_noise_rate, self.item_noise_rate, self.user_noise_weight,
+                  self.item_noise_weight, self.user_factors, self.item_factors, self.item_quality, self.user_features,
+                  self.item_features, self._truth.item_exposure)
 
     # ------------------------------------------------------------------ views
     @property
     def n_users(self) -> int:
-        return int(self.relevance.shape[0])
+        return int(self.user_factors.shape[0])
 
     @property
     def n_items(self) -> int:
-        return int(self.relevance.shape[1])
+        return int(self.item_factors.shape[0])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -286,32 +544,110 @@ class SyntheticWorld:
     def label_noise(self) -> float:
         return float(self.params.get("label_noise", 0.0))
 
+    # ------------------------------------------------------------------ the truth, on demand
+    def _indices(self, users, items) -> tuple[np.ndarray, np.ndarray | None]:
+        u = _check_index_array(users, self.n_users, "users")
+        if items is None:
+            if u.ndim != 1:
+                raise ValueError(f"users must be one-dimensional when items is None, got shape {u.shape}")
+            return u, None
+        i = _check_index_array(items, self.n_items, "items")
+        try:
+            np.broadcast_shapes(u.shape, i.shape)
+        except ValueError:
+            raise ValueError(f"users and items must broadcast together, got shapes {u.shape} and {i.shape}") from None
+        return u, i
+
+    def relevance_of(self, users, items=None) -> np.ndarray:
+        """True P(relevant) of (user, item) pairs, computed from the factors.
+
+        Parameters
+        ----------
+        users : array-like of int
+            User indices.
+        items : array-like of int, optional
+            Item indices, broadcast with ``users`` (e.g. ``users[:, None]`` with an (n, L) array).
+            None: every item, i.e. the rows of ``users`` (then ``users`` is one-dimensional; ask
+            for a block of users at a time in a large world).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, the broadcast shape of ``users`` and ``items``, or (len(users), n_items).
+        """
+        u, i = self._indices(users, items)
+        return self._truth.relevance(u, i)
+
+    def exposure_of(self, users, items=None) -> np.ndarray:
+        """True P(exposed) of (user, item) pairs, in ``[min_exposure, 1]``; arguments as :meth:`relevance_of`."""
+        u, i = self._indices(users, items)
+        return self._truth.exposure(u, i)
+
+    def _check_dense(self, what: str) -> None:
+        if self.n_users * self.n_items > DENSE_MAX_PAIRS:
+            raise ValueError(
+                f"{what} is a dense {self.n_users} x {self.n_items} array, more than DENSE_MAX_PAIRS = "
+                f"{DENSE_MAX_PAIRS} pairs; use relevance_of / exposure_of (pairs or blocks of users), or pass the "
+                "world itself as relevance= to recsampling.evaluation.evaluate")
+
+    @cached_property
+    def relevance(self) -> np.ndarray:
+        """Dense true P(relevant), float32 (n_users, n_items), read-only; built on first use, small worlds only.
+
+        Raises
+        ------
+        ValueError
+            When the world has more than :data:`DENSE_MAX_PAIRS` pairs (use :meth:`relevance_of`).
+        """
+        self._check_dense("relevance")
+        out = self._truth.relevance(np.arange(self.n_users))
+        _readonly(out)
+        return out
+
+    @cached_property
+    def exposure(self) -> np.ndarray:
+        """Dense true P(exposed), float32 (n_users, n_items), in ``[min_exposure, 1]``; as :attr:`relevance`."""
+        self._check_dense("exposure")
+        out = self._truth.exposure(np.arange(self.n_users))
+        _readonly(out)
+        return out
+
     def click_probability(self) -> np.ndarray:
-        """``exposure · relevance``, the probability that a pair is a true positive (float32)."""
+        """``exposure · relevance``, the probability that a pair is a true positive (dense float32, small worlds)."""
         return self.exposure * self.relevance
 
+    @cached_property
+    def _sums(self) -> dict:
+        user, _ = self._truth.pair_sums(self.user_noise_weight, self.item_noise_weight, 0.0)
+        return {"expected_clicks": float(user[:, 0].sum()),
+                "mean_relevance": float(user[:, 1].sum() / (self.n_users * self.n_items))}
+
     def expected_clicks(self) -> float:
-        """Expected number of true positives, ``Σ exposure · relevance``."""
-        return float(np.sum(self.exposure * self.relevance, dtype=np.float64))
+        """Expected number of true positives, ``Σ exposure · relevance`` (one pass over all pairs, cached)."""
+        return self._sums["expected_clicks"]
 
     def noise_rate(self) -> np.ndarray:
-        """The per-pair probability that a true positive is hidden, (n_users, n_items) float32."""
+        """The per-pair probability that a true positive is hidden, (n_users, n_items) float32 (small worlds)."""
+        self._check_dense("noise_rate()")
         w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
         return np.clip(w, 0.0, 1.0, out=w)
 
     def test_relevance(self) -> np.ndarray:
         """True relevance of each user's randomized test items, (n_users, n_test_items) float32."""
-        return np.take_along_axis(self.relevance, self.unbiased_test_items, axis=1)
+        return self._truth.relevance(np.arange(self.n_users)[:, None], self.unbiased_test_items)
 
     def describe(self) -> dict:
-        """Plain-number summary (the observed clicks' numbers plus the world's own)."""
+        """Plain-number summary (the observed clicks' numbers plus the world's own).
+
+        ``expected_clicks`` and ``mean_relevance`` take one pass over all pairs (cached).
+        """
         d = self.clicks.describe()
         d.update({
             "true_positives": int(self.true_positives.nnz),
             "hidden_positives": int(self.hidden_positives.nnz),
             "expected_clicks": self.expected_clicks(),
-            "mean_relevance": float(self.relevance.mean(dtype=np.float64)),
-            "mean_exposure": float(self.exposure.mean(dtype=np.float64)),
+            "mean_relevance": self._sums["mean_relevance"],
+            "mean_exposure": float(self.item_propensity.mean(dtype=np.float64)),
             "label_noise": self.label_noise,
             "logged_lists": self.logs.n_lists,
             "list_length": self.logs.list_length,
@@ -412,10 +748,30 @@ def _standardize(x: np.ndarray) -> np.ndarray:
     return ((x - x.mean(axis=0)) / sd).astype(np.float32)
 
 
-def _calibration_rows(n_users: int, n_items: int, pairs: int = _CALIBRATION_PAIRS) -> np.ndarray:
-    """Evenly spaced user rows whose pairs number about ``pairs`` (all rows when fewer)."""
-    n = max(1, min(n_users, pairs // max(1, n_items)))
-    return np.unique(np.linspace(0, n_users - 1, n).round().astype(np.int64))
+def _calibration_pairs(rng: np.random.Generator, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs the offsets are solved on: all of them, or ``_CALIBRATION_PAIRS`` sampled ones.
+
+    The sample has the same number of uniformly drawn users for every item, so the popular items
+    (which carry most of the expected clicks) are never left out. Returns (users, items), int64.
+    """
+    if n_users * n_items <= _CALIBRATION_PAIRS:
+        return (np.repeat(np.arange(n_users, dtype=np.int64), n_items),
+                np.tile(np.arange(n_items, dtype=np.int64), n_users))
+    per_item = max(1, _CALIBRATION_PAIRS // n_items)
+    return (rng.integers(0, n_users, size=n_items * per_item, dtype=np.int64),
+            np.repeat(np.arange(n_items, dtype=np.int64), per_item))
+
+
+def _check_index_array(idx, n: int, name: str) -> np.ndarray:
+    """Integer indices in ``[0, n)`` of any shape, as int64 (ValueError naming the problem)."""
+    arr = np.asarray(idx)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)].flat[0]
+        raise ValueError(f"{name} must be indices in [0, {n}), got {int(bad)}")
+    return arr
 
 
 def _solve_increasing(f, target: float, lo: float, hi: float, name: str) -> float:
@@ -438,7 +794,11 @@ def _features(rng: np.random.Generator, latent: np.ndarray, n_features: int, noi
     return _standardize(x)
 
 
-def _interactions(users, items, shape, timestamps, propensities, features: dict) -> Interactions:
+def _interactions(users, items, timestamps, propensities, shape, features: dict, mask=None) -> Interactions:
+    """The pairs (those where ``mask`` is true, when given) with their columns, as Interactions."""
+    if mask is not None:
+        users, items, propensities = users[mask], items[mask], propensities[mask]
+        timestamps = None if timestamps is None else timestamps[mask]
     return Interactions.from_indices(users, items, shape, timestamps=timestamps, propensities=propensities,
                                      **features)
 
@@ -597,24 +957,22 @@ def make_world(
         raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
 
     rng = check_random_state(random_state)
-    (rng_latent, rng_pop, rng_click, rng_noise, rng_logs, rng_test, rng_feat,
-     rng_time) = rng.spawn(8)
+    (rng_latent, rng_pop, rng_click, rng_noise, rng_logs, rng_test, rng_feat, rng_time,
+     rng_cal) = rng.spawn(9)
     shape = (n_users, n_items)
-    cal_rows = _calibration_rows(n_users, n_items)
+    cal_u, cal_i = _calibration_pairs(rng_cal, n_users, n_items)
+    cal_share = cal_u.size / (n_users * n_items)  # the calibration pairs' share of all pairs
 
     # 1. relevance ------------------------------------------------------------------------
     scale = np.float32(factors ** -0.25)
     U = (rng_latent.standard_normal((n_users, factors), dtype=np.float32) * scale)
     V = (rng_latent.standard_normal((n_items, factors), dtype=np.float32) * scale)
     quality = (quality_std * rng_latent.standard_normal(n_items)).astype(np.float32)
-    logits = np.float32(relevance_scale) * (U @ V.T)
-    logits += quality[None, :]
-    cal = logits[_calibration_rows(n_users, n_items, 300_000)]  # a rate: a subsample is plenty
+    rel_scale = np.float32(relevance_scale)
+    step = max(1, cal_u.size // _OFFSET_PAIRS)
+    cal = _logit_pairs(U, V, quality, rel_scale, cal_u[::step], cal_i[::step])
     offset = _solve_increasing(lambda b: float(expit(cal + np.float32(b)).mean(dtype=np.float64)),
                                relevance_rate, -60.0, 1.0, "relevance_rate")
-    logits += np.float32(offset)
-    relevance = expit(logits).astype(np.float32, copy=False)
-    del logits, cal
 
     # 2. popularity -----------------------------------------------------------------------
     z = (quality - quality.mean()) / (quality.std() or 1.0)
@@ -626,15 +984,16 @@ def make_world(
 
     # 3. exposure -------------------------------------------------------------------------
     activity = _lognormal_mean_one(rng_pop, user_activity_sigma, n_users)
-    base = activity[:, None] * (popularity.astype(np.float32) ** np.float32(exposure_eta))[None, :]
-    rel_cal = relevance[cal_rows]
-    base_cal = base[cal_rows]
-    cal_target = target * len(cal_rows) / n_users
+    pop_eta = popularity ** np.float32(exposure_eta)
+    rel_cal = _relevance_pairs(U, V, quality, rel_scale, np.float32(offset), cal_u, cal_i)
+    base_cal = activity[cal_u] * pop_eta[cal_i]
+    del cal_u, cal_i
+    cal_target = target * cal_share
     reachable = float(rel_cal.sum(dtype=np.float64))
     if cal_target >= reachable * (1 - 1e-6):
         raise ValueError(
             f"target_interactions={target_interactions} cannot be reached: even full exposure gives about "
-            f"{reachable * n_users / len(cal_rows):.0f} clicks (relevance_rate={relevance_rate}); "
+            f"{reachable / cal_share:.0f} clicks (relevance_rate={relevance_rate}); "
             "lower target_interactions or raise relevance_rate")
 
     def expected(s):
@@ -644,21 +1003,16 @@ def make_world(
     if expected(0.0) >= cal_target:
         raise ValueError(
             f"target_interactions={target_interactions} is below what min_exposure={min_exposure} alone gives "
-            f"(about {expected(0.0) * n_users / len(cal_rows):.0f} clicks); lower min_exposure")
+            f"(about {expected(0.0) / cal_share:.0f} clicks); lower min_exposure")
     exposure_scale = _solve_increasing(expected, cal_target, 0.0, 1.0 / float(base_cal.max()), "exposure scale")
-    del rel_cal, base_cal
-    base *= np.float32(exposure_scale)
-    exposure = np.clip(base, min_exposure, 1.0, out=base)
-    del base
-    item_propensity = exposure.mean(axis=0, dtype=np.float64).astype(np.float32)
+    truth = _Truth(U, V, quality, rel_scale, np.float32(offset), activity,
+                   (np.float32(exposure_scale) * pop_eta).astype(np.float32), np.float32(min_exposure))
+    item_propensity = _mean_clipped(activity, truth.item_exposure, min_exposure)
 
     # 4. clicks ---------------------------------------------------------------------------
-    p_click = exposure * relevance
-    draw = rng_click.random(shape, dtype=np.float32)
-    tu, ti = np.nonzero(draw < p_click)
-    del draw
+    tu, ti = truth.draw_clicks(rng_click)
     n_tp = tu.size
-    tp_prop = exposure[tu, ti]
+    tp_prop = truth.exposure(tu, ti)
     tp_time = (rng_time.integers(_T0, _T1 + 1, size=n_tp, dtype=np.int64) if timestamps else None)
 
     # 5. label noise ----------------------------------------------------------------------
@@ -669,22 +1023,18 @@ def make_world(
         prod = w_user[tu].astype(np.float64) * w_item[ti]
         noise_scale = _solve_increasing(lambda s: float(np.minimum(s * prod, 1.0).sum()), label_noise * n_tp,
                                         0.0, label_noise, "noise scale")
-        q_tp = np.minimum(noise_scale * prod, 1.0)
-        hidden = hide_u < q_tp
-        # expected hidden fraction of each user's / item's true positives
-        q = np.minimum(np.float32(noise_scale) * w_user[:, None] * w_item[None, :], np.float32(1.0))
-        q *= p_click
-        denom_u = p_click.sum(axis=1, dtype=np.float64)
-        denom_i = p_click.sum(axis=0, dtype=np.float64)
-        user_noise_rate = (q.sum(axis=1, dtype=np.float64) / np.maximum(denom_u, 1e-12)).astype(np.float32)
-        item_noise_rate = (q.sum(axis=0, dtype=np.float64) / np.maximum(denom_i, 1e-12)).astype(np.float32)
-        del q
+        hidden = hide_u < np.minimum(noise_scale * prod, 1.0)
+        del prod
+        # expected hidden fraction of each user's / item's true positives: Σ q p / Σ p over all pairs
+        user_sums, item_sums = truth.pair_sums(w_user, w_item, noise_scale)
+        user_noise_rate = (user_sums[:, 2] / np.maximum(user_sums[:, 0], 1e-12)).astype(np.float32)
+        item_noise_rate = (item_sums[:, 1] / np.maximum(item_sums[:, 0], 1e-12)).astype(np.float32)
     else:
         noise_scale = 0.0
         hidden = np.zeros(n_tp, dtype=bool)
         user_noise_rate = np.zeros(n_users, dtype=np.float32)
         item_noise_rate = np.zeros(n_items, dtype=np.float32)
-    del p_click
+    del hide_u
 
     # 8. side features (before building the Interactions that carry them) ------------------
     user_features = _features(rng_feat, U, n_user_features, feature_noise)
@@ -698,32 +1048,33 @@ def make_world(
         feats["item_features"] = item_features
         feats["item_feature_names"] = tuple(f"i{j}" for j in range(n_item_features))
 
-    def sub(mask):
-        return _interactions(tu[mask], ti[mask], shape, None if tp_time is None else tp_time[mask],
-                             tp_prop[mask], feats)
-
-    true_positives = sub(slice(None))
-    clicks = sub(~hidden)
-    hidden_positives = sub(hidden)
+    tp = (tu, ti, tp_time, tp_prop)
+    del tu, ti, tp_time, tp_prop
+    true_positives = _interactions(*tp, shape, feats)
+    n_hidden = int(hidden.sum())
+    clicks = _interactions(*tp, shape, feats, ~hidden) if n_hidden else true_positives  # immutable: the same data
+    hidden_positives = _interactions(*tp, shape, feats, hidden)
+    del tp
 
     # 6. logged ranked lists --------------------------------------------------------------
     if logging_ranker == "linear" and n_logged_lists:
-        log_score = _linear_logging_scores(rng_logs, relevance, user_features, item_features, logging_labels)
+        log_score = _linear_logging_scores(rng_logs, truth, user_features, item_features, logging_labels)
     else:
         log_score = None
-    logs = _draw_logs(rng_logs, relevance, n_logged_lists, list_length, log_candidates, logging_noise,
+    logs = _draw_logs(rng_logs, truth, n_logged_lists, list_length, log_candidates, logging_noise,
                       position_eta, log_score)
 
     # 7. unbiased test set ----------------------------------------------------------------
     if n_test_items:
         test_items = np.sort(_distinct_uniform(rng_test, n_users, n_test_items, n_items), axis=1)
-        test_rel = np.take_along_axis(relevance, test_items, axis=1)
+        test_rel = truth.relevance(np.arange(n_users)[:, None], test_items)
         test_labels = (rng_test.random(test_items.shape, dtype=np.float32) < test_rel).astype(np.int8)
+        del test_rel
     else:
         test_items = np.zeros((n_users, 0), dtype=np.int64)
         test_labels = np.zeros((n_users, 0), dtype=np.int8)
     pu, pk = np.nonzero(test_labels)
-    unbiased_test = _interactions(pu, test_items[pu, pk], shape, None, np.ones(pu.size, np.float32), feats)
+    unbiased_test = _interactions(pu, test_items[pu, pk], None, np.ones(pu.size, np.float32), shape, feats)
 
     params = dict(
         n_users=n_users, n_items=n_items, target_interactions=target_interactions, factors=factors,
@@ -741,7 +1092,7 @@ def make_world(
     )
     logger.debug("synthetic world %dx%d: relevance offset %.4f, exposure scale %.4g, noise scale %.4g, "
                  "%d true positives, %d hidden", n_users, n_items, offset, exposure_scale, noise_scale, n_tp,
-                 int(hidden.sum()))
+                 n_hidden)
     return SyntheticWorld(
         clicks=clicks,
         true_positives=true_positives,
@@ -750,8 +1101,6 @@ def make_world(
         unbiased_test_items=test_items,
         unbiased_test_labels=test_labels,
         logs=logs,
-        relevance=relevance,
-        exposure=exposure,
         item_popularity=popularity,
         item_propensity=item_propensity,
         user_activity=activity,
@@ -766,23 +1115,25 @@ def make_world(
         user_features=user_features,
         item_features=item_features,
         params=params,
+        _truth=truth,
     )
 
 
-def _linear_logging_scores(rng: np.random.Generator, relevance: np.ndarray, user_features: np.ndarray,
-                           item_features: np.ndarray, n_labels: int, l2: float = 1.0) -> np.ndarray:
+def _linear_logging_scores(rng: np.random.Generator, truth: _Truth, user_features: np.ndarray,
+                           item_features: np.ndarray, n_labels: int, l2: float = 1.0):
     """A weak logging ranker: logistic regression on ``[x_u, 1] ⊗ [x_i, 1]`` from ``n_labels`` labels.
 
     ``n_labels`` uniform (user, item) pairs get a ``Bernoulli(relevance)`` label; the weights
     minimize the summed logistic loss plus ``l2 / 2 · ‖w‖²`` (Newton's method, a few steps).
-    Returns the score matrix (n_users, n_items), on the logit scale, float32.
+    Returns the score ``x_u W x_i`` (on the logit scale) as two float32 tables whose row dot
+    products give it: ``(x W, x_i)``, shapes (n_users, d_i + 1) and (n_items, d_i + 1).
     """
-    n_users, n_items = relevance.shape
+    n_users, n_items = truth.user_factors.shape[0], truth.item_factors.shape[0]
     xu = np.hstack([user_features, np.ones((n_users, 1), np.float32)]).astype(np.float64)
     xi = np.hstack([item_features, np.ones((n_items, 1), np.float32)]).astype(np.float64)
     u = rng.integers(0, n_users, size=n_labels)
     i = rng.integers(0, n_items, size=n_labels)
-    y = (rng.random(n_labels) < relevance[u, i]).astype(np.float64)
+    y = (rng.random(n_labels) < truth.relevance(u, i)).astype(np.float64)
     phi = (xu[u][:, :, None] * xi[i][:, None, :]).reshape(n_labels, -1)
     w = np.zeros(phi.shape[1])
     for _ in range(25):
@@ -793,32 +1144,84 @@ def _linear_logging_scores(rng: np.random.Generator, relevance: np.ndarray, user
         w -= step
         if np.max(np.abs(step)) < 1e-8:
             break
-    return (xu @ w.reshape(xu.shape[1], xi.shape[1]) @ xi.T).astype(np.float32)
+    return (xu @ w.reshape(xu.shape[1], xi.shape[1])).astype(np.float32), xi.astype(np.float32)
 
 
-def _draw_logs(rng: np.random.Generator, relevance: np.ndarray, n_lists: int, L: int, n_cand: int,
-               logging_noise: float, position_eta: float, log_score: np.ndarray | None = None) -> LoggedLists:
+@numba.njit(nogil=True, parallel=True, cache=True)
+def _rank_lists(U, V, quality, scale, offset, score_user, score_item, users, cand, noise, L
+                ):  # pragma: no cover - compiled
+    """The top ``L`` candidates of each list by ``score + noise``, best first, and their relevance.
+
+    The score is ``logit(relevance)`` when ``score_user`` has no rows, else the dot product of
+    ``score_user[u]`` and ``score_item[i]``. Ties keep the earlier candidate first. Returns
+    (items int64 (n, L), relevance float32 (n, L)).
+    """
+    n, m = cand.shape
+    items = np.empty((n, L), dtype=np.int64)
+    rel = np.empty((n, L), dtype=np.float32)
+    linear = score_user.shape[0] > 0
+    for t in numba.prange(n):
+        u = users[t]
+        top_s = rel[t]    # the scores of the kept candidates while selecting, best first
+        top_j = items[t]  # and their positions in cand[t]
+        k = 0
+        for j in range(m):
+            i = cand[t, j]
+            if linear:
+                sc = np.float32(0.0)
+                for d in range(score_user.shape[1]):
+                    sc += score_user[u, d] * score_item[i, d]
+            else:
+                sc = _logit_at(U, V, quality, scale, u, i) + offset
+            sc += noise[t, j]
+            if k < L:
+                p = k
+                k += 1
+            elif sc > top_s[L - 1]:
+                p = L - 1
+            else:
+                continue
+            while p > 0 and top_s[p - 1] < sc:
+                top_s[p] = top_s[p - 1]
+                top_j[p] = top_j[p - 1]
+                p -= 1
+            top_s[p] = sc
+            top_j[p] = j
+        for q in range(L):
+            i = cand[t, top_j[q]]
+            items[t, q] = i
+            rel[t, q] = _relevance_at(U, V, quality, scale, offset, u, i)
+    return items, rel
+
+
+def _draw_logs(rng: np.random.Generator, truth: _Truth, n_lists: int, L: int, n_cand: int,
+               logging_noise: float, position_eta: float, log_score=None) -> LoggedLists:
     """Logged lists: uniform distinct candidates, ranked by a noisy logging ranker, position clicks.
 
-    The ranker's score is ``log_score`` (n_users, n_items) when given, else ``logit(relevance)``;
-    Gaussian noise of standard deviation ``logging_noise`` is added per shown candidate.
+    The ranker's score is ``logit(relevance)``, or the linear ranker's when ``log_score`` holds
+    its two tables (:func:`_linear_logging_scores`); Gaussian noise of standard deviation
+    ``logging_noise`` is added per candidate. Lists are drawn in blocks of :data:`_LOG_BLOCK`,
+    so only the candidates of one block are held.
     """
-    n_users, n_items = relevance.shape
+    n_users, n_items = truth.user_factors.shape[0], truth.item_factors.shape[0]
     theta = (1.0 / np.arange(1, L + 1, dtype=np.float64)) ** position_eta
     theta = theta.astype(np.float32)
     users = rng.integers(0, n_users, size=n_lists, dtype=np.int64)
-    # distinct uniform candidates per list
-    cand = _distinct_uniform(rng, n_lists, n_cand, n_items)
-    rel = relevance[users[:, None], cand]
-    base = logit(np.clip(rel, 1e-6, 1 - 1e-6)) if log_score is None else log_score[users[:, None], cand]
-    score = base + np.float32(logging_noise) * rng.standard_normal(cand.shape, dtype=np.float32)
-    top = np.argpartition(-score, L - 1, axis=1)[:, :L] if L < n_cand else np.arange(n_cand)[None, :].repeat(
-        n_lists, axis=0)
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, axis=1), axis=1), axis=1)
-    items = np.take_along_axis(cand, top, axis=1)
-    shown_rel = np.take_along_axis(rel, top, axis=1).astype(np.float32)
-    examined = rng.random((n_lists, L), dtype=np.float32) < theta[None, :]
-    relevant = rng.random((n_lists, L), dtype=np.float32) < shown_rel
+    score_user, score_item = log_score if log_score is not None else (np.zeros((0, 1), np.float32),) * 2
+    items = np.empty((n_lists, L), dtype=np.int64)
+    shown_rel = np.empty((n_lists, L), dtype=np.float32)
+    examined = np.empty((n_lists, L), dtype=bool)
+    relevant = np.empty((n_lists, L), dtype=bool)
+    for s in range(0, n_lists, _LOG_BLOCK):
+        e = min(s + _LOG_BLOCK, n_lists)
+        cand = _distinct_uniform(rng, e - s, n_cand, n_items)  # distinct uniform candidates per list
+        noise = rng.standard_normal(cand.shape, dtype=np.float32)
+        noise *= np.float32(logging_noise)
+        items[s:e], shown_rel[s:e] = _rank_lists(truth.user_factors, truth.item_factors, truth.item_quality,
+                                                 truth.scale, truth.offset, score_user, score_item, users[s:e],
+                                                 cand, noise, L)
+        examined[s:e] = rng.random((e - s, L), dtype=np.float32) < theta[None, :]
+        relevant[s:e] = rng.random((e - s, L), dtype=np.float32) < shown_rel[s:e]
     clicks = (examined & relevant).astype(np.int8)
     return LoggedLists(users=users, items=items, clicks=clicks, relevance=shown_rel, examined=examined,
                        relevant=relevant, position_propensity=theta)
@@ -839,14 +1242,20 @@ def _make_rows_distinct(rng: np.random.Generator, cand: np.ndarray, n_items: int
     """Redraw duplicate entries within each row until every row holds distinct items (vectorized).
 
     The process treats all item labels alike, so each row ends as a uniform random k-subset; rows
-    come back sorted in ascending item order except for the redrawn entries.
+    come back sorted in ascending item order. After the first sort only the rows that had a
+    duplicate are looked at again.
     """
+    cand = np.sort(cand, axis=1)
+    rows = np.arange(cand.shape[0])
+    sub = cand
     for _ in range(200):
-        cand = np.sort(cand, axis=1)
-        dup = np.zeros(cand.shape, dtype=bool)
-        dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
-        n_dup = int(dup.sum())
-        if n_dup == 0:
+        dup = np.zeros(sub.shape, dtype=bool)
+        dup[:, 1:] = sub[:, 1:] == sub[:, :-1]
+        bad = dup.any(axis=1)
+        if not bad.any():
             return cand
-        cand[dup] = rng.integers(0, n_items, size=n_dup, dtype=np.int64)
+        rows, sub, dup = rows[bad], sub[bad], dup[bad]
+        sub[dup] = rng.integers(0, n_items, size=int(dup.sum()), dtype=np.int64)
+        sub = np.sort(sub, axis=1)
+        cand[rows] = sub
     raise ValueError("could not draw distinct items; lower log_candidates / n_test_items")  # pragma: no cover
