@@ -91,10 +91,13 @@ estimator needs ``j``'s label: a clicked ``j`` enters with the negative weight
 from the other ``n_items - 1`` items. The batch loss is the mean of the weighted terms, i.e.
 ``L_UBPR / (nnz (n_items - 1))`` in expectation (a constant factor of the data).
 
-Variance handling follows the paper and its code: propensities clipped from below at ``M``
-(``clip``, default 0.1) and the *non-negative* estimator, each local term clamped from below at
+Variance handling: propensities clipped from below at ``M`` (``clip``, default 0.1; the authors'
+UBPR code does not clip them, beyond the 1e-6 floor of its Coat preprocessing: ``clip=None`` is
+theirs) and, as in their code (``PairwiseRecommender.create_losses``: ``clip_by_value(local_losses,
+-beta, 1e6)``), the *non-negative* estimator: each weighted term, not the sum, clamped from below at
 ``-beta`` (``beta=0.0`` by default: a clicked ``j`` never pushes ``i`` *below* ``j``; ``beta=None``
-keeps the exactly unbiased estimator).
+keeps the exactly unbiased estimator). Checked against their code term by term:
+``tests/test_mnar_benchmark.py::test_authors_losses_are_their_formulas``.
 
 Both samplers read the propensity of each click from :func:`recsampling.propensity.click_propensities`:
 the ``propensities`` column of the training data when it has one, else relative popularity
