@@ -132,13 +132,14 @@ def test_a_trial_whose_worker_died_is_failed_and_run_again_on_sqlite(tmp_path):
     lost = dead.ask()  # a worker drew a configuration, wrote a heartbeat and died in the trial
     search_space(lost, "mf", "bpr")
     optuna.storages.RDBStorage(storage).record_heartbeat(lost._trial_id)
-    time.sleep(2.5)  # past the grace period
+    time.sleep(4.5)  # past the grace period
 
-    study = _study(storage, 1, heartbeat_interval=1, grace_period=2, retries=1)  # the next worker to start
+    study = _study(storage, 1, heartbeat_interval=1, grace_period=4, retries=1)  # the next worker to start
     trials = sorted(study.trials, key=lambda t: t.number)
     assert trials[0].state == optuna.trial.TrialState.FAIL
-    assert len(trials) == 2 and trials[1].state.is_finished()
-    assert trials[1].params == lost.params  # the one trial this call ran was the retry
+    assert trials[1].params == lost.params  # the first trial this call ran was the retry
+    # (on a loaded machine the retry itself may miss heartbeats and be retried once more: never RUNNING)
+    assert all(t.state.is_finished() for t in trials)
 
 
 def test_tune_summary_counts_finished_trials_only(tmp_path, capsys):
