@@ -58,7 +58,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from training_speed import ONE_NEGATIVE, TORCH_ONLY, _setup_threads, config, fit_pair, loadavg, machine, time_implicit
+from training_speed import ONE_NEGATIVE, TORCH_ONLY, _setup_threads, config, fit_pair, loadavg, machine, time_implicit, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -373,16 +373,7 @@ def write_markdown(sizes: dict) -> None:
               "features (torch path); where marked, its epoch was timed on a uniform sample of the clicks "
               "(`--torch-sample`: " + ", ".join(f"{r['torch_sample']:,}" for r in sizes.values()) + ") and scaled.",
               end]
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    write_section(lines, begin, end)
 
 
 def main(argv=None) -> int:

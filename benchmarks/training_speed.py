@@ -297,6 +297,20 @@ def run_all(args, data, name) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ output
+def write_section(lines: list[str], begin: str, end: str) -> None:
+    """Put ``lines`` (which start with ``begin`` and end with ``end``) into RESULTS.md, replacing that section."""
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = "\n".join(lines) + "\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
 def write_markdown(res: dict, mode: str) -> None:
     begin, end = MARKS[mode]
     d = res["dataset"]
@@ -339,16 +353,7 @@ def write_markdown(res: dict, mode: str) -> None:
                          f"{r['ratio']:.3f} | {r['ndcg@10']:.4f} ± {r['ndcg@10_sem']:.4f} | {tp} |")
         lines += ["", "± is the standard error over test users. The fused kernels step once per training positive; "
                   "the torch path steps on batches of the size shown, with the same optimizer, lr and l2.", end]
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    write_section(lines, begin, end)
 
 
 def main(argv=None) -> int:
