@@ -93,6 +93,41 @@ def to_jsonable(value):
     return value
 
 
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes (None where the OS does not tell)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def check_memory(need_bytes: float, what: str, lower: str) -> None:
+    """Refuse, before anything is allocated, a size beyond the machine's physical memory.
+
+    Parameters
+    ----------
+    need_bytes : float
+        An estimate (a lower bound) of what the allocation takes.
+    what : str
+        What needs it, for the message (e.g. ``"the model (factors=64, 943 users x 1682 items)"``).
+    lower : str
+        What to lower, for the message (e.g. ``"factors"``).
+
+    Raises
+    ------
+    ValueError
+        when ``need_bytes`` exceeds the physical memory.
+    """
+    from recsampling._files import format_size
+
+    memory = physical_memory()
+    if memory is not None and need_bytes > memory:
+        raise ValueError(f"{what} would need about {format_size(need_bytes)} of memory; this machine has "
+                         f"{format_size(memory)}: lower {lower}")
+
+
 def positive_int(text: str) -> int:
     """``argparse`` type of a count flag (``--seeds``, ``--threads``, ...): an integer >= 1.
 

@@ -207,77 +207,20 @@ def _recommender_from_args(args, config: dict):
     model_params = {**config.get("model_params", {}), **_parse_kv(args.model_param, "--model-param")}
     sampler_params = {**config.get("sampler_params", {}), **_parse_kv(args.sampler_param, "--sampler-param")}
     sampler = args.sampler or config.get("sampler", "bpr")
-    bars = not args.json and args.verbosity >= 0 and sys.stderr.isatty()  # no carriage returns in a piped log
-    lines = not bars and args.verbosity == 0  # -v shows the trainer's own line per epoch
+    # bars on a terminal, else the trainer's progress line per epoch (-v: its own INFO line per epoch instead)
+    shown = args.verbosity == 0 or (args.verbosity > 0 and sys.stderr.isatty())
     return Recommender(
         model=args.model or config.get("model", "mf"),
         sampler=sampler,
         model_params=model_params,
         sampler_params=sampler_params,
         random_state=args.seed,
-        progress=bars,
-        callbacks=[_EpochLine(sampler, params.get("epochs"))] if lines else (),
+        progress=shown,
         **params,
     )
 
 
-class _EpochLine:
-    """A training callback writing one progress line per epoch (where no tqdm bar is drawn)."""
-
-    def __init__(self, name: str, epochs: int | None):
-        self.name, self.epochs = name, epochs
-
-    def __call__(self, epoch: int, logs: dict) -> None:
-        extra = "".join(f", {k} {v:.4f}" for k, v in logs.items() if "@" in k and isinstance(v, float))
-        of = f"/{self.epochs}" if self.epochs else ""
-        progress.info("%s: epoch %d%s, loss %.4f%s (%.1f s)", self.name, epoch + 1, of, logs.get("loss", float("nan")),
-                      extra, logs.get("time", 0.0))
-
-
-#: sampler parameters that count items per training row: more than the catalogue is meaningless
-_ITEMS_PER_ROW = ("n_negatives", "n_candidates", "n_sampled")
-_DEFAULT_FACTORS = 64  # the built-in models' default, for the size estimates below
-
-
-def _physical_memory() -> int | None:
-    import os
-
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):  # not POSIX
-        return None
-
-
-def _check_sizes(rec, train, ks: Sequence[int]) -> None:
-    """Refuse sizes that would exhaust memory before anything is allocated.
-
-    Cut-offs and per-row item counts are bounded by the catalogue; the embedding tables and one
-    training batch (its rows times their items times the factors) by the machine's memory.
-    """
-    from recsampling._files import format_size
-
-    n_items = train.n_items
-    if max(ks) > n_items:
-        raise CLIError(f"-k {max(ks)} is more than the {n_items} items of the data; expected cut-offs up to {n_items}")
-    sp, mp = rec.sampler_params or {}, rec.model_params or {}
-    for name in _ITEMS_PER_ROW:
-        value = sp.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > n_items:
-            raise CLIError(f"sampler parameter {name}={value} is more than the {n_items} items of the data; "
-                           f"expected at most {n_items}")
-    memory = _physical_memory()
-    factors = mp.get("factors", _DEFAULT_FACTORS)
-    if memory is None or not isinstance(factors, int) or isinstance(factors, bool) or factors < 1:
-        return  # the model refuses a bad factors itself
-    tables = (train.n_users + n_items) * factors * 4 * 4  # float32 weights, gradients and two Adam moments
-    per_row = 1 + max([v for v in (sp.get(n) for n in _ITEMS_PER_ROW) if isinstance(v, int)] or [1])
-    batch = getattr(rec, "batch_size", 1024)
-    rows = min(batch, train.nnz) if isinstance(batch, int) else train.nnz
-    need = max(tables, rows * per_row * (8 + 4 * factors) * 2)  # item indices and their gathered embeddings
-    if need > memory:
-        raise CLIError(f"the model needs about {format_size(need)} of memory (factors={factors}, batch_size={batch}, "
-                       f"{per_row} items per row, {train.n_users} users x {n_items} items); this machine has "
-                       f"{format_size(memory)}: lower them")
+_DEFAULT_FACTORS = 64  # the built-in models' default, for the size estimate of a saved model
 
 
 def _protocol(test_items) -> dict:
@@ -302,8 +245,13 @@ def _split_settings(args) -> dict:
 
 def _read_split(path: Path) -> dict:
     """A model folder's ``split.json``, checked: a JSON object of the data flags and their types."""
+    from recsampling._checksums import MANIFEST, verify_checksum
+
     if not path.is_file():
         return {}
+    if not verify_checksum(path):  # raises on a mismatch: a changed split.json would evaluate on another split
+        logger.warning("%s has no checksum in %s (saved before split.json was checked, or copied without it): "
+                       "corruption cannot be detected", path, MANIFEST)
     redo = "give the data flags (--dataset, ...) and delete the file, or train again with --out"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -395,11 +343,12 @@ def _save(rec, out: Path, settings: dict) -> None:
 
 def cmd_train(args) -> int:
     from recsampling._files import check_writable
+    from recsampling.evaluation import check_cutoffs
 
     config = _load_config(args.config)
     ds, train, test, test_items = _train_test(args)
     rec = _recommender_from_args(args, config)
-    _check_sizes(rec, train, args.k)
+    check_cutoffs(args.k, train.n_items)  # before training; the fit checks its own sizes before allocating
     if args.out:  # before training: a folder that cannot take the model fails now, not after the fit
         check_writable(args.out, _saved_bytes(train, (rec.model_params or {}).get("factors")), what="--out")
     rec.fit(train)
@@ -430,9 +379,6 @@ def cmd_evaluate(args) -> int:
     rec = _load_recommender(args.model_dir)
     _use_training_split(args)
     ds, train, test, test_items = _train_test(args)
-    n_items = rec.train_.n_items
-    if max(args.k) > n_items:
-        raise CLIError(f"-k {max(args.k)} is more than the model's {n_items} items; expected cut-offs up to {n_items}")
     result = rec.evaluate(test, ks=tuple(args.k), **_protocol(test_items))
     d, table = _eval_table(result)
     _emit({"dataset": ds.name, **d}, args.json, table)
@@ -478,34 +424,25 @@ def _flag(key: str, value) -> str:
     return (flag if value else f"no {flag}") if isinstance(value, bool) else f"{flag} {value}"
 
 
-def _check_studies(storage: str, names: Sequence[str], settings: dict, record: bool) -> None:
-    """Refuse a stored study whose trials were run with other ``settings`` (what a trial measures:
-    epochs, data, metric): their values would not compare. With ``record``, create the studies and
-    record the settings on them."""
+def _check_studies(storage: str, names: Sequence[str], settings: dict) -> None:
+    """Refuse, before the data is loaded, a stored study whose trials were run with other
+    ``settings`` (what a trial measures: epochs, data, metric); :func:`recsampling.tuning.run_study`
+    checks again and records them."""
     import optuna
 
-    from recsampling.tuning import _open_storage, _redacted
+    from recsampling.tuning import _open_storage, _redacted, settings_conflict
 
     rdb = _open_storage(storage)
     stored_names = set(optuna.study.get_all_study_names(storage=rdb))
     for name in names:
-        if not record and name not in stored_names:
+        if name not in stored_names:
             continue
-        with _optuna_lines(-1):  # no 'A new study created' line
-            study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True)
-        stored = {k: study.user_attrs[k] for k in settings if k in study.user_attrs}
-        for key, value in stored.items():
-            if value != settings[key]:
-                raise CLIError(f"study {name} in {_redacted(storage)} was tuned with {_flag(key, value)}, this run "
-                               f"asks for {_flag(key, settings[key])}: their trials would not compare; run with the "
-                               "study's settings, or give another --storage or --run-dir")
-        if record and len(stored) < len(settings):
-            if any(t.state.is_finished() for t in study.trials):
-                logger.warning("study %s has trials from before their settings were recorded; they are taken to "
-                               "be %s", name, ", ".join(_flag(k, v) for k, v in settings.items()))
-            for key, value in settings.items():
-                if key not in stored:
-                    study.set_user_attr(key, value)
+        conflict = settings_conflict(optuna.load_study(study_name=name, storage=rdb), settings)
+        if conflict is not None:
+            key, stored, asked = conflict
+            raise CLIError(f"study {name} in {_redacted(storage)} was tuned with {_flag(key, stored)}, this run "
+                           f"asks for {_flag(key, asked)}: their trials would not compare; run with the "
+                           "study's settings, or give another --storage or --run-dir")
 
 
 @contextlib.contextmanager
@@ -552,13 +489,12 @@ def cmd_tune(args) -> int:
     storage = args.storage or default_storage(args.run_dir, "studies")
     names = {sampler: f"{args.dataset}-{args.model}-{sampler}" for sampler in samplers}
     settings = {"epochs": args.epochs, "quick": args.quick, "split_seed": args.split_seed, "metric": args.metric}
-    _check_studies(storage, list(names.values()), settings, record=False)  # before the data is loaded
+    _check_studies(storage, list(names.values()), settings)  # before the data is loaded
     task = load_task(args.dataset, args.data_dir, quick=args.quick, split_seed=args.split_seed)
     # tune on a validation split of the training part: the suite's test set is never looked at
     inner = validation_split(task.train, 0.2, random_state=args.seed)
     for sampler in samplers:  # the metric and each sampler's objective, before any study is created
         make_objective(inner.train, inner.eval_test, args.model, sampler, epochs=args.epochs, metric=args.metric)
-    _check_studies(storage, list(names.values()), settings, record=True)
     me = f"{socket.gethostname()}:{os.getpid()}"  # the 'worker' attribute of the trials this process runs
     rows, plots, mine = [], [], Counter()
     with _optuna_lines(args.verbosity):
@@ -568,7 +504,8 @@ def cmd_tune(args) -> int:
                               storage=storage, study_name=name, pruner=args.pruner, seed=args.seed,
                               epochs=args.epochs, metric=args.metric, dataset=args.dataset, device=args.device,
                               heartbeat_interval=args.heartbeat, grace_period=args.grace_period,
-                              retries=args.retry_failed)
+                              retries=args.retry_failed,
+                              settings={"quick": args.quick, "split_seed": args.split_seed})
             # finished trials only; those running (in other workers) or queued are counted apart
             n = Counter(t.state.name for t in study.trials)
             mine.update(t.state.name for t in study.trials if t.user_attrs.get("worker") == me)

@@ -29,7 +29,7 @@ import torch
 from recsampling import metrics as M
 from recsampling.scoring import _prepare, _score_chunks, _topk_chunk, chunk_rows, topk
 
-__all__ = ["evaluate", "EvalResult", "ALL_METRICS"]
+__all__ = ["evaluate", "check_cutoffs", "EvalResult", "ALL_METRICS"]
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,21 @@ def _candidates(test_items, n_users: int, n_items: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- driver
+def check_cutoffs(ks, n_items: int) -> tuple[int, ...]:
+    """The cut-offs ``ks`` (an int or several), sorted and distinct, each from 1 to ``n_items``.
+
+    Raises
+    ------
+    ValueError
+        for a cut-off that is not a positive integer or exceeds the catalogue (more than every
+        item ranks nothing more, and a huge one would exhaust memory in the top-k).
+    """
+    ks = M._check_ks(ks)
+    if max(ks) > n_items:
+        raise ValueError(f"cut-off k={max(ks)} is more than the {n_items} items; expected cut-offs up to {n_items}")
+    return ks
+
+
 def evaluate(
     model_or_tables,
     test,
@@ -261,10 +276,10 @@ def evaluate(
     """
     if protocol not in ("full", "test_items"):
         raise ValueError(f"protocol must be 'full' or 'test_items', got {protocol!r}")
-    ks = M._check_ks(ks)
-    k_max = max(ks)
     U, V = _tables(model_or_tables)
     n_users, n_items = int(U.shape[0]), int(V.shape[0])
+    ks = check_cutoffs(ks, n_items)
+    k_max = max(ks)
     test_m = _csr(test, "test")
     if test_m.shape != (n_users, n_items):
         raise ValueError(f"test must have shape (n_users, n_items) = {(n_users, n_items)} of the tables, "

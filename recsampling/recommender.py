@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from recsampling._utils import RandomState, check_random_state, to_jsonable
+from recsampling._utils import RandomState, check_memory, check_random_state, to_jsonable
 from recsampling.data.interactions import Interactions
 
 __all__ = ["Recommender"]
@@ -116,6 +116,11 @@ class Recommender:
                 raise ValueError(f"{name} must be a dict or None, got {type(value).__name__}")
         rng = check_random_state(self.random_state)
         mp = dict(self.model_params or {})
+        factors = mp.get("factors", 64)
+        if isinstance(factors, int) and not isinstance(factors, bool) and factors > 0:  # the model refuses others
+            # float32 weights, their gradients and two Adam moments (the trainer checks the rest)
+            check_memory((train.n_users + train.n_items) * factors * 4 * 4,
+                         f"the model (factors={factors}, {train.n_users} users x {train.n_items} items)", "factors")
         mp.setdefault("random_state", rng)
         model = make_model(self.model, train, **mp)
         try:

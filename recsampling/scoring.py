@@ -48,7 +48,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from recsampling._utils import resolve_device
+from recsampling._utils import check_memory, resolve_device
 
 __all__ = ["topk", "iter_score_chunks", "chunk_rows"]
 
@@ -405,6 +405,7 @@ def topk(
         raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
     dev, U, V, users, exclude = _prepare(user_vectors, item_vectors, exclude, users, device)
     n, n_items = users.size, V.shape[0]
+    check_memory(n * k * 12, f"the top-{k} lists of {n} users (ids and scores)", "k")  # k may exceed n_items
     ids = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), _NEG_INF, dtype=np.float32)
     kk = min(k, n_items)

@@ -60,13 +60,15 @@ import torch
 from torch import nn
 
 from recsampling import distributed
-from recsampling._utils import RandomState, check_random_state, resolve_device, set_threads, torch_seed, to_jsonable
+from recsampling._utils import (RandomState, check_memory, check_random_state, resolve_device, set_threads, torch_seed,
+                               to_jsonable)
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Sampler, to_tensors
 
 __all__ = ["Trainer", "TrainResult", "StopTraining", "save_checkpoint", "load_checkpoint", "Checkpoint"]
 
 logger = logging.getLogger("recsampling")
+progress_logger = logging.getLogger("recsampling.progress")
 
 _OPTIMIZERS = ("adam", "adagrad", "sgd")
 _BACKENDS = ("auto", "torch", "fused")
@@ -202,7 +204,10 @@ class Trainer:
     eval_every : int, default 1
         Validate every this many epochs (and after the last).
     progress : bool, default True
-        Show a tqdm bar with the loss and the metric.
+        Show the progress: a tqdm bar with the loss and the metric where one renders (stderr is a
+        terminal, or a notebook); elsewhere (a pipe, a log file) one INFO record per epoch on the
+        ``recsampling.progress`` logger, ``"bpr: epoch 3/20, loss 0.4123, ndcg@10 0.2011 (1.2 s)"``
+        (shown where logging shows INFO records, as the CLI's does).
     callbacks : sequence of callables ``callback(epoch, logs) -> None``
         Called after each epoch with that epoch's history entry. Raise :class:`StopTraining` to
         stop; any other exception (``optuna.TrialPruned``) propagates out of ``fit``.
@@ -340,6 +345,7 @@ class Trainer:
                 raise ValueError(f"valid must be an Interactions or None, got {type(valid).__name__}")
             if valid.shape != train.shape:
                 raise ValueError(f"valid must share train's index space {train.shape}, got {valid.shape}")
+        _check_sizes(model, sampler, train, int(self.batch_size))
         rng = check_random_state(self.random_state)
         ctx = distributed.init(resolve_device(self.device))
         device = distributed.rank_device(resolve_device(self.device), ctx)
@@ -376,11 +382,15 @@ class Trainer:
         ckpt_dir = Path(self.checkpoint_dir) if self.checkpoint_dir is not None and ctx.is_main else None
         if ckpt_dir is not None:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
-        bar = None
+        bar, lines = None, False
+        label = sampler.name or type(sampler).__name__
         if self.progress and ctx.is_main:
-            from tqdm.auto import tqdm
+            if _bars_render():
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.epochs, desc=f"{sampler.name or type(sampler).__name__}", unit="epoch")
+                bar = tqdm(total=self.epochs, desc=label, unit="epoch")
+            else:  # a pipe or a log file: no carriage returns
+                lines = True
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=fork_devices):
@@ -434,6 +444,10 @@ class Trainer:
                     result.history.append(logs)
                     if ctx.is_main:
                         logger.info("epoch %d: %s", epoch, {k: v for k, v in logs.items() if k != "epoch"})
+                    if lines:
+                        metric = f", {self.metric} {logs[self.metric]:.4f}" if self.metric in logs else ""
+                        progress_logger.info("%s: epoch %d/%d, loss %.4f%s (%.1f s)", label, epoch + 1, self.epochs,
+                                             logs["loss"], metric, dt)
                     if bar is not None:
                         bar.update(1)
                         post = {"loss": f"{logs['loss']:.4f}"}
@@ -497,6 +511,45 @@ class Trainer:
             total, rows = distributed.all_reduce_sum([float(total), rows], ctx, device)
             rows = int(rows)
         return (float(total) / rows if rows else float("nan")), rows
+
+
+def _bars_render() -> bool:
+    """Whether a tqdm bar renders: stderr is a terminal, or this runs in a notebook."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        return False
+
+
+#: sampler attributes that count items per training row: more than the catalogue is meaningless
+_ITEMS_PER_ROW = ("n_negatives", "n_candidates", "n_sampled")
+
+
+def _check_sizes(model: nn.Module, sampler: Sampler, train: Interactions, batch_size: int) -> None:
+    """Refuse, before anything is allocated, per-row item counts beyond the catalogue and a fit that
+    cannot fit in memory: the optimizer's copies of the weights (gradients, two Adam moments) or one
+    batch (its rows times their items times the embedding width, indices and gathered vectors)."""
+    n_items = train.n_items
+    counts = []
+    for name in _ITEMS_PER_ROW:
+        value = getattr(sampler, name, None)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            if value > n_items:
+                raise ValueError(f"sampler parameter {name}={value} is more than the {n_items} items of the data; "
+                                 f"expected at most {n_items}")
+            counts.append(int(value))
+    per_row = 1 + max(counts, default=1)
+    dim = getattr(model, "dim", 64)
+    dim = dim if isinstance(dim, int) else 64
+    rows = min(batch_size, train.nnz)
+    weights = sum(p.numel() for p in model.parameters()) * 4 * 3
+    check_memory(max(weights, rows * per_row * (8 + 4 * dim) * 2),
+                 f"training (batch_size={batch_size}, {per_row} items per row, embedding width {dim})",
+                 "batch_size, the sampler's item counts or the model's size")
 
 
 def _snapshot(model: nn.Module, sampler: Sampler) -> tuple[dict, dict]:
@@ -747,6 +800,33 @@ def _check_finite(state: dict, what: str) -> None:
             raise ValueError(f"{what} {k!r} has NaN or infinite values")
 
 
+def _check_state_shapes(name: str, n_users: int, n_items: int, params: dict, state: dict) -> None:
+    """The weights the saved parameters describe must be the stored ones, names and shapes.
+
+    The model is built on torch's meta device first (shapes, no memory), so that edited
+    parameters (``factors=10**12``) end in this ``ValueError`` rather than in an allocation.
+    """
+    from recsampling.models import model_from_params
+
+    try:
+        with torch.device("meta"):
+            shell = model_from_params(name, n_users, n_items, params)
+    except MemoryError:  # a placeholder array (e.g. side features) of the described size
+        raise ValueError(f"the model's parameters {params} describe a model too large for memory") from None
+    except (RuntimeError, NotImplementedError) as e:  # a plug-in model that cannot be built on the meta device
+        logger.debug("model %r cannot be built on the meta device (%s); its shapes are checked after building", name, e)
+        return
+    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"the model weights do not fit the model {name!r}: missing {missing}, unexpected {unexpected}")
+    for key, shape in expected.items():
+        if stored[key] != shape:
+            raise ValueError(f"the model weights do not fit the model: {key!r} is stored with shape {stored[key]}, "
+                             f"but the model's parameters ({params}) give {shape}")
+
+
 def _load_train(t, user_ids: np.ndarray, item_ids: np.ndarray) -> Interactions:
     """The saved training data, validated like any input (index bounds before scipy sees them)."""
     import scipy.sparse as sp
@@ -826,9 +906,10 @@ def load_checkpoint(path, *, random_state: RandomState = 0) -> Checkpoint:
             raise ValueError(f"the model's n_users and n_items must be positive integers, got {n_users!r}, {n_items!r}")
         user_ids = _ids_in(blob["user_ids"], n_users, "user_ids")
         item_ids = _ids_in(blob["item_ids"], n_items, "item_ids")
-        model = model_from_params(mm["name"], n_users, n_items, mm["params"])
         state = blob["model_state"]
         _check_finite(state, "model weight")
+        _check_state_shapes(mm["name"], n_users, n_items, mm["params"], state)  # before allocating the model
+        model = model_from_params(mm["name"], n_users, n_items, mm["params"])
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

@@ -292,7 +292,7 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
               load_if_exists: bool = True, seed: int | None = 0, epochs: int = 10,
               metric: str = "ndcg@10", run_dir: str | Path = "runs/tuning", n_startup_trials: int = 5,
               n_warmup_steps: int = 1, dataset: str | None = None, heartbeat_interval: int | None = 60,
-              grace_period: int | None = None, retries: int = 0, **fit_params):
+              grace_period: int | None = None, retries: int = 0, settings: dict | None = None, **fit_params):
     """Create (or resume) a study and run ``n_trials`` more trials of ``model`` x ``sampler``.
 
     Several processes or machines may call this at once on one storage and study name: each
@@ -335,10 +335,21 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
     retries : int
         Times a lost trial is queued to run again with its parameters (by whichever worker asks
         for a trial next); 0 (default) leaves it failed.
+    settings : dict, optional
+        More of what a trial's value depends on (JSON-able), recorded and checked with the
+        study like ``model``, ``sampler``, ``epochs``, ``metric`` and ``dataset`` (the CLI adds
+        ``quick`` and ``split_seed``).
 
     Returns
     -------
     optuna.Study
+
+    Raises
+    ------
+    ValueError
+        for a bad argument, or when a stored study of this name was run with other settings
+        (model, sampler, epochs, metric, dataset or ``settings``): its trials' values would not
+        compare with this run's. Nothing is run or recorded then.
     """
     if not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"n_trials must be an integer >= 0, got {n_trials!r}")
@@ -364,14 +375,41 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
         sampler=_TrialSeededTPE(seed, n_startup_trials=min(n_startup_trials, 10), constant_liar=True),
         pruner=_pruner(pruner, n_startup_trials, n_warmup_steps, epochs),
     )
-    study.set_user_attr("model", model)
-    study.set_user_attr("sampler", sampler)
-    if dataset is not None:
-        study.set_user_attr("dataset", str(dataset))
+    recorded = {"model": model, "sampler": sampler, "epochs": epochs, "metric": metric,
+                **({} if dataset is None else {"dataset": str(dataset)}), **(settings or {})}
+    conflict = settings_conflict(study, recorded)
+    if conflict is not None:
+        key, stored, asked = conflict
+        raise ValueError(f"study {study.study_name!r} was run with {key}={stored!r}, this run asks for {key}={asked!r}: "
+                         "their trials would not compare; run with the study's settings or another study_name")
+    _record_settings(study, recorded)
     study.optimize(objective, n_trials=n_trials, catch=(ValueError,), show_progress_bar=False)
     # optimize fails lost trials before each trial it starts; once more for those lost since
     _quiet_experimental(lambda: optuna.storages.fail_stale_trials(study))
     return study
+
+
+def settings_conflict(study, settings: dict) -> tuple[str, object, object] | None:
+    """The first of ``settings`` that ``study`` recorded with another value: ``(key, stored, asked)``.
+
+    None when every recorded one agrees (settings the study has not recorded do not conflict).
+    """
+    for key, value in settings.items():
+        if key in study.user_attrs and study.user_attrs[key] != value:
+            return key, study.user_attrs[key], value
+    return None
+
+
+def _record_settings(study, settings: dict) -> None:
+    """Record on ``study`` the settings it has not recorded yet (no conflict: see settings_conflict)."""
+    new = {k: v for k, v in settings.items() if k not in study.user_attrs}
+    if not new:
+        return
+    if any(t.state.is_finished() for t in study.trials):
+        logger.warning("study %s has trials from before their settings were recorded; they are taken to be %s",
+                       study.study_name, ", ".join(f"{k}={v!r}" for k, v in new.items()))
+    for key, value in new.items():
+        study.set_user_attr(key, value)
 
 
 def best_config(study) -> dict:

@@ -50,6 +50,14 @@ def _check_ids(values, name: str) -> None:
             raise ValueError(f"column {name!r} has a missing (NaN) id at row {_first_bad(bad)}")
 
 
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _check_id_map(values, n: int, name: str) -> np.ndarray:
     """Validate an index -> raw id map: one-dimensional, ``n`` ids, none missing, all distinct."""
     arr = np.asarray(values)
@@ -365,7 +373,13 @@ class Interactions:
         unknown : {"error", "drop"}
             What to do with ids that are not in a given universe.
         """
-        df = pd.DataFrame({"user_id": np.asarray(users), "item_id": np.asarray(items)})
+        users, items = np.asarray(users), np.asarray(items)
+        for name, arr in (("users", users), ("items", items)):
+            if arr.ndim != 1:
+                raise ValueError(f"{name} must be one-dimensional (one raw id per interaction), got shape {arr.shape}")
+        if users.size != items.size:
+            raise ValueError(f"users and items must have the same length, got {users.size} and {items.size}")
+        df = pd.DataFrame({"user_id": users, "item_id": items})
         for name, v in (("rating", ratings), ("timestamp", timestamps), ("propensity", propensities)):
             if v is not None:
                 df[name] = np.asarray(v)
@@ -424,11 +438,17 @@ class Interactions:
                     raise ValueError(str(e).replace(f"column {key!r}", f"column {col!r}")) from None
 
         def encode(values, universe, col):
-            if universe is None:
-                codes, uniques = pd.factorize(values, sort=True)
-                return codes, np.asarray(uniques), np.ones(len(values), bool)
-            universe = np.asarray(universe)
-            codes = pd.Index(universe).get_indexer(values)
+            try:
+                if universe is None:
+                    codes, uniques = pd.factorize(values, sort=True)
+                    return codes, np.asarray(uniques), np.ones(len(values), bool)
+                universe = np.asarray(universe)
+                codes = pd.Index(universe).get_indexer(values)
+            except TypeError:  # unhashable ids (lists, dicts, arrays); found row by row on this error path only
+                row = next(r for r, v in enumerate(values) if not _hashable(v))
+                what = "list" if isinstance(values[row], (list, np.ndarray)) else type(values[row]).__name__
+                raise ValueError(f"column {col!r} holds {what} values (row {row}: {values[row]!r:.60}); ids must be "
+                                 "numbers or strings") from None
             ok = codes >= 0
             if not ok.all() and unknown == "error":
                 row = _first_bad(~ok)

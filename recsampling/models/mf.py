@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import skip_init
 
 from recsampling._utils import RandomState, check_random_state, torch_seed
-from recsampling.models.base import EmbeddingModel, register_model
+from recsampling.models.base import EmbeddingModel, register_model, skip_init
 
 __all__ = ["MatrixFactorization"]
 

@@ -24,10 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils import skip_init
 
 from recsampling._utils import RandomState, check_random_state, torch_seed
-from recsampling.models.base import EmbeddingModel, register_model
+from recsampling.models.base import EmbeddingModel, register_model, skip_init
 
 __all__ = ["TwoTower"]
 
@@ -55,9 +54,12 @@ class _Tower(nn.Module):
             feats = np.asarray(features, dtype=np.float32)
             if feats.ndim != 2 or feats.shape[0] != n:
                 raise ValueError(f"{name}_features must have shape ({n}, n_features), got {feats.shape}")
-            if not np.isfinite(feats).all():
-                raise ValueError(f"{name}_features has NaN or infinite values")
-            self.register_buffer("features", torch.from_numpy(feats.copy()))
+            if torch.get_default_device().type == "meta":  # shapes only (see base.skip_init)
+                self.register_buffer("features", torch.empty(feats.shape))
+            else:
+                if not np.isfinite(feats).all():
+                    raise ValueError(f"{name}_features has NaN or infinite values")
+                self.register_buffer("features", torch.from_numpy(feats.copy()))
         else:
             self.features = None
         if not use_ids and features is None:
