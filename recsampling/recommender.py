@@ -103,7 +103,13 @@ class Recommender:
 
     # ------------------------------------------------------------------------------------------
     def fit(self, train: Interactions, valid: Interactions | None = None) -> "Recommender":
-        """Train from scratch on ``train`` (``valid`` enables early stopping); returns ``self``."""
+        """Train from scratch on ``train`` (``valid`` enables early stopping); returns ``self``.
+
+        Sizes are checked before anything is allocated: ``factors`` whose tables (with their
+        gradients and Adam moments) exceed the machine's memory here, a sampler's per-row item
+        counts beyond the catalogue and a batch beyond memory in :class:`recsampling.train.Trainer`
+        (a ``ValueError`` each).
+        """
         from recsampling.models import make_model
         from recsampling.samplers import make_sampler
         from recsampling.train import Trainer
@@ -167,6 +173,8 @@ class Recommender:
         users : array-like, optional
             User indices (or raw user ids with ``raw_ids=True``); all users when None.
         k : int
+            List length; beyond the candidates left a list is padded. Lists that would not fit
+            in memory are a ``ValueError`` (:func:`recsampling.scoring.topk`).
         exclude_seen : bool, default True
             Leave out each user's training items.
         raw_ids : bool, default False

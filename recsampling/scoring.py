@@ -371,7 +371,8 @@ def topk(
     item_vectors : array-like or torch.Tensor, shape (n_items, d)
         Item embedding table.
     k : int
-        Number of items per user (>= 1). ``k`` may exceed the number of candidates.
+        Number of items per user (>= 1). ``k`` may exceed the number of candidates (the rows are
+        padded), but not the memory: output beyond the machine's memory is a ``ValueError``.
     exclude : scipy sparse matrix or Interactions, shape (n_users, n_items), optional
         Items never to return per user (e.g. the training interactions); rows are indexed like
         ``user_vectors`` (not like ``users``).

@@ -326,6 +326,13 @@ class Trainer:
         Returns
         -------
         TrainResult
+
+        Raises
+        ------
+        ValueError
+            for a bad setting or input, before any work: among them a sampler's per-row item count
+            (``n_negatives``, ``n_candidates``, ``n_sampled``) beyond the catalogue, and optimizer
+            state or a batch beyond the machine's memory.
         """
         self._validate()
         threads = set_threads(self.n_threads)
