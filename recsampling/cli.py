@@ -455,9 +455,19 @@ def _optuna_lines(verbosity: int):
                                  else logging.ERROR)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    # our own line names each study: not Optuna's 'A new study created' / 'Using an existing study'
+    quiet = [logging.getLogger(name) for name in ("optuna.storages._rdb.storage", "optuna.study.study")]
+
+    def no_study_line(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("A new study created", "Using an existing study"))
+
+    for lg in quiet:
+        lg.addFilter(no_study_line)
     try:
         yield
     finally:
+        for lg in quiet:
+            lg.removeFilter(no_study_line)
         optuna.logging.disable_propagation()
         optuna.logging.enable_default_handler()
         optuna.logging.set_verbosity(level)
