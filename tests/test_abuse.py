@@ -264,6 +264,13 @@ def test_10_an_edited_factors_is_found_before_the_model_is_built(model_dir, caps
     assert "do not fit the model" in line and "out of memory" not in line
 
 
+@pytest.mark.parametrize("shape, expected", [((10**12, 10), "of memory"), ((10**10, 10**10), "int64"),
+                                            ((3, -1), "integers >= 0"), ((3,), "n_users, n_items")])
+def test_10_a_shape_that_cannot_be_built_is_a_value_error(shape, expected):
+    with pytest.raises(ValueError, match=expected):
+        Interactions.from_indices([0, 1], [0, 1], shape)
+
+
 @pytest.mark.parametrize("make, expected", [
     (lambda it: Interactions.from_dataframe(__import__("pandas").DataFrame({"user_id": [[1, 2], [3]], "item_id": [1, 2]})),
      "'user_id' holds list values"),

@@ -168,6 +168,25 @@ def _check_indices(idx, n: int | None, name: str) -> np.ndarray:
     return arr
 
 
+def _check_shape(shape) -> tuple[int, int]:
+    """(n_users, n_items): non-negative integers whose (user, item) keys fit int64 and whose row
+    pointers fit in memory."""
+    from recsampling._utils import check_memory
+
+    try:
+        n_users, n_items = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (n_users, n_items), got {shape!r}") from None
+    for n in (n_users, n_items):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"shape must be two integers >= 0, got {shape!r}")
+    n_users, n_items = int(n_users), int(n_items)
+    if n_users * n_items >= 2**63:
+        raise ValueError(f"shape {n_users} x {n_items} has more cells than int64 can index")
+    check_memory((n_users + 1) * 8, f"an interaction matrix of {n_users} users", "the shape")
+    return n_users, n_items
+
+
 def _check_column(values, n: int, name: str) -> np.ndarray | None:
     if values is None:
         return None
@@ -294,7 +313,7 @@ class Interactions:
         **features
             ``user_features``, ``item_features`` and their ``*_names``.
         """
-        n_users, n_items = (int(shape[0]), int(shape[1]))
+        n_users, n_items = _check_shape(shape)
         u = _check_indices(users, n_users, "users")
         i = _check_indices(items, n_items, "items")
         if u.shape != i.shape:
