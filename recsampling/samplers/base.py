@@ -30,7 +30,7 @@ derive from these.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Iterator, Union
 
 import numpy as np
@@ -116,17 +116,24 @@ class Batch:
         moved as they are.
         """
         device = torch.device(device)
-        return replace(self, **{f.name: _tensor_on(getattr(self, f.name), device) for f in fields(self)
-                                if getattr(self, f.name) is not None})
+        out = object.__new__(Batch)  # the fields were checked when this batch was built
+        for name in _FIELDS:
+            value = getattr(self, name)
+            object.__setattr__(out, name, None if value is None else _tensor_on(value, device))
+        return out
+
+
+_FIELDS = tuple(f.name for f in fields(Batch))
+_NUMPY_KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
 
 
 def _kind(value) -> str:
     """``"bool"``, ``"int"``, ``"float"`` or ``"other"``: the dtype kind of an array or tensor."""
-    if isinstance(value, Tensor):
-        if value.dtype == torch.bool:
-            return "bool"
-        return "float" if value.is_floating_point() else "other" if value.is_complex() else "int"
-    return {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(np.asarray(value).dtype.kind, "other")
+    if isinstance(value, np.ndarray):
+        return _NUMPY_KINDS.get(value.dtype.kind, "other")
+    if value.dtype == torch.bool:
+        return "bool"
+    return "float" if value.is_floating_point() else "other" if value.is_complex() else "int"
 
 
 def _check_field(name: str, value, ndim: int, kind: str) -> None:
@@ -139,11 +146,13 @@ def _check_field(name: str, value, ndim: int, kind: str) -> None:
 
 def _tensor_on(value: Array, device: torch.device) -> Tensor:
     t = value if isinstance(value, Tensor) else torch.from_numpy(np.ascontiguousarray(value))
-    if t.is_floating_point():
-        t = t.float()
-    elif t.dtype != torch.bool:
-        t = t.long()
+    if t.dtype not in _KEPT:
+        t = t.float() if t.is_floating_point() else t.long()
     return t.to(device, non_blocking=True)
+
+
+_KEPT = (torch.int64, torch.float32, torch.bool)
+
 
 #: choices of the common knob ``n_negatives`` in :meth:`Sampler.search_space`
 NEGATIVES = (1, 2, 4, 8)
