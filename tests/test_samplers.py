@@ -102,14 +102,20 @@ def test_sampler_contract(name, model_name):
     assert _auc(model, train, rng) > 0.75
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_sampler_yields_one_batch_layout_and_masks_what_it_could_not_draw(name):
+_LOGS = {"users": np.arange(6), "items": np.arange(30).reshape(6, 5) % 10,
+         "clicks": np.tile(np.array([1, 0, 1, 0, 0], np.int8), (6, 1))}
+_SETTINGS = [(name, {}) for name in NAMES] + [
+    (name, {"collision": "skip"}) for name in ("bpr", "popularity", "dns", "bpo", "nbpo")] + [("dla", {"logs": _LOGS})]
+
+
+@pytest.mark.parametrize("name,params", _SETTINGS, ids=[f"{n}-{'-'.join(p)}" for n, p in _SETTINGS])
+def test_every_sampler_yields_one_batch_layout_and_masks_what_it_could_not_draw(name, params):
     # user 0 interacted with every item: nothing left to draw for its rows
     base = checkerboard(n_users=12, n_items=10)
     u, i = base.matrix.nonzero()
     u, i = np.concatenate([u, np.zeros(10, np.int64)]), np.concatenate([i, np.arange(10)])
     train = Interactions.from_indices(u, i, base.shape)
-    sampler = make_sampler(name)
+    sampler = make_sampler(name, **params)
     sampler.prepare(train, np.random.default_rng(0))
     for batch in sampler.batches(8, np.random.default_rng(1)):
         _check_batch(batch)
@@ -118,6 +124,8 @@ def test_every_sampler_yields_one_batch_layout_and_masks_what_it_could_not_draw(
             full = batch.users == 0
             assert not batch.mask[full, 1:].any()
             assert (batch.items[full, 1:] == batch.items[full, :1]).all()
+        model = make_model("mf", train, factors=4, random_state=0)
+        assert torch.isfinite(sampler.loss(model, batch.to("cpu")))
 
 
 def test_batch_checks_its_shapes_and_moves_as_one():
