@@ -4,9 +4,9 @@ One loop serves every sampler and every model::
 
     sampler.prepare(train, rng)
     for epoch in range(epochs):
-        for batch in sampler.batches(batch_size, rng):         # numpy, vectorized
-            b = to_tensors(batch, device)
-            loss = sampler.loss(model, b) + l2 * model.regularization(b["users"], b["items"]).mean()
+        for batch in sampler.batches(batch_size, rng):         # a Batch of numpy arrays, vectorized
+            b = batch.to(device)
+            loss = sampler.loss(model, b) + l2 * model.regularization(b.users, b.items).mean()
             loss.backward(); optimizer.step()
         validate, early-stop, call the callbacks, checkpoint
 
@@ -51,6 +51,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -63,7 +64,7 @@ from recsampling import distributed
 from recsampling._utils import (RandomState, check_memory, check_random_state, resolve_device, set_threads, torch_seed,
                                to_jsonable)
 from recsampling.data.interactions import Interactions
-from recsampling.samplers.base import Sampler, to_tensors
+from recsampling.samplers.base import Batch, Sampler, _tensor_on
 
 __all__ = ["Trainer", "TrainResult", "StopTraining", "save_checkpoint", "load_checkpoint", "Checkpoint"]
 
@@ -503,9 +504,9 @@ class Trainer:
         scale_sum = self.optimizer == "sgd"
         batch_size = -(-int(self.batch_size) // ctx.world_size)
         for batch in sampler.batches(batch_size, rng):
-            b = to_tensors(batch, device)
+            b = _to_device(batch, device, sampler)
             loss = objective(b)
-            bsz = int(b["users"].shape[0])
+            bsz = int(_users(b).shape[0])
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
                 (loss * (bsz * ctx.world_size) if scale_sum else loss).backward()
@@ -580,8 +581,33 @@ def _has_unused_parameters(objective: nn.Module, sampler: Sampler, batch_size: i
     batch = next(iter(sampler.batches(int(batch_size), np.random.default_rng(0))), None)
     if batch is None or not params:
         return False
-    grads = torch.autograd.grad(objective(to_tensors(batch, device)), params, allow_unused=True)
+    grads = torch.autograd.grad(objective(_to_device(batch, device, sampler)), params, allow_unused=True)
     return any(g is None for g in grads)
+
+
+def _to_device(batch, device, sampler: Sampler):
+    """A drawn batch on ``device``: :meth:`Batch.to`.
+
+    A dict of numpy arrays (what samplers yielded before :class:`Batch`) is still accepted from
+    a sampler of another package: it becomes a dict of tensors (integers int64, floats float32),
+    which its own ``loss`` reads, with a FutureWarning (once per sampler class).
+    """
+    if isinstance(batch, Batch):
+        return batch.to(device)
+    name = type(sampler).__name__
+    if not isinstance(batch, dict):
+        raise ValueError(f"{name}.batches() must yield recsampling.samplers.Batch objects, got {type(batch).__name__}")
+    warnings.warn(f"{name}.batches() yielded a dict: yield recsampling.samplers.Batch (users, items, mask, labels, "
+                  "weights) instead; dict batches are deprecated", FutureWarning, stacklevel=2)
+    return {k: _tensor_on(v, device) for k, v in batch.items()}
+
+
+def _users(b) -> torch.Tensor:
+    return b.users if isinstance(b, Batch) else b["users"]
+
+
+def _items(b) -> torch.Tensor:
+    return b.items if isinstance(b, Batch) else b["items"]
 
 
 class _Objective(nn.Module):
@@ -597,10 +623,10 @@ class _Objective(nn.Module):
         self.sampler = sampler
         self.l2 = l2
 
-    def forward(self, b: dict) -> torch.Tensor:
+    def forward(self, b: Batch) -> torch.Tensor:
         loss = self.sampler.loss(self.model, b)
         if self.l2 > 0:
-            loss = loss + self.l2 * self.model.regularization(b["users"], b["items"]).mean()
+            loss = loss + self.l2 * self.model.regularization(_users(b), _items(b)).mean()
         return loss
 
 

@@ -19,12 +19,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.distributed as dist
 
 from recsampling.data.synthetic import make_world
 from recsampling.models import make_model
-from recsampling.samplers import make_sampler
+from recsampling.samplers import Batch, make_sampler
 from recsampling.train import Trainer
 
 FITS = [("mf", "nbpo", {}), ("mf", "dla", {}), ("mf", "relmf", {}), ("mf", "ubpr", {}), ("mf", "dns", {}),
@@ -50,17 +49,18 @@ def inbatch_grad_error(train) -> float:
     sampler = make_sampler("inbatch")
     sampler.prepare(train, np.random.default_rng(0))
     # every rank draws the same global batch, then keeps its slice of it
-    batch = next(sampler.batches(64, np.random.default_rng(1)))
-    half = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
-    n = half["users"].shape[0] // world
+    batch = next(sampler.batches(64, np.random.default_rng(1))).to("cpu")
+    n = len(batch) // world
     full_model = make_model("mf", train, factors=8, random_state=0)
-    loss = sampler.loss(full_model, {k: v[: n * world] for k, v in half.items()})
+    rows = slice(0, n * world)
+    loss = sampler.loss(full_model, Batch(batch.users[rows], batch.items[rows], hits=batch.hits[rows, rows]))
     loss.backward()
     want = full_model.user_factors.weight.grad.clone(), full_model.item_factors.weight.grad.clone()
 
     model = make_model("mf", train, factors=8, random_state=0)
     sampler.shard_ = (rank, world)
-    local = {k: v[rank * n:(rank + 1) * n] for k, v in half.items() if k != "hits"}
+    rows = slice(rank * n, (rank + 1) * n)
+    local = Batch(batch.users[rows], batch.items[rows])  # the hits of the global batch are found in the loss
     ddp = DistributedDataParallel(_Objective(model, sampler, 0.0))
     ddp(local).backward()
     got = model.user_factors.weight.grad, model.item_factors.weight.grad

@@ -12,7 +12,7 @@ from torch import nn
 
 from recsampling.data.interactions import Interactions
 from recsampling.models.base import EmbeddingModel
-from recsampling.samplers.base import SAMPLERS, make_sampler, to_tensors
+from recsampling.samplers.base import SAMPLERS, Batch, make_sampler
 from recsampling.samplers.dla import DLASampler, ipw_softmax_loss, log_ratio_weights
 
 CPU = torch.device("cpu")
@@ -55,6 +55,12 @@ class FeatureModel(EmbeddingModel):
         return x @ self.B
 
 
+def _logs_batch(logs) -> Batch:
+    """Logged lists as one batch of tensors: the clicks are the labels."""
+    return Batch(np.asarray(logs["users"], np.int64), np.asarray(logs["items"], np.int64),
+                 labels=np.asarray(logs["clicks"], np.float32)).to(CPU)
+
+
 def _train(train, sampler, model, epochs, lr=0.01, batch_size=256, seed=0):
     """A minimal loop (Adam on the model and on the sampler's own parameter group)."""
     rng = np.random.default_rng(seed)
@@ -63,7 +69,7 @@ def _train(train, sampler, model, epochs, lr=0.01, batch_size=256, seed=0):
     opt = torch.optim.Adam(groups, lr=lr)
     for _ in range(epochs):
         for batch in sampler.batches(batch_size, rng):
-            loss = sampler.loss(model, to_tensors(batch, CPU))
+            loss = sampler.loss(model, batch.to(CPU))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -131,7 +137,7 @@ def test_position_losses_match_the_paper_by_hand():
     g = np.array([0.7, -0.2, -1.1], dtype=np.float32)
     with torch.no_grad():
         sampler.propensity_.logits.copy_(torch.from_numpy(g))
-    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    batch = _logs_batch(logs)
     loss_f, loss_g = sampler.losses(model, batch)
 
     s = scores[logs["users"][:, None], logs["items"]].astype(np.float64)
@@ -159,7 +165,7 @@ def test_weights_are_detached_no_gradient_crosses_between_f_and_g():
     sampler.prepare(_tiny_train(), np.random.default_rng(0))
     with torch.no_grad():
         sampler.propensity_.logits.copy_(torch.tensor([0.3, -0.4, 0.9]))
-    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    batch = _logs_batch(logs)
     loss_f, loss_g = sampler.losses(model, batch)
     g_param = sampler.propensity_.logits
     assert torch.autograd.grad(loss_f, g_param, allow_unused=True)[0] is None
@@ -184,7 +190,7 @@ def test_candidate_losses_by_hand():
     items = np.array([[2, 1, 3], [0, 1, 2], [3, 2, 2]])
     clicks = np.zeros(items.shape, dtype=np.float32)
     clicks[:, 0] = 1
-    batch = to_tensors({"users": users, "items": items, "clicks": clicks, "valid": np.ones(3, np.float32)}, CPU)
+    batch = Batch(users, items, mask=np.ones(items.shape, bool), labels=clicks).to(CPU)
     loss_f, loss_g = sampler.losses(model, batch)
 
     s = scores[users[:, None], items].astype(np.float64)
@@ -202,16 +208,16 @@ def test_candidate_losses_by_hand():
 def test_fixed_propensity_gives_ipw_and_naive_losses_and_no_learning():
     logs = _tiny_logs()
     model = TableModel(np.random.default_rng(1).normal(size=(2, 4)))
-    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    batch = _logs_batch(logs)
     naive = DLASampler(logs=logs, fixed_propensity=np.ones(3))
     naive.prepare(_tiny_train(), np.random.default_rng(0))
     assert naive.param_groups(0.1) == []
-    s = model.score(batch["users"], batch["items"])
-    assert naive.loss(model, batch).item() == pytest.approx(ipw_softmax_loss(s, batch["clicks"]).item(), rel=1e-6)
+    s = model.score(batch.users, batch.items)
+    assert naive.loss(model, batch).item() == pytest.approx(ipw_softmax_loss(s, batch.labels).item(), rel=1e-6)
     theta = np.array([1.0, 0.5, 0.25])
     ips = DLASampler(logs=logs, fixed_propensity=theta)
     ips.prepare(_tiny_train(), np.random.default_rng(0))
-    want = ipw_softmax_loss(s, batch["clicks"], torch.log(torch.tensor(1.0 / theta, dtype=torch.float32)).expand(2, 3))
+    want = ipw_softmax_loss(s, batch.labels, torch.log(torch.tensor(1.0 / theta, dtype=torch.float32)).expand(2, 3))
     assert ips.loss(model, batch).item() == pytest.approx(want.item(), rel=1e-6)
     np.testing.assert_allclose(ips.position_propensities_, theta, rtol=1e-6)
 
@@ -258,7 +264,7 @@ def test_stable_for_extreme_scores_and_propensities():
     sampler.prepare(_tiny_train(), np.random.default_rng(0))
     with torch.no_grad():
         sampler.propensity_.logits.copy_(torch.tensor([80.0, -80.0, 0.0]))  # weights up to e^160
-    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    batch = _logs_batch(logs)
     loss = sampler.loss(model, batch)
     loss.backward()
     assert torch.isfinite(loss)
@@ -275,27 +281,27 @@ def test_batches_positions_and_candidates():
     s.prepare(_tiny_train(), np.random.default_rng(0))
     assert s.n_samples() == 1
     (b,) = list(s.batches(8, np.random.default_rng(0)))
-    assert b["items"].tolist() == [[0, 1, 2]] and b["clicks"].tolist() == [[0, 1, 1]]
+    assert b.items.tolist() == [[0, 1, 2]] and b.labels.tolist() == [[0, 1, 1]] and b.mask is None
 
     train = _tiny_train()
     c = DLASampler(n_sampled=3)
     c.prepare(train, np.random.default_rng(0))
     assert c.n_samples() == train.nnz
     rows = list(c.batches(2, np.random.default_rng(0)))
-    items = np.concatenate([r["items"] for r in rows])
-    users = np.concatenate([r["users"] for r in rows])
+    items = np.concatenate([r.items for r in rows])
+    users = np.concatenate([r.users for r in rows])
     assert items.shape == (train.nnz, 4)
     dense = train.matrix.toarray()
     assert np.all(dense[users, items[:, 0]] == 1)            # column 0: the click
     assert np.all(dense[users[:, None], items[:, 1:]] == 0)  # the rest: unclicked
-    assert all(r["clicks"][:, 0].all() and not r["clicks"][:, 1:].any() for r in rows)
+    assert all(r.labels[:, 0].all() and not r.labels[:, 1:].any() and r.mask.all() for r in rows)
 
 
 def test_sigmoid_link_applies_the_losses_to_log_sigmoid_scores():
     logs = _tiny_logs()
     scores = np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 0.3]], dtype=np.float32)
     model = TableModel(scores)
-    batch = to_tensors({k: np.asarray(v) for k, v in logs.items()}, CPU)
+    batch = _logs_batch(logs)
     sig = DLASampler(logs=logs, relevance_link="sigmoid")
     sig.prepare(_tiny_train(), np.random.default_rng(0))
     with torch.no_grad():
@@ -320,11 +326,11 @@ def test_batches_have_near_equal_sizes():
     logs = {"users": users, "items": rng.integers(0, 4, size=(1000, 3)), "clicks": np.ones((1000, 3), np.int8)}
     s = DLASampler(logs=logs)
     s.prepare(_tiny_train(), np.random.default_rng(0))
-    sizes = [b["users"].size for b in s.batches(300, np.random.default_rng(1))]
+    sizes = [len(b) for b in s.batches(300, np.random.default_rng(1))]
     assert sum(sizes) == 1000 and len(sizes) == 4 and max(sizes) <= 300 and max(sizes) - min(sizes) <= 1
     c = DLASampler(n_sampled=2)
     c.prepare(_tiny_train(), np.random.default_rng(0))  # 4 clicks in batches of at most 3
-    assert [b["users"].size for b in c.batches(3, np.random.default_rng(1))] == [2, 2]
+    assert [len(b) for b in c.batches(3, np.random.default_rng(1))] == [2, 2]
 
 
 def test_propensities_recovered_when_the_relevance_model_is_right():
@@ -341,7 +347,7 @@ def test_propensities_recovered_when_the_relevance_model_is_right():
     opt = torch.optim.Adagrad(sampler.propensity_.parameters(), lr=0.5)
     for _ in range(8):
         for batch in sampler.batches(2048, rng):
-            _, loss_g = sampler.losses(model, to_tensors(batch, CPU))
+            _, loss_g = sampler.losses(model, batch.to(CPU))
             opt.zero_grad()
             loss_g.backward()
             opt.step()

@@ -13,7 +13,7 @@ from recsampling.data import Interactions
 from recsampling.fast import backends
 from recsampling.fast import dla as K
 from recsampling.models import MatrixFactorization
-from recsampling.samplers import make_sampler, to_tensors
+from recsampling.samplers import make_sampler
 from recsampling.train import Trainer
 
 
@@ -29,10 +29,10 @@ def _data(seed=0, n_users=9, n_items=12, density=0.3):
 def _torch_step(model, sampler, batch, optimizer, lr, l2):
     """The Trainer's torch step on one batch (SGD on the batch sum, Adagrad on the mean)."""
     opt = Trainer(optimizer=optimizer, lr=lr, l2=l2, device="cpu", progress=False)._optimizer(model, sampler)
-    t = to_tensors(batch, torch.device("cpu"))
-    loss = sampler.loss(model, t) + l2 * model.regularization(t["users"], t["items"]).mean()
+    t = batch.to("cpu")
+    loss = sampler.loss(model, t) + l2 * model.regularization(t.users, t.items).mean()
     opt.zero_grad()
-    (loss * t["users"].shape[0] if optimizer == "sgd" else loss).backward()
+    (loss * len(t) if optimizer == "sgd" else loss).backward()
     opt.step()
     return float(loss.detach()), opt
 
@@ -85,13 +85,13 @@ def test_batch_step_matches_autograd(optimizer, params, user_bias):
         if ref_opt is None:
             want, ref_opt = _torch_step(ref_model, ref_sampler, b, optimizer, lr, l2)
         else:
-            t = to_tensors(b, torch.device("cpu"))
-            loss = ref_sampler.loss(ref_model, t) + l2 * ref_model.regularization(t["users"], t["items"]).mean()
+            t = b.to("cpu")
+            loss = ref_sampler.loss(ref_model, t) + l2 * ref_model.regularization(t.users, t.items).mean()
             ref_opt.zero_grad()
-            (loss * t["users"].shape[0] if optimizer == "sgd" else loss).backward()
+            (loss * len(t) if optimizer == "sgd" else loss).backward()
             ref_opt.step()
             want = float(loss.detach())
-        got = K.dla_batch(b["users"], b["items"], b["valid"], st["tables"], st["accs"], st["prop"], st["prop_accs"],
+        got = K.dla_batch(b.users, b.items, b.mask[:, 1], st["tables"], st["accs"], st["prop"], st["prop_accs"],
                           st["iopt"], st["fopt"], n_threads=2)
         assert got == pytest.approx(want, rel=1e-5, abs=1e-5)
         _assert_same(model, ref_model, sampler, ref_sampler, f"after step {step}")

@@ -13,7 +13,7 @@ from recsampling.data import Interactions
 from recsampling.fast import backends
 from recsampling.fast import mf as K
 from recsampling.models import MatrixFactorization, TwoTower, make_model
-from recsampling.samplers import make_sampler, to_tensors
+from recsampling.samplers import make_sampler
 from recsampling.train import Trainer
 
 CASES = [
@@ -47,24 +47,18 @@ def _data(seed=0, n_users=7, n_items=9, density=0.35, user_bias=False):
 
 def _row_arrays(name, batch):
     """The kernel's per-row inputs from a torch-path batch (numpy)."""
-    items = batch["items"]
+    items = batch.items
     B, L = items.shape
-    mask = np.ones((B, L))
+    mask = np.ones((B, L)) if batch.mask is None else batch.mask.astype(np.float64)
     w0 = np.ones(B)
     wu = np.ones(B)
     pw = np.ones((B, L))
-    if "valid" in batch:
-        v = np.asarray(batch["valid"], dtype=np.float64)
-        if v.shape == (B, L - 1):
-            mask[:, 1:] = v
-        elif v.shape == (B, L):
-            mask = v
     if name in ("relmf", "pointwise"):
-        w0 = batch["inv_propensity"].astype(np.float64)
-        wu = batch["unobserved_weight"].astype(np.float64)
+        w0 = batch.weights[:, 0].astype(np.float64)  # the click's 1/theta
+        wu = batch.weights[:, 1].astype(np.float64)  # the user's unclicked weight (every drawn column)
     if name == "ubpr":
-        pw[:, 1:] = batch["pair_weight"].astype(np.float64)
-    return batch["users"].astype(np.int64), items.astype(np.int64), mask, w0, wu, pw
+        pw[:, 1:] = batch.weights[:, 1:].astype(np.float64)  # the pair weights
+    return batch.users.astype(np.int64), items.astype(np.int64), mask, w0, wu, pw
 
 
 def _torch_steps(model, sampler, rows, optimizer, lr, l2):
@@ -73,8 +67,8 @@ def _torch_steps(model, sampler, rows, optimizer, lr, l2):
     opt = trainer._optimizer(model, sampler)
     total = 0.0
     for b in rows:
-        t = to_tensors(b, torch.device("cpu"))
-        loss = sampler.loss(model, t) + l2 * model.regularization(t["users"], t["items"]).mean()
+        t = b.to("cpu")
+        loss = sampler.loss(model, t) + l2 * model.regularization(t.users, t.items).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

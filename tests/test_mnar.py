@@ -11,7 +11,7 @@ from torch import nn
 
 from recsampling.data.interactions import Interactions
 from recsampling.models.base import EmbeddingModel
-from recsampling.samplers.base import SAMPLERS, make_sampler, to_tensors
+from recsampling.samplers.base import SAMPLERS, make_sampler
 from recsampling.samplers.mnar import (
     UBPR,
     NaivePointwise,
@@ -49,7 +49,7 @@ def _world(seed=0, n_users=5, n_items=6, theta_min=0.2):
 
 def _one_batch(sampler, train, rng, batch_size=None):
     batch = next(iter(sampler.batches(batch_size or train.nnz, rng)))
-    return batch, to_tensors(batch, torch.device("cpu"))
+    return batch, batch.to("cpu")
 
 
 def _needs_draw_negatives():
@@ -176,7 +176,7 @@ def test_relmf_sampler_batch_loss_is_unbiased_for_the_full_estimator(delta):
     with torch.no_grad():
         for _ in range(1500):
             for batch in sampler.batches(3, rng):  # several batches per epoch
-                losses.append(sampler.loss(model, to_tensors(batch, torch.device("cpu"))).item())
+                losses.append(sampler.loss(model, batch.to("cpu")).item())
     losses = np.asarray(losses)
     se = losses.std(ddof=1) / math.sqrt(losses.size)
     assert abs(losses.mean() - full) < 4 * se + 1e-6
@@ -191,7 +191,7 @@ def test_relmf_sampler_hand_computed_batch():
     rng = np.random.default_rng(0)
     sampler.prepare(train, rng)
     batch, tb = _one_batch(sampler, train, rng)
-    j = int(batch["items"][0, 1])
+    j = int(batch.items[0, 1])
     assert j in (1, 2)
     w_u = 2 / (1 * 1)  # N0_u / (n_u k)
     c = 1 / 3  # nnz / (n_items * active users)
@@ -210,8 +210,8 @@ def test_naive_pointwise_is_relmf_with_theta_one():
         s.prepare(train, np.random.default_rng(0))
     b1, t1 = _one_batch(naive, train, np.random.default_rng(5))
     b2, t2 = _one_batch(same, train, np.random.default_rng(5))
-    np.testing.assert_array_equal(b1["items"], b2["items"])
-    np.testing.assert_allclose(b1["inv_propensity"], 1.0)
+    np.testing.assert_array_equal(b1.items, b2.items)
+    np.testing.assert_allclose(b1.weights[:, 0], 1.0)  # the click's 1/theta
     model = TableModel(scores)
     assert naive.loss(model, t1).item() == pytest.approx(same.loss(model, t2).item())
 
@@ -224,15 +224,16 @@ def test_the_clicks_negative_weight_is_bounded_by_clipping():
         sampler = RelMF(propensities=tiny, clip=clip)
         sampler.prepare(train, np.random.default_rng(0))
         batch, _ = _one_batch(sampler, train, np.random.default_rng(1))
-        weight_on_delta0 = 1.0 - batch["inv_propensity"].astype(np.float64)
+        weight_on_delta0 = 1.0 - batch.weights[:, 0].astype(np.float64)
         assert weight_on_delta0.min() >= 1 - 1 / clip - 1e-4
         np.testing.assert_allclose(weight_on_delta0, 1 - 1 / clip, rtol=1e-5)
     ub = UBPR(propensities=tiny, clip=0.1, n_negatives=3)
     ub.prepare(train, np.random.default_rng(0))
     batch, _ = _one_batch(ub, train, np.random.default_rng(1))
     # (1/theta_i)(1 - Y_j/theta_j) lies in [10 * (1 - 10), 10]
-    assert batch["pair_weight"].min() >= 10 * (1 - 10) - 1e-3
-    assert batch["pair_weight"].max() <= 10 + 1e-4
+    pair_weight = batch.weights[:, 1:]
+    assert pair_weight.min() >= 10 * (1 - 10) - 1e-3
+    assert pair_weight.max() <= 10 + 1e-4
 
 
 @pytest.mark.parametrize("make", [
@@ -273,15 +274,17 @@ def test_ubpr_batches_draw_j_from_all_other_items_with_correct_labels():
     y = train.matrix.toarray() > 0
     seen_clicked_j = False
     for batch in sampler.batches(4, np.random.default_rng(1)):
-        u, items = batch["users"], batch["items"]
+        u, items = batch.users, batch.items
         i, j = items[:, 0], items[:, 1:]
         assert y[u, i].all()
         assert (j != i[:, None]).all()
         clicked = y[u[:, None], j]
-        np.testing.assert_array_equal(batch["labels"][:, 1:], clicked)
+        np.testing.assert_array_equal(batch.labels[:, 1:], clicked)
         seen_clicked_j |= clicked.any()
         expected = (1 / theta[u, i])[:, None] * (1 - clicked / np.where(clicked, theta[u[:, None], j], 1.0))
-        np.testing.assert_allclose(batch["pair_weight"], expected, rtol=1e-5)
+        np.testing.assert_allclose(batch.weights[:, 1:], expected, rtol=1e-5)
+        np.testing.assert_allclose(batch.weights[:, 0], 1 / theta[u, i], rtol=1e-5)
+        assert batch.mask is None
     assert seen_clicked_j  # j is not restricted to unclicked items
 
 
@@ -302,7 +305,7 @@ def test_ubpr_sampler_batch_loss_is_unbiased_for_the_full_estimator():
     with torch.no_grad():
         for _ in range(1500):
             for batch in sampler.batches(train.nnz, rng):
-                losses.append(sampler.loss(model, to_tensors(batch, torch.device("cpu"))).item())
+                losses.append(sampler.loss(model, batch.to("cpu")).item())
     losses = np.asarray(losses)
     se = losses.std(ddof=1) / math.sqrt(losses.size)
     assert abs(losses.mean() - full) < 4 * se + 1e-6

@@ -13,7 +13,7 @@ from torch import nn
 
 from recsampling.data.interactions import Interactions
 from recsampling.models.base import EmbeddingModel
-from recsampling.samplers.base import make_sampler, to_tensors
+from recsampling.samplers.base import Batch, make_sampler
 from recsampling.samplers.nbpo import BPOSampler, NBPOSampler, bpo_nll, nbpo_nll, nbpo_surrogate
 
 
@@ -124,11 +124,8 @@ def test_sampler_loss_stable_with_extreme_model_and_flip_parameters(objective):
         model.U.fill_(1.0)
         model.V.copy_(torch.tensor([[50.0], [-50.0], [50.0], [-50.0], [50.0], [-50.0]]))
         s.flip_.item_logit.weight.copy_(torch.tensor([[60.0], [-40.0], [-60.0], [40.0], [60.0], [-40.0]]))
-    batch = {
-        "users": torch.tensor([0, 1, 2]),
-        "items": torch.tensor([[0, 2, 3], [1, 4, 5], [3, 0, 2]]),
-        "labels": torch.tensor([[1.0, 0, 0]] * 3),
-    }
+    batch = Batch(torch.tensor([0, 1, 2]), torch.tensor([[0, 2, 3], [1, 4, 5], [3, 0, 2]]),
+                  labels=torch.tensor([[1.0, 0, 0]] * 3))
     loss = s.loss(model, batch)
     loss.backward()
     assert torch.isfinite(loss)
@@ -137,18 +134,15 @@ def test_sampler_loss_stable_with_extreme_model_and_flip_parameters(objective):
 
 
 def _batch():
-    return {
-        "users": torch.tensor([0, 2]),
-        "items": torch.tensor([[1, 3, 4], [5, 0, 2]]),
-        "labels": torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]),
-    }
+    return Batch(torch.tensor([0, 2]), torch.tensor([[1, 3, 4], [5, 0, 2]]),
+                 labels=torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
 
 
 def test_bpo_sampler_loss_is_the_weighted_row_likelihood():
     train = _tiny_train()
     model = TinyMF(3, 6)
     batch = _batch()
-    x = model.score(batch["users"], batch["items"]).detach().double().numpy()
+    x = model.score(batch.users, batch.items).detach().double().numpy()
     for pw, w in ((None, 2.0), (1.0, 1.0)):
         s = BPOSampler(n_negatives=2, positive_weight=pw)
         s.prepare(train, np.random.default_rng(0))
@@ -162,12 +156,12 @@ def test_nbpo_exact_sampler_loss_is_the_likelihood_plus_flip_l2():
     batch = _batch()
     s = NBPOSampler(n_negatives=2, objective="exact", flip="factor", flip_dim=3, flip_l2=0.01)
     s.prepare(train, np.random.default_rng(1))
-    x = model.score(batch["users"], batch["items"]).detach().double().numpy()
+    x = model.score(batch.users, batch.items).detach().double().numpy()
     P = s.flip_.P.weight.detach().double().numpy()
     Q = s.flip_.Q.weight.detach().double().numpy()
     rows = []
-    for r, u in enumerate(batch["users"].tolist()):
-        its = batch["items"][r].tolist()
+    for r, u in enumerate(batch.users.tolist()):
+        its = batch.items[r].tolist()
         g = [P[u] @ Q[i] for i in its]
         nll = -2.0 * math.log(_sig(x[r, 0]) * (1 - _sig(g[0])))
         nll -= sum(math.log(1 - _sig(x[r, c]) * (1 - _sig(g[c]))) for c in (1, 2))
@@ -204,10 +198,10 @@ def test_constant_flip_learns_nothing_and_is_the_soft_label_surrogate():
     np.testing.assert_allclose(s.item_flip_rates_, 0.5, rtol=1e-6)
     # the loss equals the surrogate at the fixed flip logit γ = logit(0.5) = 0
     model = TinyMF(3, 6, seed=1)
-    batch = to_tensors(next(s.batches(8, np.random.default_rng(0))), torch.device("cpu"))
-    x = model.score(batch["users"], batch["items"])
-    w = torch.where(batch["labels"] > 0.5, 4.0, 1.0) * batch["valid"]
-    want = (w * nbpo_surrogate(x, torch.zeros_like(x), batch["labels"])).sum(-1).mean()
+    batch = next(s.batches(8, np.random.default_rng(0))).to("cpu")
+    x = model.score(batch.users, batch.items)
+    w = torch.where(batch.labels > 0.5, 4.0, 1.0) * batch.mask
+    want = (w * nbpo_surrogate(x, torch.zeros_like(x), batch.labels)).sum(-1).mean()
     assert float(s.loss(model, batch).detach()) == pytest.approx(float(want.detach()), rel=1e-6)
     with pytest.raises(ValueError):
         NBPOSampler(flip="constant", flip_init=1.0).prepare(train, np.random.default_rng(0))
@@ -239,9 +233,9 @@ def test_batches_pair_each_vote_with_unvoted_uniform_draws():
     s = make_sampler("nbpo", n_negatives=3)
     s.prepare(train, np.random.default_rng(0))
     batches = list(s.batches(4, np.random.default_rng(1)))
-    users = np.concatenate([b["users"] for b in batches])
-    items = np.concatenate([b["items"] for b in batches])
-    labels = np.concatenate([b["labels"] for b in batches])
+    users = np.concatenate([b.users for b in batches])
+    items = np.concatenate([b.items for b in batches])
+    labels = np.concatenate([b.labels for b in batches])
     assert items.shape == (train.nnz, 4) and labels.shape == (train.nnz, 4)
     assert (labels[:, 0] == 1).all() and (labels[:, 1:] == 0).all()
     dense = train.matrix.toarray()
@@ -270,8 +264,8 @@ def _fit(sampler, train, epochs=60, seed=0, lr=0.05):
     opt = torch.optim.Adam(groups, lr=lr)
     for _ in range(epochs):
         for batch in sampler.batches(256, rng):
-            t = to_tensors(batch, torch.device("cpu"))
-            loss = sampler.loss(model, t) + 1e-4 * model.regularization(t["users"], t["items"]).mean()
+            t = batch.to("cpu")
+            loss = sampler.loss(model, t) + 1e-4 * model.regularization(t.users, t.items).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -302,9 +296,9 @@ def test_skip_collisions_and_users_without_unvoted_items_are_masked():
         s = BPOSampler(n_negatives=3, collision=collision)
         s.prepare(train, np.random.default_rng(0))
         for b in s.batches(8, np.random.default_rng(0)):
-            seen = m.toarray()[b["users"][:, None], b["items"]] > 0
-            assert (b["valid"][:, 0] == 1).all()
-            assert not (seen[:, 1:] & (b["valid"][:, 1:] > 0)).any()
-            assert (b["valid"][b["users"] == 0, 1:] == 0).all()
-            loss = s.loss(TinyMF(2, 4), to_tensors(b, torch.device("cpu")))
+            seen = m.toarray()[b.users[:, None], b.items] > 0
+            assert b.mask[:, 0].all()
+            assert not (seen[:, 1:] & b.mask[:, 1:]).any()
+            assert not b.mask[b.users == 0, 1:].any()
+            loss = s.loss(TinyMF(2, 4), b.to("cpu"))
             assert torch.isfinite(loss)

@@ -13,7 +13,7 @@ import torch
 
 from recsampling.data.interactions import Interactions
 from recsampling.models import MODELS, make_model
-from recsampling.samplers import SAMPLERS, make_sampler, to_tensors
+from recsampling.samplers import SAMPLERS, Batch, make_sampler
 from recsampling.samplers.negatives import draw_negatives
 from recsampling.train import Trainer
 
@@ -39,6 +39,25 @@ def _auc(model, train: Interactions, rng) -> float:
     return float(np.mean(wins))
 
 
+def _check_batch(batch) -> None:
+    """The Batch contract: users (B,) and items (B, L) int64; mask bool, labels and weights float32, all (B, L)."""
+    assert isinstance(batch, Batch)
+    torch_side = isinstance(batch.users, torch.Tensor)
+    i64, b8, f32 = (torch.int64, torch.bool, torch.float32) if torch_side else (np.int64, np.bool_, np.float32)
+    users, items = batch.users, batch.items
+    assert users.dtype == i64 and users.ndim == 1
+    assert items.dtype == i64 and items.ndim == 2 and items.shape[0] == users.shape[0] == len(batch)
+    for field, dtype in (("mask", b8), ("labels", f32), ("weights", f32)):
+        value = getattr(batch, field)
+        if value is not None:
+            assert isinstance(value, torch.Tensor if torch_side else np.ndarray), field
+            assert value.dtype == dtype and tuple(value.shape) == tuple(items.shape), field
+    if batch.mask is not None:
+        assert batch.mask[:, 0].all()  # column 0 is the positive: always real
+    if batch.hits is not None:
+        assert batch.hits.dtype == b8 and tuple(batch.hits.shape) == (len(batch), len(batch))
+
+
 NAMES = sorted(SAMPLERS)
 MODEL_NAMES = list(MODELS)  # the built-ins and any installed plug-in model
 
@@ -54,26 +73,22 @@ def test_sampler_contract(name, model_name):
     pos = train.matrix.toarray() > 0
     rows = 0
     for batch in sampler.batches(16, rng):
-        users, items = batch["users"], batch["items"]
-        assert users.dtype == np.int64 and users.ndim == 1
-        assert items.dtype == np.int64 and items.ndim == 2 and items.shape[0] == users.shape[0]
+        _check_batch(batch)
+        users, items = batch.users, batch.items
         assert users.min() >= 0 and users.max() < train.n_users
         assert items.min() >= 0 and items.max() < train.n_items
-        for key, value in batch.items():
-            assert isinstance(value, np.ndarray), key
-            assert value.shape[0] == users.shape[0], key
         if getattr(sampler, "collision", None) == "redraw" and items.shape[1] > 1:
-            labels = batch.get("labels", batch.get("clicks"))
-            negative = np.ones(items[:, 1:].shape, bool) if labels is None else labels[:, 1:] == 0
-            if "valid" in batch and batch["valid"].ndim == 1:
-                negative &= batch["valid"][:, None] > 0
+            negative = np.ones(items[:, 1:].shape, bool) if batch.labels is None else batch.labels[:, 1:] == 0
+            if batch.mask is not None:
+                negative &= batch.mask[:, 1:]
             hits = pos[users[:, None], items[:, 1:]]
             assert not (hits & negative).any(), "a user's own positive was drawn as a negative"
         rows += users.shape[0]
     assert rows == sampler.n_samples()
 
     # a finite scalar loss with gradients for the model
-    batch = to_tensors(next(iter(sampler.batches(16, rng))), torch.device("cpu"))
+    batch = next(iter(sampler.batches(16, rng))).to("cpu")
+    _check_batch(batch)
     loss = sampler.loss(model, batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
@@ -85,6 +100,51 @@ def test_sampler_contract(name, model_name):
     Trainer(epochs=15, batch_size=32, lr=0.05, progress=False, random_state=0, device="cpu").fit(
         model, make_sampler(name), train)
     assert _auc(model, train, rng) > 0.75
+
+
+_LOGS = {"users": np.arange(6), "items": np.arange(30).reshape(6, 5) % 10,
+         "clicks": np.tile(np.array([1, 0, 1, 0, 0], np.int8), (6, 1))}
+_SETTINGS = [(name, {}) for name in NAMES] + [
+    (name, {"collision": "skip"}) for name in ("bpr", "popularity", "dns", "bpo", "nbpo")] + [("dla", {"logs": _LOGS})]
+
+
+@pytest.mark.parametrize("name,params", _SETTINGS, ids=[f"{n}-{'-'.join(p)}" for n, p in _SETTINGS])
+def test_every_sampler_yields_one_batch_layout_and_masks_what_it_could_not_draw(name, params):
+    # user 0 interacted with every item: nothing left to draw for its rows
+    base = checkerboard(n_users=12, n_items=10)
+    u, i = base.matrix.nonzero()
+    u, i = np.concatenate([u, np.zeros(10, np.int64)]), np.concatenate([i, np.arange(10)])
+    train = Interactions.from_indices(u, i, base.shape)
+    sampler = make_sampler(name, **params)
+    sampler.prepare(train, np.random.default_rng(0))
+    for batch in sampler.batches(8, np.random.default_rng(1)):
+        _check_batch(batch)
+        _check_batch(batch.to("cpu"))
+        if batch.mask is not None:  # a padded entry holds the row's positive itself
+            full = batch.users == 0
+            assert not batch.mask[full, 1:].any()
+            assert (batch.items[full, 1:] == batch.items[full, :1]).all()
+        model = make_model("mf", train, factors=4, random_state=0)
+        assert torch.isfinite(sampler.loss(model, batch.to("cpu")))
+
+
+def test_batch_checks_its_shapes_and_moves_as_one():
+    users, items = np.arange(3), np.zeros((3, 2), np.int64)
+    with pytest.raises(ValueError, match="users has 2 rows but items has 3"):
+        Batch(users[:2], items)
+    with pytest.raises(ValueError, match="mask must have the shape of items"):
+        Batch(users, items, mask=np.ones((3, 1), bool))
+    with pytest.raises(ValueError, match="labels must be a 2-d float array"):
+        Batch(users, items, labels=np.ones((3, 2), np.int64))
+    with pytest.raises(ValueError, match="items must be a 2-d int array"):
+        Batch(users, items[:, 0])
+    with pytest.raises(ValueError, match="hits must have shape"):
+        Batch(users, items, hits=np.ones((3, 2), bool))
+    b = Batch(users.astype(np.int32), items, mask=np.ones((3, 2), bool), weights=np.full((3, 2), 0.1)).to("cpu")
+    assert b.users.dtype == torch.int64 and b.mask.dtype == torch.bool and b.labels is None
+    assert b.weights.dtype == torch.float32 and float(b.weights[0, 0]) == pytest.approx(0.1)
+    with pytest.raises(AttributeError):
+        b.users = b.items  # frozen
 
 
 # --------------------------------------------------------------------------- draw_negatives
@@ -160,8 +220,8 @@ def test_bpr_batch_layout_and_epoch_covers_every_interaction():
     s.prepare(train, rng)
     pairs = []
     for b in s.batches(50, rng):
-        assert b["items"].shape[1] == 4
-        pairs.append(b["users"] * train.n_items + b["items"][:, 0])
+        assert b.items.shape[1] == 4 and b.mask is None  # redraw: nothing is ever padded
+        pairs.append(b.users * train.n_items + b.items[:, 0])
     pairs = np.sort(np.concatenate(pairs))
     np.testing.assert_array_equal(pairs, np.sort(train.user_index() * train.n_items + train.item_index()))
 
@@ -174,8 +234,8 @@ def test_popularity_sampler_follows_counts_and_skip_mode_masks():
     negs, valids = [], []
     for _ in range(20):
         for b in s.batches(256, rng):
-            negs.append(b["items"][:, 1:].ravel())
-            valids.append(b["valid"].ravel())
+            negs.append(b.items[:, 1:].ravel())
+            valids.append(b.mask[:, 1:].ravel())
     negs = np.concatenate(negs)
     counts = train.item_counts()
     freq = np.bincount(negs, minlength=train.n_items) / negs.size
@@ -190,11 +250,10 @@ def test_skip_mode_loss_counts_a_skipped_triple_as_zero():
     model = make_model("mf", train, factors=4, random_state=0)
     s = make_sampler("bpr", collision="skip")
     s.prepare(train, np.random.default_rng(0))
-    batch = {"users": torch.tensor([0, 1]), "items": torch.tensor([[0, 2], [1, 3]]),
-             "valid": torch.tensor([[True], [False]])}
+    batch = Batch(torch.tensor([0, 1]), torch.tensor([[0, 2], [1, 3]]), mask=torch.tensor([[True, True], [True, False]]))
     from recsampling.samplers.negatives import bpr_loss
 
-    sc = model.score(batch["users"], batch["items"])
+    sc = model.score(batch.users, batch.items)
     torch.testing.assert_close(s.loss(model, batch), bpr_loss(sc[:1, :1], sc[:1, 1:]) / 2)
 
 
@@ -203,9 +262,9 @@ def test_dns_picks_the_highest_scored_candidate():
     model = make_model("mf", train, factors=4, random_state=0)
     s = make_sampler("dns", n_candidates=5)
     s.prepare(train, np.random.default_rng(0))
-    b = to_tensors(next(iter(s.batches(8, np.random.default_rng(1)))), torch.device("cpu"))
-    assert b["items"].shape == (8, 6)
-    sc = model.score(b["users"], b["items"])
+    b = next(iter(s.batches(8, np.random.default_rng(1)))).to("cpu")
+    assert b.items.shape == (8, 6)
+    sc = model.score(b.users, b.items)
     hardest = sc[:, 1:].max(1).values
     torch.testing.assert_close(s.loss(model, b), (-torch.nn.functional.logsigmoid(sc[:, 0] - hardest)).mean())
     with pytest.raises(ValueError, match="n_negatives"):
@@ -218,18 +277,19 @@ def test_inbatch_logq_and_accidental_hits():
     s = make_sampler("inbatch")
     s.prepare(train, np.random.default_rng(0))
     b = next(iter(s.batches(10, np.random.default_rng(0))))
-    order = {(int(u), int(i)): r for r, (u, i) in enumerate(zip(b["users"], b["items"][:, 0]))}
+    order = {(int(u), int(i)): r for r, (u, i) in enumerate(zip(b.users, b.items[:, 0]))}
     r00, r01, r12 = order[(0, 0)], order[(0, 1)], order[(1, 2)]
-    assert b["hits"][r00, r01] and b["hits"][r01, r00]
-    assert not b["hits"][r00, r12] and not b["hits"].diagonal().any()
-    np.testing.assert_allclose(b["log_q"][r12], np.log(2 / 4), rtol=1e-6)
+    assert b.hits[r00, r01] and b.hits[r01, r00]
+    assert not b.hits[r00, r12] and not b.hits.diagonal().any()
+    log_q = np.log(train.item_counts()[b.items[:, 0]] / 4)
+    np.testing.assert_allclose(log_q[r12], np.log(2 / 4), rtol=1e-6)
     # the loss equals a hand-written softmax with corrected, masked logits
     model = make_model("mf", train, factors=3, random_state=0)
-    t = to_tensors(b, torch.device("cpu"))
-    U = model.user_embeddings(t["users"])
-    V = model.item_embeddings(t["items"][:, 0])
-    logits = U @ V.T - t["log_q"][None, :]
-    logits[t["hits"]] = -np.inf
+    t = b.to("cpu")
+    U = model.user_embeddings(t.users)
+    V = model.item_embeddings(t.items[:, 0])
+    logits = U @ V.T - torch.as_tensor(log_q, dtype=torch.float32)[None, :]
+    logits[t.hits] = -np.inf
     want = -(logits.diagonal() - torch.logsumexp(logits, 1)).mean()
     torch.testing.assert_close(s.loss(model, t), want)
 
@@ -262,7 +322,7 @@ def test_users_without_any_negative_are_left_out_of_redraw_epochs():
     pop = make_sampler("popularity")
     pop.prepare(train, rng)
     assert pop.n_samples() == 1
-    assert all((b["users"] == 1).all() for b in pop.batches(4, rng))
+    assert all((b.users == 1).all() for b in pop.batches(4, rng))
     uni = make_sampler("bpr")  # uniform: item 3 is still a negative for user 0
     uni.prepare(train, rng)
     assert uni.n_samples() == 4

@@ -12,10 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from recsampling.samplers.base import SAMPLERS, Batch, Sampler, make_sampler, register, samplers_for, to_tensors
+from recsampling.samplers.base import SAMPLERS, Batch, Sampler, make_sampler, register, samplers_for
 
-__all__ = ["SAMPLERS", "Batch", "Sampler", "make_sampler", "register", "samplers_for", "to_tensors",
-           "sampler_params"]
+__all__ = ["SAMPLERS", "Batch", "Sampler", "make_sampler", "register", "samplers_for", "sampler_params"]
 
 #: the order of the built-ins in the registry, and so in the grid and the demo table (baselines
 #: first); any other module of the package is imported after these, alphabetically

@@ -6,16 +6,13 @@ A sampler answers "which examples do we train on, and with which loss?". It
    (``prepare``): it precomputes what it needs (popularity, propensities, the positives for
    rejection) and creates its own learnable parameters, if any, sized to the data;
 2. draws one epoch of vectorized batches with a seeded ``numpy.random.Generator``
-   (``batches``); a batch is a dict of numpy arrays with at least
-
-   - ``"users"``: int64, shape (B,)
-   - ``"items"``: int64, shape (B, L): the candidate list of each row, whose meaning is the
-     sampler's (BPR: column 0 the positive, columns 1..k the negatives; a pointwise method:
-     items with ``"labels"``; DLA: a ranked list with ``"clicks"``);
-
-   plus any extra arrays the loss needs (labels, weights, positions, clicks);
-3. turns model scores into a scalar loss (``loss``), with gradients for the model and for the
-   sampler's own parameters. The Trainer adds L2 on the embeddings of ``users`` and ``items``.
+   (``batches``); a batch is a :class:`Batch` of numpy arrays: ``users`` (B,), ``items``
+   (B, L) (each row's entries; column 0 the positive where the sampler has one), and the
+   optional ``mask``, ``labels`` and ``weights`` (B, L) (plus in-batch's ``hits``), each with
+   one meaning (see :class:`Batch`). The Trainer moves it with :meth:`Batch.to`;
+3. turns model scores into a scalar loss (``loss``, reading the fields of the :class:`Batch` of
+   tensors), with gradients for the model and for the sampler's own parameters. The Trainer adds
+   L2 on the embeddings of ``users`` and ``items``.
 
 Samplers are ``torch.nn.Module`` so that learnable ones (NBPO's flip rates, DLA's propensity
 model) are seen by the optimizer and saved with checkpoints. A sampler without parameters is
@@ -33,7 +30,8 @@ derive from these.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, ClassVar, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, Callable, ClassVar, Iterator, Union
 
 import numpy as np
 import torch
@@ -44,7 +42,117 @@ from recsampling.data.interactions import Interactions
 
 __all__ = ["Sampler", "Batch", "register", "make_sampler", "samplers_for", "SAMPLERS"]
 
-Batch = dict  # str -> numpy.ndarray when drawn, str -> torch.Tensor when given to ``loss``
+Array = Union[np.ndarray, Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One batch of a sampler's rows: numpy arrays when drawn, torch tensors after :meth:`to`.
+
+    ``B`` rows of ``L`` entries each (an entry is a (user, item) pair the loss scores). Every
+    field has one meaning for every sampler; what a sampler puts in them is in its ``batches``
+    docstring.
+
+    Attributes
+    ----------
+    users : int64, shape (B,)
+        The user of each row.
+    items : int64, shape (B, L)
+        The items of each row. Column 0 is the row's positive (the training interaction, the
+        click) for every sampler that has one; DLA's logged lists hold the shown list in order.
+    mask : bool, shape (B, L), or None
+        True where an entry is real, False where it is padding: nothing was left to draw (a
+        user who interacted with every drawable item: the positive itself stands in those
+        columns, :func:`~recsampling.samplers.negatives.positive_rows`) or a skipped collision
+        (``collision="skip"``). None: every entry is real (a sampler whose rows are never padded).
+    labels : float32, shape (B, L), or None
+        The observed feedback of each entry: 1 clicked / voted, 0 not (DLA's logged lists: the
+        click counts).
+    weights : float32, shape (B, L), or None
+        Per-entry loss weights: inverse propensities (Rel-MF: ``1/θ`` of the click in column 0,
+        the user's unclicked weight in the others), pair weights (UBPR: column ``j ≥ 1`` weighs
+        the pair (0, j), column 0 holds the click's ``1/θ``).
+    hits : bool, shape (B, B), or None
+        In-batch negatives: True where row ``c``'s positive is a training positive of row
+        ``r``'s user other than its own target (an accidental hit, left out of the softmax).
+
+    A :class:`Sampler` of your own yields these; the shapes and dtype kinds are checked when
+    one is built (no pass over the data).
+    """
+
+    users: Array
+    items: Array
+    mask: Array | None = None
+    labels: Array | None = None
+    weights: Array | None = None
+    hits: Array | None = None
+
+    def __post_init__(self):
+        _check_field("users", self.users, 1, "int")
+        _check_field("items", self.items, 2, "int")
+        B, L = self.items.shape
+        if self.users.shape[0] != B:
+            raise ValueError(f"Batch: users has {self.users.shape[0]} rows but items has {B}")
+        for name, kind in (("mask", "bool"), ("labels", "float"), ("weights", "float")):
+            value = getattr(self, name)
+            if value is not None:
+                _check_field(name, value, 2, kind)
+                if tuple(value.shape) != (B, L):
+                    raise ValueError(f"Batch: {name} must have the shape of items {(B, L)}, got {tuple(value.shape)}")
+        if self.hits is not None:
+            _check_field("hits", self.hits, 2, "bool")
+            if tuple(self.hits.shape) != (B, B):
+                raise ValueError(f"Batch: hits must have shape (B, B) = {(B, B)}, got {tuple(self.hits.shape)}")
+
+    def __len__(self) -> int:
+        """``B``, the number of rows."""
+        return int(self.users.shape[0])
+
+    def to(self, device: torch.device | str) -> "Batch":
+        """The batch as torch tensors on ``device`` (the one conversion the Trainer uses).
+
+        numpy arrays become tensors without a copy where they can (integers become int64,
+        floats float32, bools stay bool) and are moved with ``non_blocking=True``; tensors are
+        moved as they are.
+        """
+        device = torch.device(device)
+        out = object.__new__(Batch)  # the fields were checked when this batch was built
+        for name in _FIELDS:
+            value = getattr(self, name)
+            object.__setattr__(out, name, None if value is None else _tensor_on(value, device))
+        return out
+
+
+_FIELDS = tuple(f.name for f in fields(Batch))
+_NUMPY_KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+
+
+def _kind(value) -> str:
+    """``"bool"``, ``"int"``, ``"float"`` or ``"other"``: the dtype kind of an array or tensor."""
+    if isinstance(value, np.ndarray):
+        return _NUMPY_KINDS.get(value.dtype.kind, "other")
+    if value.dtype == torch.bool:
+        return "bool"
+    return "float" if value.is_floating_point() else "other" if value.is_complex() else "int"
+
+
+def _check_field(name: str, value, ndim: int, kind: str) -> None:
+    if not isinstance(value, (np.ndarray, Tensor)):
+        raise ValueError(f"Batch: {name} must be a numpy array or a torch tensor, got {type(value).__name__}")
+    if value.ndim != ndim or _kind(value) != kind:
+        raise ValueError(f"Batch: {name} must be a {ndim}-d {kind} array, got shape {tuple(value.shape)} and dtype "
+                         f"{value.dtype}")
+
+
+def _tensor_on(value: Array, device: torch.device) -> Tensor:
+    t = value if isinstance(value, Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    if t.dtype not in _KEPT:
+        t = t.float() if t.is_floating_point() else t.long()
+    return t.to(device, non_blocking=True)
+
+
+_KEPT = (torch.int64, torch.float32, torch.bool)
+
 
 #: choices of the common knob ``n_negatives`` in :meth:`Sampler.search_space`
 NEGATIVES = (1, 2, 4, 8)
@@ -143,7 +251,7 @@ class Sampler(nn.Module):
         return int(self.train_.nnz)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """One epoch of batches of numpy arrays (vectorized, never a loop per example).
+        """One epoch of :class:`Batch` es of numpy arrays (vectorized, never a loop per example).
 
         The rows of an epoch come in :meth:`epoch_order`, which is what makes a sampler work
         under torchrun.
@@ -160,8 +268,8 @@ class Sampler(nn.Module):
 
         return shard_order(n, rng, self.shard_)
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        """Scalar loss of a batch (tensors already on the model's device)."""
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Scalar loss of a :class:`Batch` of tensors already on the model's device."""
         raise NotImplementedError
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -194,13 +302,3 @@ class Sampler(nn.Module):
 #: group ``recsampling.samplers``, by name
 SAMPLERS: Registry = Registry("sampler", "recsampling.samplers", Sampler, builtins="recsampling.samplers")
 
-
-def to_tensors(batch: Batch, device: torch.device) -> dict[str, Tensor]:
-    """Move a drawn batch to ``device`` (integers stay int64, floats become float32)."""
-    out = {}
-    for k, v in batch.items():
-        t = torch.from_numpy(np.ascontiguousarray(v))
-        if t.is_floating_point():
-            t = t.float()
-        out[k] = t.to(device, non_blocking=True)
-    return out

@@ -526,11 +526,11 @@ class DLASampler(Sampler):
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every logged list (setting 1) or every click (setting 2) once, shuffled.
 
-        Setting 1 rows: ``users`` (B,), ``items`` (B, L) in shown order, ``clicks`` (B, L).
-        Setting 2 rows: the click in column 0 and ``n_sampled`` unclicked items, ``clicks`` with
-        a 1 in column 0, and ``valid`` (B,) (0 for a user who clicked every item: nothing
-        unclicked to draw, the row is left out of the losses). Draws are independent (an item
-        can repeat within a row).
+        Setting 1: a :class:`Batch` of ``users`` (B,), ``items`` (B, L) in shown order and
+        ``labels`` (B, L), the clicks. Setting 2: the click in column 0 and ``n_sampled``
+        unclicked items, ``labels`` with a 1 in column 0, and ``mask`` (B, 1 + n_sampled) (False
+        in the drawn columns of a user who clicked every item: nothing unclicked to draw, the row
+        is left out of the losses). Draws are independent (an item can repeat within a row).
         """
         self._check_prepared()
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -541,7 +541,7 @@ class DLASampler(Sampler):
         if self.mode == "positions":
             order = self.epoch_order(self._n_rows, rng)
             for idx in np.array_split(order, max(1, -(-order.size // batch_size))):
-                yield {"users": self._users[idx], "items": self._items[idx], "clicks": self._clicks[idx]}
+                yield Batch(self._users[idx], self._items[idx], labels=self._clicks[idx])
             return
         from recsampling.samplers.negatives import positive_rows
 
@@ -551,18 +551,19 @@ class DLASampler(Sampler):
                                                    has_negative=self._has_negative, equal_batches=True):
             clicks = np.zeros(items.shape, dtype=np.float32)
             clicks[:, 0] = 1.0
-            yield {"users": users, "items": items, "clicks": clicks, "valid": mask[:, 1].astype(np.float32)}
+            yield Batch(users, items, mask=mask, labels=clicks)
 
     # ------------------------------------------------------------------ losses
-    def losses(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
         """The two losses ``(L_f, L_g)`` of eqs. (6) and (7) for one batch.
 
         Parameters
         ----------
         model : EmbeddingModel
             The relevance model ``f``.
-        batch : dict of Tensor
-            A batch from :meth:`batches` moved to tensors.
+        batch : Batch
+            A batch from :meth:`batches` moved to tensors (:meth:`Batch.to`); its ``labels`` are
+            the clicks.
 
         Returns
         -------
@@ -571,15 +572,19 @@ class DLASampler(Sampler):
             tensor when the propensities are fixed).
         """
         self._check_prepared()
-        users, items, clicks = batch["users"], batch["items"], batch["clicks"]
-        clicks = clicks.to(torch.float32)
+        users, items = batch.users, batch.items
+        if batch.labels is None:
+            raise ValueError("DLA needs the clicks of each list in the batch's labels")
+        clicks = batch.labels.to(torch.float32)
         s = model.score(users, items)
         if self.relevance_link == "sigmoid":  # eq. (4'): P(r = 1) = σ(s), the softmax is over log σ(s)
             s = F.logsigmoid(s)
         mw = self._max_weight()
         if self.mode == "positions":
             return self._losses_positions(s, clicks, mw)
-        return self._losses_candidates(s, items, clicks, batch.get("valid"), mw)
+        # a row whose user had nothing to draw (its drawn columns are padding) weighs nothing
+        valid = None if batch.mask is None else batch.mask[:, 1]
+        return self._losses_candidates(s, items, clicks, valid, mw)
 
     def _losses_positions(self, s: Tensor, clicks: Tensor, mw: float | None) -> tuple[Tensor, Tensor]:
         B = s.shape[0]
@@ -617,7 +622,7 @@ class DLASampler(Sampler):
             loss_g = loss_g + self.propensity_l2 * self.propensity_.item_logits[clicked_items].pow(2).mean()
         return loss_f, loss_g
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """``L_f + L_g`` (eqs. (6) + (7)); the detached weights keep their gradients apart."""
         loss_f, loss_g = self.losses(model, batch)
         return loss_f + loss_g

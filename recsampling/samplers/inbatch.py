@@ -26,7 +26,8 @@ Column c is an *accidental hit* for row r when its item is one of u_r's training
 not the row's own target: another row with the same item (duplicates in the batch) or another of
 u_r's positives. Treating those as negatives would push down items the user is known to like, so
 their logits are masked to −∞ (left out of the softmax); the diagonal (the target) is always kept.
-The mask is computed when the batch is drawn (``"hits"``, (B, B) bool) from the CSR matrix.
+The mask is computed when the batch is drawn (the :class:`~recsampling.samplers.base.Batch`'s
+``hits``, (B, B) bool) from the CSR matrix.
 
 Under torchrun (:mod:`recsampling.distributed`) the columns are the global batch: every rank's
 items are gathered (with their gradient), ``log p_c`` is the same, and the accidental hits of a
@@ -67,8 +68,9 @@ class InBatchSampler(Sampler):
 
     Notes
     -----
-    A batch holds ``"users"`` (B,), ``"items"`` (B, 1) (each row's positive; the candidate set
-    of a row is the whole batch's positive items), ``"log_q"`` (B,) and ``"hits"`` (B, B).
+    A :class:`Batch` holds ``users`` (B,), ``items`` (B, 1) (each row's positive; the candidate
+    set of a row is the whole batch's positive items) and ``hits`` (B, B) (with ``mask_hits``);
+    ``log p_c`` is looked up in the sampler's table of every item.
     The batch size is the number of negatives: larger batches give a better estimate.
     """
 
@@ -91,6 +93,8 @@ class InBatchSampler(Sampler):
         counts = train.item_counts().astype(np.float64)
         with np.errstate(divide="ignore"):
             self.log_q_ = np.log(counts / counts.sum()).astype(np.float32)
+        # the same table as a tensor that follows the sampler to its device (not saved: derived)
+        self.register_buffer("_log_q", torch.from_numpy(self.log_q_), persistent=False)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every training interaction once, in random order."""
@@ -102,32 +106,32 @@ class InBatchSampler(Sampler):
         for start in range(0, order.size, batch_size):
             idx = order[start:start + batch_size]
             users, items = self.users_[idx], self.items_[idx]
-            batch = {"users": users, "items": items[:, None], "log_q": self.log_q_[items]}
+            hits = None
             if self.mask_hits and self.shard_[1] == 1:  # under torchrun: against every rank's items, in loss
                 # (B, B): is column c's item a positive of row r's user? (scipy row+column slicing)
                 hits = m[users][:, items].toarray() > 0
                 np.fill_diagonal(hits, False)
-                batch["hits"] = hits
-            yield batch
+            yield Batch(users, items[:, None], hits=hits)
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Eq. (4) over the batch; under torchrun the columns are every rank's batch (the global batch)."""
-        u = model.user_embeddings(batch["users"])
-        v = model.item_embeddings(batch["items"][:, 0])
-        log_q, hits, offset = batch["log_q"], batch.get("hits"), 0
+        u = model.user_embeddings(batch.users)
+        items = batch.items[:, 0]
+        v = model.item_embeddings(items)
+        hits, offset = batch.hits, 0
         if self.shard_[1] > 1:
             from recsampling import distributed
 
             ctx = distributed.context()
             v = distributed.gather_rows(v, ctx, grad=True)  # each rank's rows get their gradient back
-            log_q = distributed.gather_rows(log_q, ctx)
+            items = distributed.gather_rows(items, ctx)
             offset = ctx.rank * u.shape[0]
             if self.mask_hits:
-                items = distributed.gather_rows(batch["items"][:, 0], ctx).cpu().numpy()
-                users = batch["users"].cpu().numpy()
-                h = self.train_.matrix[users][:, items].toarray() > 0
+                users = batch.users.cpu().numpy()
+                h = self.train_.matrix[users][:, items.cpu().numpy()].toarray() > 0
                 h[np.arange(users.size), offset + np.arange(users.size)] = False
                 hits = torch.from_numpy(h).to(u.device)
+        log_q = self._log_q[items]
         # (B, B) is the big tensor here: edit the fresh product in place (its backward needs only u
         # and v), which saves up to three B x B copies per step
         logits = u @ v.T

@@ -431,28 +431,33 @@ class RelMF(Sampler):
         self._full_users = n0 <= 0
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch: every click once, in random order, with ``n_negatives`` unclicked draws.
+
+        A :class:`Batch` of ``users`` (B,), ``items`` (B, 1 + k) (column 0 the click), ``mask``
+        (B, 1 + k) and ``weights`` (B, 1 + k): column 0 the click's ``1/θ~``, the other columns
+        the user's unclicked weight ``w_u`` (the same in every drawn column). A user who clicked
+        every item draws nothing: the click stands in the masked columns, whose weight is 0.
+        """
         self._check_prepared()
         from recsampling.samplers.negatives import positive_rows
 
-        # a user who clicked every item draws nothing (masked columns, weight 0 in any case)
-        for idx, users, items, _ in positive_rows(self.train_, self.users_, self.items_, int(self.n_negatives),
-                                                  batch_size, rng, order=self.epoch_order(self.users_.size, rng),
-                                                  has_negative=~self._full_users):
-            yield {
-                "users": users,
-                "items": items,
-                "inv_propensity": (1.0 / self.theta_[idx]).astype(np.float32),
-                "unobserved_weight": self.unobserved_weight_[users].astype(np.float32),
-            }
+        for idx, users, items, mask in positive_rows(self.train_, self.users_, self.items_, int(self.n_negatives),
+                                                     batch_size, rng, order=self.epoch_order(self.users_.size, rng),
+                                                     has_negative=~self._full_users):
+            weights = np.empty(items.shape, dtype=np.float32)
+            weights[:, 0] = 1.0 / self.theta_[idx]
+            weights[:, 1:] = self.unobserved_weight_[users].astype(np.float32)[:, None]
+            yield Batch(users, items, mask=mask, weights=weights)
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        s = model.score(batch["users"], batch["items"])
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        s = model.score(batch.users, batch.items)
         d1, d0 = delta_losses(s, self.delta)
-        w = batch["inv_propensity"].to(s.dtype)
-        click = w * d1[:, 0] + (1.0 - w) * d0[:, 0]
+        w = batch.weights.to(s.dtype)
+        click = w[:, 0] * d1[:, 0] + (1.0 - w[:, 0]) * d0[:, 0]
         if self.floor_ is not None:
             click = click.clamp(min=self.floor_)
-        unclicked = batch["unobserved_weight"].to(s.dtype) * d0[:, 1:].sum(dim=1)
+        # the drawn columns share the user's weight w_u (0 on masked columns): w_u * sum_j delta0(s_uj)
+        unclicked = w[:, 1] * d0[:, 1:].sum(dim=1)
         return self.scale_ * (click + unclicked).mean()
 
 
@@ -548,6 +553,13 @@ class UBPR(Sampler):
         self._keys = self.users_ * np.int64(train.n_items) + self.items_
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch: every click once, in random order, with ``n_negatives`` items ``j != i``.
+
+        A :class:`Batch` of ``users`` (B,), ``items`` (B, 1 + k) (column 0 the click ``i``),
+        ``labels`` (B, 1 + k) (1, then whether u clicked ``j``) and ``weights`` (B, 1 + k):
+        column 0 the click's ``1/θ~_ui``, column ``j`` the pair weight
+        ``(1/θ~_ui)(1 - Y_uj/θ~_uj)``. Nothing is padded (``mask`` None).
+        """
         self._check_prepared()
         k = int(self.n_negatives)
         n_items = self.train_.n_items
@@ -561,18 +573,14 @@ class UBPR(Sampler):
             clicked = keys[at] == q
             theta_j = np.where(clicked, self.theta_[at], 1.0)
             inv_i = 1.0 / self.theta_[idx]
-            weight = inv_i[:, None] * (1.0 - clicked / theta_j)
             labels = np.concatenate([np.ones((idx.size, 1)), clicked], axis=1)
-            yield {
-                "users": users,
-                "items": np.concatenate([pos[:, None], j], axis=1),
-                "labels": labels.astype(np.float32),
-                "pair_weight": weight.astype(np.float32),
-            }
+            weights = np.concatenate([inv_i[:, None], inv_i[:, None] * (1.0 - clicked / theta_j)], axis=1)
+            yield Batch(users, np.concatenate([pos[:, None], j], axis=1), labels=labels.astype(np.float32),
+                        weights=weights.astype(np.float32))
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        s = model.score(batch["users"], batch["items"])
-        terms = batch["pair_weight"].to(s.dtype) * F.softplus(-(s[:, :1] - s[:, 1:]))
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        s = model.score(batch.users, batch.items)
+        terms = batch.weights[:, 1:].to(s.dtype) * F.softplus(-(s[:, :1] - s[:, 1:]))
         if self.beta is not None:
             terms = terms.clamp(min=-float(self.beta))
         return terms.mean()

@@ -231,10 +231,10 @@ class _PointwiseSampler(Sampler):
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every voted pair once, in random order, each with its unvoted draws.
 
-        A batch holds ``users`` (B,), ``items`` (B, 1 + k) (column 0 the voted item),
-        ``labels`` (B, 1 + k) (1 then k zeros) and ``valid`` (B, 1 + k) float: 0 marks a draw
-        that is not used (a collision with ``collision="skip"``, or a user who has no unvoted
-        item at all).
+        A :class:`Batch` of ``users`` (B,), ``items`` (B, 1 + k) (column 0 the voted item),
+        ``labels`` (B, 1 + k) (1 then k zeros) and ``mask`` (B, 1 + k): False marks a draw that
+        is not used (a collision with ``collision="skip"``, or a user who has no unvoted item at
+        all, whose columns hold the voted item itself).
         """
         from recsampling.samplers.negatives import positive_rows
 
@@ -246,12 +246,12 @@ class _PointwiseSampler(Sampler):
                                                    order=self.epoch_order(self._users.size, rng),
                                                    has_negative=self._has_negative, collision=self.collision):
             labels = np.broadcast_to(labels_row, items.shape).copy()
-            yield {"users": users, "items": items, "labels": labels, "valid": mask.astype(np.float32)}
+            yield Batch(users, items, mask=mask, labels=labels)
 
-    def _row_weights(self, batch: dict[str, Tensor]) -> Tensor:
-        labels = batch["labels"]
+    def _row_weights(self, batch: Batch) -> Tensor:
+        labels = batch.labels
         w = torch.where(labels > 0.5, labels.new_tensor(self._positive_weight()), labels.new_tensor(1.0))
-        return w * batch["valid"].to(w.dtype) if "valid" in batch else w
+        return w if batch.mask is None else w * batch.mask.to(w.dtype)
 
 
 @register("bpo")
@@ -273,10 +273,9 @@ class BPOSampler(_PointwiseSampler):
         Passed to :func:`~recsampling.samplers.negatives.draw_negatives`.
     """
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        x = model.score(batch["users"], batch["items"])
-        labels = batch["labels"]
-        return (self._row_weights(batch) * bpo_nll(x, labels)).sum(-1).mean()
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        x = model.score(batch.users, batch.items)
+        return (self._row_weights(batch) * bpo_nll(x, batch.labels)).sum(-1).mean()
 
 
 class _FlipLogits(nn.Module):
@@ -436,9 +435,9 @@ class NBPOSampler(_PointwiseSampler):
         self._check_flip()
         return [{"params": list(self.flip_.parameters()), "lr": float(self.flip_lr or lr), "weight_decay": 0.0}]
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         self._check_flip()
-        users, items, labels = batch["users"], batch["items"], batch["labels"]
+        users, items, labels = batch.users, batch.items, batch.labels
         x = model.score(users, items)
         gamma = self.flip_(users, items)
         per_pair = nbpo_surrogate(x, gamma, labels) if self.objective == "surrogate" else nbpo_nll(x, gamma, labels)

@@ -16,7 +16,8 @@ loss to minimize; the L2 term ``λ‖Θ‖²`` is added by the Trainer)::
     (1)  ℓ(u, i, j) = −ln σ(x̂_ui − x̂_uj)
 
 averaged over the batch's triples, computed as ``-F.logsigmoid(s_i - s_j)`` (finite for any
-score). The batch layout is ``"users"`` (B,) and ``"items"`` (B, 1 + k), column 0 the positive.
+score). A :class:`~recsampling.samplers.base.Batch` holds ``users`` (B,) and ``items`` (B, 1 + k),
+column 0 the positive, and with ``collision="skip"`` a ``mask`` (False: a skipped triple).
 An epoch is one shuffled pass over the training interactions (``n_samples = nnz``), the same
 definition as the fused kernel's.
 
@@ -386,20 +387,24 @@ class _PairwiseSampler(Sampler):
         return int(self.users_.size)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """One epoch: every training interaction once, in random order, with its negatives."""
+        """One epoch: every training interaction once, in random order, with its negatives.
+
+        A :class:`Batch` of ``users`` (B,) and ``items`` (B, 1 + k) (column 0 the positive; DNS:
+        ``k = n_candidates``); with ``collision="skip"`` also ``mask`` (B, 1 + k), False where a
+        drawn item is a positive of the user (the triple is skipped). With ``"redraw"`` no row is
+        ever padded (users without a negative are left out in :meth:`prepare`): ``mask`` is None.
+        """
         self._check_prepared()
+        skip = self.collision == "skip"
         for _, users, items, mask in positive_rows(self.train_, self.users_, self.items_, self._k(), batch_size, rng,
                                                    order=self.epoch_order(self.users_.size, rng),
                                                    has_negative=self._has_negative, item_probs=self.item_probs_,
                                                    collision=self.collision):
-            batch = {"users": users, "items": items}
-            if self.collision == "skip":
-                batch["valid"] = mask[:, 1:]
-            yield batch
+            yield Batch(users, items, mask=mask if skip else None)
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        s = model.score(batch["users"], batch["items"])
-        return bpr_loss(s[:, :1], s[:, 1:], batch.get("valid"))
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        s = model.score(batch.users, batch.items)
+        return bpr_loss(s[:, :1], s[:, 1:], None if batch.mask is None else batch.mask[:, 1:])
 
 
 @register("bpr")
@@ -456,7 +461,7 @@ class DNSSampler(_PairwiseSampler):
 
     Notes
     -----
-    The batch's ``"items"`` is (B, 1 + m): the positive and all candidates; the selection
+    The batch's ``items`` is (B, 1 + m): the positive and all candidates; the selection
     happens in :meth:`loss` with the current model, without gradient.
     """
 
@@ -475,14 +480,15 @@ class DNSSampler(_PairwiseSampler):
         if self.n_negatives > self.n_candidates:
             raise ValueError(f"n_negatives ({self.n_negatives}) must be <= n_candidates ({self.n_candidates})")
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        s = model.score(batch["users"], batch["items"])
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        s = model.score(batch.users, batch.items)
         cand = s[:, 1:]
+        valid = None if batch.mask is None else batch.mask[:, 1:]
         with torch.no_grad():
             sel = cand.detach()
-            if "valid" in batch:
-                sel = sel.masked_fill(~batch["valid"], float("-inf"))
+            if valid is not None:
+                sel = sel.masked_fill(~valid, float("-inf"))
             top = sel.topk(int(self.n_negatives), dim=1).indices
         neg = cand.gather(1, top)
-        weight = None if "valid" not in batch else batch["valid"].gather(1, top)
+        weight = None if valid is None else valid.gather(1, top)
         return bpr_loss(s[:, :1], neg, weight)
