@@ -295,16 +295,6 @@ def run_rec(task, dataset: str, method: str, seed: int, args) -> dict:
     return out
 
 
-def _mean_se(runs: list[dict]) -> dict:
-    d = {}
-    for k in runs[0]:
-        v = np.array([r[k] for r in runs], dtype=np.float64)
-        d[k] = float(v.mean())
-        if v.size > 1:
-            d[k + "_se"] = float(v.std(ddof=1) / np.sqrt(v.size))
-    return d
-
-
 # ----------------------------------------------------------------------------------- output
 def _fmt(d, key):
     if key not in d or d[key] is None:
@@ -449,6 +439,8 @@ def main(argv=None) -> int:
         result[f"eta={eta}"]["ndcg@10"] = {m: d[f"ndcg@10/{m}"] for m in args.pos_methods}
 
     if args.setting2:
+        from recsampling.suite import mean_se
+
         summary2, not_done = {}, []
         for ds in [x for x in args.datasets.split(",") if x]:
             per = {m: [] for m in args.rec_methods}
@@ -461,7 +453,7 @@ def main(argv=None) -> int:
             if not per[args.rec_methods[0]]:
                 not_done.append(ds)
                 continue
-            summary2[ds] = {m: _mean_se(r) for m, r in per.items()}
+            summary2[ds] = {m: mean_se(r) for m, r in per.items()}
             print(f"[dla_positions] setting 2 {ds} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
         result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
                                              propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,

@@ -331,29 +331,18 @@ def ideal_loss(model, relevance: np.ndarray, delta: str) -> float:
 
 def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
     """Number of relevant test pairs among each evaluated user's candidates."""
-    users = per_user.index.to_numpy()
-    m = test.matrix
-    c = cand[users]
-    rel = np.zeros(c.shape, dtype=bool)
-    for col in range(c.shape[1]):  # loop over the few candidate columns, vectorized over users
-        items = c[:, col]
-        ok = items >= 0
-        rel[ok, col] = np.asarray(m[users[ok], items[ok]]).ravel() > 0
-    return rel.sum(1)
+    import scipy.sparse as sp
+
+    rows, cols = np.nonzero(cand >= 0)
+    cand_m = sp.csr_matrix((np.ones(rows.size), (rows, cand[rows, cols])), shape=test.shape)
+    return np.asarray(test.matrix.astype(bool).multiply(cand_m).sum(1)).ravel()[per_user.index.to_numpy()]
 
 
 def summarize(per_seed: dict[str, list[dict]]) -> dict:
-    out = {}
-    for method, runs in per_seed.items():
-        keys = runs[0].keys()
-        d = {}
-        for k in keys:
-            vals = np.array([r[k] for r in runs], dtype=np.float64)
-            d[k] = float(vals.mean())
-            if len(vals) > 1:
-                d[k + "_se"] = float(vals.std(ddof=1) / np.sqrt(len(vals)))
-        out[method] = d
-    return out
+    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.suite.mean_se`)."""
+    from recsampling.suite import mean_se
+
+    return {method: mean_se(runs) for method, runs in per_seed.items()}
 
 
 def table(summary: dict, group: str, metrics: list[str]) -> str:

@@ -2,10 +2,10 @@
 
 Protocol (the same for every method, as close to Yu & Qin's as the data allow)
 ------------------------------------------------------------------------------
-- data: the release in ``--data-dir`` through :func:`recsampling.data.datasets.load_dataset`;
+- data: the release in ``--data-dir`` as :func:`recsampling.tasks.load_task` reads it;
   ratings >= ``--threshold`` (4) are the voted items (ML-1M here has pairs only: all are voted);
-- split: :func:`recsampling.data.splits.random_split` 80/20 per user with each seed; a validation
-  set (10% of each user's training items, :func:`validation_split`) drives early stopping on
+- split: 80/20 per user with each seed (``load_task``'s random split); a validation
+  set (10% of each user's training items, ``valid_fraction=0.1``) drives early stopping on
   NDCG@10 (``--patience``), the test set is never looked at while training;
 - model: ``MatrixFactorization`` (``--factors``), Adam, one lr and batch size for all methods; the
   L2 of each method is chosen from the ``--l2`` grid on the validation set;
@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from recsampling._utils import positive_int
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
+from recsampling.suite import mean_se
 from recsampling.tasks import load_task
 from recsampling.train import Trainer
 
@@ -92,14 +91,7 @@ def main(argv=None) -> dict:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "
                       f"(best epoch {fit.best_epoch}, {row['fit_s']:.0f}s)", file=sys.stderr)
 
-    summary: dict = {}
-    for name, rows in runs.items():
-        stats = {}
-        for field in rows[0]:
-            v = np.array([r[field] for r in rows if r[field] is not None], dtype=float)
-            stats[field] = float(v.mean()) if v.size else None
-            stats[f"{field}_sem"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
-        summary[name] = stats
+    summary: dict = {name: mean_se(rows, suffix="_sem", always=True) for name, rows in runs.items()}
     if "nbpo" in summary and "bpo" in summary:
         summary["nbpo_vs_bpo_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpo"]["ndcg@10"]
     if "nbpo" in summary and "bpr" in summary:

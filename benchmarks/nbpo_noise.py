@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -68,6 +67,7 @@ from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
+from recsampling.suite import mean_se
 from recsampling.tasks import Task
 from recsampling.train import Trainer
 
@@ -193,14 +193,6 @@ def run_one(name: str, params: dict, task: Task, world, seed: int, args) -> dict
     return out
 
 
-def _summary(values: list) -> tuple[float | None, float | None]:
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if v.size == 0:
-        return None, None
-    sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
-    return float(v.mean()), sem
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -271,15 +263,9 @@ def main(argv=None) -> dict:
 
     result: dict = {"noise": {}}
     for key, by_method in raw.items():
-        block: dict = {}
-        for label, runs in by_method.items():
-            stats: dict = {}
-            for field in runs[0]:
-                mean, sem = _summary([r[field] for r in runs])
-                stats[field] = mean
-                stats[f"{field}_sem"] = sem
-            block[label] = stats
-        block["world"] = {f: _summary([w[f] for w in world_raw[key]])[0] for f in world_raw[key][0]}
+        block: dict = {label: mean_se(runs, suffix="_sem", always=True) for label, runs in by_method.items()}
+        world_means = mean_se(world_raw[key])
+        block["world"] = {f: world_means[f] for f in world_raw[key][0]}
         nb = block.get("nbpo")
         if nb is not None:
             block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure

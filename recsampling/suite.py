@@ -49,7 +49,7 @@ from recsampling._files import atomic_write, check_writable
 from recsampling._utils import positive_int, resolve_device, to_jsonable
 from recsampling.tasks import Task, load_task
 
-__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "suite_task", "plan",
+__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "suite_task", "plan", "mean_se",
            "run_suite", "aggregate", "main"]
 
 logger = logging.getLogger(__name__)
@@ -506,6 +506,36 @@ def _tidy(recs: list[dict]):
         if c in df:
             df[c] = df[c].astype("Int64")  # integers with gaps (implicit has no batch size)
     return df
+
+
+def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
+    """Mean and standard error over runs (e.g. seeds) of each figure of the first run.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        One ``{figure: number}`` per run; a None value is left out of its figure's mean.
+    suffix : str
+        Key suffix of the standard errors (``"ndcg@10" -> "ndcg@10_se"``).
+    always : bool
+        Give every figure a standard error: 0.0 for a single value, None for none. By default a
+        figure with a single value has none.
+
+    Returns
+    -------
+    dict
+        ``{figure: mean, figure + suffix: std(ddof=1) / sqrt(n), ...}``; the mean is None when no
+        run has a value.
+    """
+    out: dict = {}
+    for key in runs[0]:
+        v = np.array([r[key] for r in runs if r[key] is not None], dtype=np.float64)
+        out[key] = float(v.mean()) if v.size else None
+        if v.size > 1:
+            out[key + suffix] = float(v.std(ddof=1) / math.sqrt(v.size))
+        elif always:
+            out[key + suffix] = 0.0 if v.size else None
+    return out
 
 
 def _summary(df):
