@@ -151,3 +151,21 @@ def test_bad_tasks_and_calls_are_clear_value_errors():
         task.figures(tables, ["ndcg"])
     with pytest.raises(dataclasses.FrozenInstanceError):
         task.protocol = "test_items"
+
+
+def test_the_readme_example_runs(monkeypatch):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    section = text[text.index("### Evaluation tasks"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    if not (root.parent / "shared" / "data" / "ml-100k").is_dir():
+        pytest.skip("../shared/data/ml-100k is absent (the example's second part reads it)")
+    monkeypatch.chdir(root)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["task"].protocol == "test_items" and scope["task"].test_items.shape[1] == 16
+    assert {"ndcg@5", "ndcg@10"} <= set(scope["res"].to_dict())
+    assert scope["ml"].protocol == "full" and scope["ml"].valid.nnz > 0
