@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling import metrics as M
-from recsampling.scoring import _prepare, _score_chunks, _topk_chunk, rank_candidates, topk
+from recsampling.scoring import iter_score_chunks, rank_candidates, topk, topk_of_scores
 
 __all__ = ["evaluate", "EvalResult", "ALL_METRICS"]
 
@@ -347,15 +347,12 @@ def _full_protocol(U, V, test_m, train_m, eval_users, k_max, names, device, budg
         return ids, extra
     # one pass: the same masked score chunks give the top-k and the exact AUC; the AUC's row sort
     # needs about 12 more bytes per cell, hence a third of the budget for the chunk
-    dev, Ut, Vt, users, exclude = _prepare(U, V, train_m, eval_users, device)
+    users = eval_users
     n = users.size
-    kk = min(k_max, Vt.shape[0])
     ids = np.full((n, k_max), -1, dtype=np.int64)
     auc = np.full(n, np.nan)
-    for start, stop, chunk in _score_chunks(dev, Ut, Vt, users, exclude, budget / 3, progress):
-        vals, idx = _topk_chunk(chunk, kk)
-        idx[~np.isfinite(vals)] = -1
-        ids[start:stop, :kk] = idx
+    for start, stop, chunk in iter_score_chunks(U, V, train_m, users, device, budget / 3, progress):
+        ids[start:stop] = topk_of_scores(chunk, k_max)[0]
         pos, row = M._ranges(test_m.indptr, users[start:stop])
         counts = np.bincount(row, minlength=stop - start)
         width = max(int(counts.max()) if counts.size else 0, 1)

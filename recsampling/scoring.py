@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from recsampling._utils import resolve_device
 
-__all__ = ["topk", "rank_candidates", "iter_score_chunks", "chunk_rows"]
+__all__ = ["topk", "rank_candidates", "iter_score_chunks", "topk_of_scores", "chunk_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +353,36 @@ def _topk_chunk(scores: torch.Tensor, k: int, exclude: sp.csr_matrix | None = No
         vals[tied] = np.take_along_axis(v, order, axis=1)
         idx[tied] = np.take_along_axis(i, order, axis=1)
     return vals, idx
+
+
+def topk_of_scores(scores, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top-``k`` columns of each row of a score matrix, e.g. a chunk of :func:`iter_score_chunks`.
+
+    Parameters
+    ----------
+    scores : torch.Tensor or array, shape (n, n_items)
+        Scores; ``-inf`` marks an excluded column, never returned.
+    k : int
+        Columns per row (>= 1); may exceed ``n_items``.
+
+    Returns
+    -------
+    ids, scores : numpy.ndarray, shape (n, k)
+        As :func:`topk` returns them: best first, ties to the lower column, ``-1`` / ``-inf`` padding.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    S = torch.as_tensor(scores, dtype=torch.float32)
+    if S.ndim != 2:
+        raise ValueError(f"scores must be two-dimensional (rows x items), got shape {tuple(S.shape)}")
+    n, kk = S.shape[0], min(int(k), S.shape[1])
+    ids = np.full((n, int(k)), -1, dtype=np.int64)
+    vals = np.full((n, int(k)), _NEG_INF, dtype=np.float32)
+    if n and kk:
+        v, i = _topk_chunk(S.contiguous(), kk)
+        i[~np.isfinite(v)] = -1
+        ids[:, :kk], vals[:, :kk] = i, v
+    return ids, vals
 
 
 def topk(

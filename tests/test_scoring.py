@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling.data.interactions import Interactions
-from recsampling.scoring import chunk_rows, iter_score_chunks, rank_candidates, topk
+from recsampling.scoring import chunk_rows, iter_score_chunks, rank_candidates, topk, topk_of_scores
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -197,3 +197,18 @@ def test_rank_candidates_matches_a_reference_with_ties_and_padding(rng):
 def test_rank_candidates_bad_input_raises_value_error(cand, match):
     with pytest.raises(ValueError, match=match):
         rank_candidates(np.ones((4, 2)), np.ones((5, 2)), cand)
+
+
+def test_topk_of_score_chunks_is_topk(rng):
+    U = rng.integers(-2, 3, size=(30, 3)).astype(np.float32)  # ties
+    V = rng.integers(-2, 3, size=(12, 3)).astype(np.float32)
+    X = sp.random(30, 12, density=0.5, format="csr", random_state=1, dtype=np.float32)
+    ref_ids, ref_scores = topk(U, V, 15, exclude=X, device="cpu")  # k above the catalogue: -1 padding
+    parts = [topk_of_scores(c, 15) for _, _, c in iter_score_chunks(U, V, exclude=X, device="cpu",
+                                                                     memory_budget_mb=0.0005)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), ref_ids)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), ref_scores)
+    with pytest.raises(ValueError, match="k must be"):
+        topk_of_scores(np.zeros((2, 3)), 0)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        topk_of_scores(np.zeros(3), 1)
