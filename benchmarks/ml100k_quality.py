@@ -108,20 +108,21 @@ def main(argv=None) -> int:
     tuning = load_task("ml-100k", valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
     train, test = final.train, final.test
 
-    def measure(tables, task) -> dict:
-        return task.figures(tables, ["ndcg@10", "recall@10"], device="cpu")
+    def checkpoint(task, checkpoints, tables):
+        """``(out, callback)``: the callback puts ``tables()``'s test figures at each checkpoint into ``out``."""
+        out = {}
+
+        def cb(step, *rest):
+            if step + 1 in checkpoints:
+                out[step + 1] = task.figures(tables(), ["ndcg@10", "recall@10"], device="cpu")
+        return out, cb
 
     # ------------------------------------------------------------------ one run of each method
     # run(cfg, task, seed, checkpoints) -> {epochs: metrics on the task's test set} at each checkpoint
     def run_mf(cfg, task, seed, checkpoints):
         tr = task.train
         model = MatrixFactorization(tr.n_users, tr.n_items, factors=cfg["factors"], random_state=seed)
-        out = {}
-
-        def cb(epoch, logs):
-            if epoch + 1 in checkpoints:
-                out[epoch + 1] = measure(model, task)
-
+        out, cb = checkpoint(task, checkpoints, lambda: model)
         Trainer(epochs=max(checkpoints), optimizer="sgd", lr=cfg["lr"], l2=cfg["reg"] / 2, backend="fused",
                 n_threads=args.threads, random_state=seed, progress=False, callbacks=[cb]).fit(
             model, make_sampler("bpr"), tr)
@@ -131,46 +132,29 @@ def main(argv=None) -> int:
         tr = task.train
         model = TwoTower(tr.n_users, tr.n_items, factors=cfg["factors"], user_features=tr.user_features,
                          item_features=tr.item_features, hidden=(128,), random_state=seed)
-        out = {}
-
-        def cb(epoch, logs):
-            if epoch + 1 in checkpoints:
-                out[epoch + 1] = measure(model, task)
-
+        out, cb = checkpoint(task, checkpoints, lambda: model)
         Trainer(epochs=max(checkpoints), optimizer="adam", lr=cfg["lr"], l2=cfg["l2"], batch_size=cfg["batch"],
                 device="cpu", random_state=seed, progress=False, callbacks=[cb]).fit(model, make_sampler("bpr"), tr)
         return out
 
+    def run_implicit(m, task, checkpoints):
+        out, cb = checkpoint(task, checkpoints, lambda: (m.user_factors, m.item_factors))
+        m.fit(task.train.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
+        return out
+
     def run_ibpr(cfg, task, seed, checkpoints):
-        tr = task.train
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        m = BayesianPersonalizedRanking(factors=cfg["factors"], learning_rate=cfg["lr"],
-                                        regularization=cfg["reg"], iterations=max(checkpoints),
-                                        num_threads=args.threads, random_state=seed)
-        out = {}
-
-        def cb(iteration, *rest):
-            if iteration + 1 in checkpoints:
-                out[iteration + 1] = measure((m.user_factors, m.item_factors), task)
-
-        m.fit(tr.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
-        return out
+        return run_implicit(BayesianPersonalizedRanking(
+            factors=cfg["factors"], learning_rate=cfg["lr"], regularization=cfg["reg"], iterations=max(checkpoints),
+            num_threads=args.threads, random_state=seed), task, checkpoints)
 
     def run_als(cfg, task, seed, checkpoints):
-        tr = task.train
         from implicit.cpu.als import AlternatingLeastSquares
 
-        m = AlternatingLeastSquares(factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"],
-                                    iterations=max(checkpoints), num_threads=args.threads, random_state=seed)
-        out = {}
-
-        def cb(iteration, *rest):
-            if iteration + 1 in checkpoints:
-                out[iteration + 1] = measure((m.user_factors, m.item_factors), task)
-
-        m.fit(tr.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
-        return out
+        return run_implicit(AlternatingLeastSquares(
+            factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"], iterations=max(checkpoints),
+            num_threads=args.threads, random_state=seed), task, checkpoints)
 
     if args.quick:
         bpr_grid = {"factors": [64], "lr": [0.05], "reg": [0.01]}

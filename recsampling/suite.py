@@ -4,7 +4,7 @@ One *cell* is one fit and one evaluation: a data set, a model (a registered mode
 ``"mf"`` or ``"twotower"``, or a peer library, ``"implicit"``, see :data:`CONTENDERS`), a method
 (a registered sampler meant for the model, or the peer's model, e.g. ``implicit``'s ``"bpr"`` /
 ``"als"``) and a seed; :func:`grid` lists them. Every cell of a data set trains on the same split and is
-scored by the same code (:func:`recsampling.evaluation.evaluate`), so the rows compare.
+scored by the same code (:meth:`recsampling.tasks.Task.evaluate`), so the rows compare.
 
 Each finished cell is written atomically to ``OUT/cells/<key>.json`` (its configuration, its
 metrics, its learning curve, its speed); a re-run skips every cell whose file holds the same

@@ -41,7 +41,7 @@ __all__ = ["Task", "load_task", "PROTOCOLS"]
 PROTOCOLS = ("full", "test_items")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Task:
     """A train / test split and how to score a model on it.
 
@@ -146,7 +146,8 @@ class Task:
         model : model, (U, V) pair or fitted Recommender
             What :func:`recsampling.evaluation.evaluate` takes; a fitted
             :class:`~recsampling.recommender.Recommender` is evaluated through its own
-            ``evaluate`` (which checks that the task's id maps are its training data's).
+            ``evaluate``, which checks that the task's id maps are its training data's and
+            excludes what it was trained on (``rec.train_``; with a validation part, ``known``).
         metrics, ks : optional
             Override the task's.
         protocol : {"full", "test_items"}, optional
@@ -178,6 +179,8 @@ class Task:
         quiet = _quiet("recsampling.evaluation") if protocol != self.protocol else contextlib.nullcontext()
         with quiet:
             if isinstance(model, Recommender):
+                if self.valid is None:
+                    del kw["train"]  # its own training data (the task's, unless the data changed since)
                 return model.evaluate(self.test, **kw)
             return evaluate(model, self.test, **kw)
 
