@@ -116,36 +116,15 @@ QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
 
 
 # ------------------------------------------------------------------------------------------- data
-class Task:
-    """One (train, randomized test) pair and what the evaluation needs."""
+def load_mnar_task(dataset: str, data_dir: str, seed: int, quick: bool):
+    """The biased clicks and the randomized test of ``dataset`` (ratings >= 4 positive), ranked per user."""
+    from recsampling.tasks import load_task
 
-    def __init__(self, train, test, test_items, relevance=None, true_propensity=None, authors_eval=None):
-        self.train = train  # Interactions of the biased clicks (positives only)
-        self.test = test  # Interactions of the relevant randomized test pairs
-        self.test_items = test_items  # (n_users, n) candidates, -1 padded
-        self.relevance = relevance  # (n_users, n_items) true P(relevant), synthetic only
-        self.true_propensity = true_propensity  # "data" when train carries the true exposure
-        self.authors_eval = authors_eval  # AuthorsEvaluation of the rated test pairs (real data only)
-
-
-def load_task(dataset: str, data_dir: str, seed: int, quick: bool) -> Task:
-    if dataset == "synthetic":
-        from recsampling.data.synthetic import make_world
-
-        params = QUICK_WORLD if quick else SYNTHETIC_WORLD
-        world = make_world(**params, n_logged_lists=0, random_state=seed)
-        return Task(world.clicks, world.unbiased_test, world.unbiased_test_items,
-                    relevance=np.asarray(world.relevance), true_propensity="data")
-    from recsampling.data.datasets import load_dataset
-
+    world = dict(QUICK_WORLD if quick else SYNTHETIC_WORLD, n_logged_lists=0) if dataset == "synthetic" else None
     try:
-        ds = load_dataset(dataset, data_dir=data_dir)
+        return load_task(dataset, data_dir=data_dir, seed=seed, world=world, ks=KS)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"benchmarks/mnar.py: cannot load {dataset!r} from {data_dir!r}: {e}") from None
-    # the paper's protocol: ratings >= 4 are the positives, in train and in the randomized test
-    train = ds.interactions.to_implicit(4.0)
-    test = ds.test.to_implicit(4.0)
-    return Task(train, test, ds.info["test_items"], authors_eval=AuthorsEvaluation(ds.test))
 
 
 def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
@@ -222,53 +201,52 @@ def fit_model(train, method: str, seed: int, args, hp: dict | None = None):
     return model
 
 
-def run_one(task: Task, method: str, seed: int, args, hp: dict | None = None) -> dict:
-    from recsampling.evaluation import evaluate
+def run_one(task, rare_items: np.ndarray, method: str, seed: int, args, hp: dict | None = None) -> dict:
+    """Fit ``method`` and score it on all test candidates and on the rare ones (``rare_items``, -1 padded)."""
+    import dataclasses
 
     t0 = time.perf_counter()
     model = fit_model(task.train, method, seed, args, hp)
     fit_s = time.perf_counter() - t0
 
     out = {"fit_s": fit_s}
-    if task.relevance is not None:
+    truth = ["true_dcg", "true_ndcg", "true_recall"] if task.relevance is not None else []
+    if truth:
         out["ideal_loss"] = ideal_loss(model, task.relevance, args.delta)
-    groups = {"all": task.test_items, "rare": task.rare_items}
-    for group, cand in groups.items():
-        res = evaluate(model, task.test, ks=KS, metrics=list(BASE_METRICS) + (["true_dcg", "true_ndcg", "true_recall"]
-                                                                               if task.relevance is not None else []),
-                       protocol="test_items", test_items=cand, relevance=task.relevance, device=args.device)
+    groups = {"all": task, "rare": dataclasses.replace(task, test_items=rare_items)}
+    for group, t in groups.items():
+        res = t.evaluate(model, metrics=list(BASE_METRICS) + truth, device=args.device)
         d = res.to_dict()
         pu = res.per_user
-        n_rel = n_rel_in(cand, task.test, pu)
+        n_rel = n_rel_in(t.test_items, task.test, pu)
         for k in KS:
-            for m in BASE_METRICS:
+            for m in BASE_METRICS + tuple(truth):
                 out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
             out[f"{group}/dcg_norm@{k}"] = float(np.mean(pu[f"dcg@{k}"].to_numpy() / n_rel))
-            if task.relevance is not None:
-                for m in ("true_dcg", "true_ndcg", "true_recall"):
-                    out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
         out[f"{group}/n_users"] = d["n_users"]
         if group == "all":
-            out.update(rare_share(model, task.test_items, task.rare_items, pu.index.to_numpy()))
-    if task.authors_eval is not None:  # the same model under the authors' metrics (issue 18)
-        out.update({f"authors/{k}": v for k, v in task.authors_eval(model, variants=False).items()})
+            out.update(rare_share(model, task.test_items, rare_items, pu.index.to_numpy(), args.device))
+    if task.relevance is None:  # real data: the same model under the authors' metrics (issue 18)
+        ev = AuthorsEvaluation(task.source.test)
+        out.update({f"authors/{k}": v for k, v in ev(model, variants=False).items()})
     return out
 
 
-def rare_share(model, cand: np.ndarray, rare_cand: np.ndarray, users: np.ndarray) -> dict:
+def rare_share(model, cand: np.ndarray, rare_cand: np.ndarray, users: np.ndarray, device: str = "cpu") -> dict:
     """Share of rare items among each user's top-K of all test candidates (mean over ``users``).
 
     ``all/rare_share@K`` shows whether a method moves rare items up *against popular ones*,
     which the rare-item metrics (rare items ranked among themselves) do not see;
     ``all/rare_share_random`` is its value under a random order (the rare share of the candidates).
     """
+    from recsampling.scoring import rank_candidates
+
     U, V = model.embedding_tables()
-    c = cand[users]
-    ok = c >= 0
-    scores = np.einsum("uf,ujf->uj", U[users], V[np.maximum(c, 0)])
-    order = np.argsort(-np.where(ok, scores, -np.inf), axis=1, kind="stable")
-    rare = np.take_along_axis(rare_cand[users] >= 0, order, axis=1)
-    n_ok = ok.sum(1)
+    ids, _ = rank_candidates(U, V, cand, users=users, device=device)
+    is_rare = np.zeros(V.shape[0] + 1, dtype=bool)  # the last slot stands for the -1 padding
+    is_rare[rare_cand[rare_cand >= 0]] = True
+    rare = is_rare[ids]
+    n_ok = (ids >= 0).sum(1)
     out = {f"all/rare_share@{k}": float(np.mean(rare[:, :k].sum(1) / np.minimum(n_ok, k))) for k in KS}
     out["all/rare_share_random"] = float(np.mean((rare_cand[users] >= 0).sum(1) / n_ok))
     return out
@@ -353,29 +331,18 @@ def ideal_loss(model, relevance: np.ndarray, delta: str) -> float:
 
 def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
     """Number of relevant test pairs among each evaluated user's candidates."""
-    users = per_user.index.to_numpy()
-    m = test.matrix
-    c = cand[users]
-    rel = np.zeros(c.shape, dtype=bool)
-    for col in range(c.shape[1]):  # loop over the few candidate columns, vectorized over users
-        items = c[:, col]
-        ok = items >= 0
-        rel[ok, col] = np.asarray(m[users[ok], items[ok]]).ravel() > 0
-    return rel.sum(1)
+    import scipy.sparse as sp
+
+    rows, cols = np.nonzero(cand >= 0)
+    cand_m = sp.csr_matrix((np.ones(rows.size), (rows, cand[rows, cols])), shape=test.shape)
+    return np.asarray(test.matrix.astype(bool).multiply(cand_m).sum(1)).ravel()[per_user.index.to_numpy()]
 
 
 def summarize(per_seed: dict[str, list[dict]]) -> dict:
-    out = {}
-    for method, runs in per_seed.items():
-        keys = runs[0].keys()
-        d = {}
-        for k in keys:
-            vals = np.array([r[k] for r in runs], dtype=np.float64)
-            d[k] = float(vals.mean())
-            if len(vals) > 1:
-                d[k + "_se"] = float(vals.std(ddof=1) / np.sqrt(len(vals)))
-        out[method] = d
-    return out
+    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.suite.mean_se`)."""
+    from recsampling.suite import mean_se
+
+    return {method: mean_se(runs) for method, runs in per_seed.items()}
 
 
 def table(summary: dict, group: str, metrics: list[str]) -> str:
@@ -1263,7 +1230,7 @@ def main(argv=None) -> int:
     if args.tune:
         # one study per method on the --tune-seed data (on synthetic: that seed's world), then the
         # best values are used for every seed
-        task0 = load_task(args.dataset, args.data_dir, args.tune_seed, args.quick)
+        task0 = load_mnar_task(args.dataset, args.data_dir, args.tune_seed, args.quick)
         for m in methods:
             tuning[m] = tune_method(task0.train, m, args, seed=args.tune_seed)
             print(f"# tuned {m:22s} {args.tune_metric}={tuning[m]['best_value']:.4f} {tuning[m]['best_params']} "
@@ -1271,13 +1238,13 @@ def main(argv=None) -> int:
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
     info = {}
     for seed in range(args.seeds):
-        task = load_task(args.dataset, args.data_dir, seed, args.quick)
-        task.rare_items, thr = rare_candidates(task.train, task.test_items, args.rare_quantile)
+        task = load_mnar_task(args.dataset, args.data_dir, seed, args.quick)
+        rare_items, thr = rare_candidates(task.train, task.test_items, args.rare_quantile)
         info = {"n_users": task.train.n_users, "n_items": task.train.n_items, "train_clicks": task.train.nnz,
                 "test_positives": task.test.nnz, "rare_item_max_clicks": thr,
                 "rare_items": int((task.train.item_counts() <= thr).sum())}
         for m in methods:
-            per_seed[m].append(run_one(task, m, seed, args, tuning.get(m, {}).get("best_params")))
+            per_seed[m].append(run_one(task, rare_items, m, seed, args, tuning.get(m, {}).get("best_params")))
             print(f"# seed {seed} {m:22s} dcg@5={per_seed[m][-1]['all/dcg@5']:.4f} "
                   f"recall@5={per_seed[m][-1]['all/recall@5']:.4f} ({per_seed[m][-1]['fit_s']:.1f}s)",
                   file=sys.stderr, flush=True)
