@@ -608,7 +608,9 @@ def _authors_l2(model, lam: float):
 def _authors_samplers():
     """The authors' two training loops as :class:`~recsampling.samplers.base.Sampler` s (built lazily:
     importing this script must not import torch)."""
-    from recsampling.samplers.base import Sampler
+    import torch
+
+    from recsampling.samplers.base import Batch, Sampler
     from recsampling.samplers.mnar import delta_losses, ubpr_terms
 
     class AuthorsPairwise(Sampler):
@@ -616,14 +618,15 @@ def _authors_samplers():
         loss is ``mean(clamp(-(1/theta_i)(1 - Y_j/theta_j) log sigma(s_ui - s_uj), -beta)) + L2``
         (``PairwiseRecommender.create_losses``), i.e. :func:`recsampling.samplers.mnar.ubpr_terms` with
         the propensities unclipped (``clip=None``; ``clip`` is our ablation). BPR: ``theta = 1``,
-        ``Y_j = 0``, no clamp."""
+        ``Y_j = 0``, no clamp. A batch's ``labels`` are ``(1, Y_j)``; the per-item ``theta`` is a buffer
+        the loss gathers by item."""
 
         name = "authors_pairwise"
 
-        def __init__(self, users, pos, neg, theta_i, click_j, theta_j, beta, lam, steps, clip=None):
+        def __init__(self, users, pos, neg, theta, click_j, beta, lam, steps, clip=None):
             super().__init__()
-            self.users, self.pos, self.neg = users, pos, neg
-            self.theta_i, self.click_j, self.theta_j = theta_i, click_j, theta_j
+            self.users, self.pos, self.neg, self.click_j = users, pos, neg, click_j
+            self.register_buffer("theta", torch.as_tensor(theta, dtype=torch.float32), persistent=False)
             self.beta, self.lam, self.steps, self.clip = beta, lam, int(steps), clip
 
         def n_samples(self) -> int:
@@ -632,12 +635,13 @@ def _authors_samplers():
         def batches(self, batch_size, rng):
             for _ in range(self.steps):
                 idx = rng.integers(0, self.users.size, size=batch_size)
-                yield {"users": self.users[idx], "items": np.stack([self.pos[idx], self.neg[idx]], axis=1),
-                       "theta_i": self.theta_i[idx], "click_j": self.click_j[idx], "theta_j": self.theta_j[idx]}
+                yield Batch(users=self.users[idx], items=np.stack([self.pos[idx], self.neg[idx]], axis=1),
+                            labels=np.stack([np.ones(idx.size, np.float32), self.click_j[idx]], axis=1))
 
         def loss(self, model, batch):
-            s = model.score(batch["users"], batch["items"])
-            terms = ubpr_terms(s[:, 0], s[:, 1], 1.0, batch["theta_i"], batch["click_j"], batch["theta_j"],
+            s = model.score(batch.users, batch.items)
+            theta = self.theta[batch.items]
+            terms = ubpr_terms(s[:, 0], s[:, 1], 1.0, theta[:, 0], batch.labels[:, 1], theta[:, 1],
                                clip=self.clip, beta=self.beta)
             return terms.mean() + _authors_l2(model, self.lam)
 
@@ -646,13 +650,15 @@ def _authors_samplers():
         unlabeled training pairs, both drawn with replacement; the loss is
         ``sum(clamp((Y/theta~) (1 - sigma)^2 + w (1 - Y/theta~) sigma^2, -1000, 1000)) / sum(Y + w (1 - Y)) + L2``
         with ``theta~ = clip(theta, M, 1)`` (``PointwiseRecommender.create_losses``); WMF and naive:
-        ``theta = 1``; Rel-MF and naive: ``w = 1``."""
+        ``theta = 1``; Rel-MF and naive: ``w = 1``. A batch row is one pair (``items`` (B, 1), ``labels``
+        (B, 1)); the per-item ``theta`` is a buffer the loss gathers for the labelled pairs."""
 
         name = "authors_pointwise"
 
-        def __init__(self, pos_users, pos_items, theta_pos, unlabeled, n_items, weight, clip, lam, steps):
+        def __init__(self, pos_users, pos_items, theta, unlabeled, n_items, weight, clip, lam, steps):
             super().__init__()
-            self.pos_users, self.pos_items, self.theta_pos = pos_users, pos_items, theta_pos
+            self.pos_users, self.pos_items = pos_users, pos_items
+            self.register_buffer("theta", torch.as_tensor(theta, dtype=torch.float32), persistent=False)
             self.unlabeled, self.n_items = unlabeled, n_items
             self.weight, self.clip, self.lam, self.steps = float(weight), float(clip), lam, int(steps)
             self._share = max(float(unlabeled.mean()), 1e-3)
@@ -673,16 +679,17 @@ def _authors_samplers():
             for _ in range(self.steps):
                 p = rng.integers(0, self.pos_users.size, size=half)
                 q = self._unlabeled(half, rng)
-                yield {"users": np.concatenate([self.pos_users[p], q // self.n_items]),
-                       "items": np.concatenate([self.pos_items[p], q % self.n_items]),
-                       "labels": np.concatenate([np.ones(half), np.zeros(half)]),
-                       "theta": np.concatenate([self.theta_pos[p], np.ones(half)])}
+                yield Batch(users=np.concatenate([self.pos_users[p], q // self.n_items]),
+                            items=np.concatenate([self.pos_items[p], q % self.n_items])[:, None],
+                            labels=np.concatenate([np.ones(half), np.zeros(half)]).astype(np.float32)[:, None])
 
         def loss(self, model, batch):
-            s = model.score(batch["users"], batch["items"])
-            y = batch["labels"].to(s.dtype)
+            items = batch.items[:, 0]
+            s = model.score(batch.users, items)
+            y = batch.labels[:, 0].to(s.dtype)
             d1, d0 = delta_losses(s, "squared")
-            w = y / batch["theta"].to(s.dtype).clamp(min=self.clip, max=1.0)
+            theta = torch.where(y > 0.5, self.theta[items].to(s.dtype), torch.ones_like(s))  # unlabeled: 1
+            w = y / theta.clamp(min=self.clip, max=1.0)
             local = (w * d1 + self.weight * (1.0 - w) * d0).clamp(-1000.0, 1000.0)
             return local.sum() / (y + self.weight * (1.0 - y)).sum() + _authors_l2(model, self.lam)
 
@@ -724,17 +731,17 @@ def fit_authors(data: AuthorsData, method: str, seed: int, args, params: dict | 
         pairs = data.bpr if method == "bpr" else data.ubpr
         n = pairs["users"].size
         if method == "bpr":
-            theta_i = theta_j = np.ones(n)
-            click_j = np.zeros(n)
+            theta = np.ones(data.n_items)
+            click_j = np.zeros(n, np.float32)
             beta, clip = None, None
         else:
-            theta_i, theta_j = data.theta[pairs["pos"]], data.theta[pairs["neg"]]
-            click_j = pairs["click_j"].astype(np.float64)
+            theta = data.theta
+            click_j = pairs["click_j"].astype(np.float32)
             beta, clip = p["beta"], p["ubpr_clip"]
-        sampler = pairwise(pairs["users"], pairs["pos"], pairs["neg"], theta_i, click_j, theta_j,
+        sampler = pairwise(pairs["users"], pairs["pos"], pairs["neg"], theta, click_j,
                            beta=beta, lam=p["lam"], steps=args.max_iters, clip=clip)
     else:
-        theta = data.theta[data.pos_items] if method == "relmf" else np.ones(data.pos_items.size)
+        theta = data.theta if method == "relmf" else np.ones(data.n_items)
         sampler = pointwise(data.pos_users, data.pos_items, theta, data.unlabeled, data.n_items,
                             weight=p["weight"] if method == "wmf" else 1.0,
                             clip=p["clip"] if method == "relmf" else 0.0, lam=p["lam"], steps=args.max_iters)
