@@ -16,10 +16,15 @@ it in columns 1..k, exactly the row the sampler's torch path builds. The kernel
 
 A step of the kernel on one row is the torch path's step on a batch of that one row (SGD on the
 batch sum, Adagrad on the batch mean: for one row the same); ``tests/test_fast_mf.py`` checks
-every sampler against autograd. Epochs visit every training positive once in a uniformly random
-order (a random-bucket shuffle; buckets are the units of parallel work) and update the shared
-tables without locks (hogwild, Niu et al. 2011). With ``n_threads=1`` an epoch is bit-for-bit
-reproducible for a seed.
+every sampler against autograd. Epochs visit every training positive once, in random *chunks* of
+one user's positives: each user's positives are shuffled and cut into runs of :data:`CHUNK`, and the
+runs of all users are visited in a uniformly random order (:func:`_visit_order`). The user's factor
+row and CSR row (the collision test's binary search) then stay in cache for up to :data:`CHUNK`
+consecutive rows instead of being a cache miss per row once the user table outgrows the cache
+(measured on ML-20M's shape, 138,493 x 26,744: the epoch took half the time of a per-positive
+shuffle; ML-100K's NDCG@10 did not change). Blocks of :data:`BLOCK_SIZE` rows are the units of
+parallel work, updating the shared tables without locks (hogwild, Niu et al. 2011). With
+``n_threads=1`` an epoch is bit-for-bit reproducible for a seed.
 
 The row losses (``w`` are the sampler's weights; σ the logistic function)
 --------------------------------------------------------------------------
@@ -48,7 +53,7 @@ import numpy as np
 from recsampling.fast.draws import (_FASTMATH, _GOLDEN, BLOCK_SIZE, _bounded, _draw_item, _is_positive,
                                     _lower_bound, _mix)
 
-__all__ = ["LOSS_BPR", "LOSS_BPO", "LOSS_NBPO", "LOSS_REL", "LOSS_UBPR", "OPT_SGD", "OPT_ADAGRAD",
+__all__ = ["CHUNK", "LOSS_BPR", "LOSS_BPO", "LOSS_NBPO", "LOSS_REL", "LOSS_UBPR", "OPT_SGD", "OPT_ADAGRAD",
            "DRAW_REJECT", "DRAW_OTHER", "mf_epoch", "mf_rows"]
 
 # loss kinds
@@ -65,6 +70,8 @@ N_IOPT = 10
 F_LR, F_L2, F_FLIP_LR, F_FLIP_L2, F_FLIP_OFFSET, F_SCALE, F_FLOOR, F_BETA, F_POSW = range(9)
 N_FOPT = 9
 ADAGRAD_EPS = 1e-10  # torch.optim.Adagrad's default
+#: Consecutive rows of one user in an epoch (a run of its shuffled positives; see the module docstring)
+CHUNK = 32
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -436,43 +443,53 @@ def mf_rows(users, items, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt
 
 
 @numba.njit(nogil=True, cache=True)
-def _bucket_positions(indptr, indices, n_blocks, seed):
-    """The training positives sent to ``n_blocks`` uniformly random buckets (CSR order within one).
+def _visit_order(indptr, chunk, seed):
+    """An epoch's order: every user's positives shuffled and cut into chunks, the chunks shuffled.
 
-    Returns the users, items and CSR positions in bucket order (contiguous copies, so that the
-    pass over a block reads them in sequence), the block offsets and the random state.
+    Returns ``perm`` (nnz,) int32, the offsets within each user's CSR row in shuffled order
+    (``perm[indptr[u]:indptr[u + 1]]`` is a permutation of ``0..n_u - 1``); per chunk its user
+    and first position in ``perm`` (a chunk runs to ``chunk`` positions or the end of the row);
+    the chunk ids in visiting order; and the random state.
     """
     n_users = indptr.shape[0] - 1
-    nnz = indices.shape[0]
-    state = np.uint64(seed)
-    bucket = np.empty(nnz, dtype=np.int32)
-    offsets = np.zeros(n_blocks + 1, dtype=np.int64)
-    for k in range(nnz):
-        state = state + _GOLDEN
-        b = _bounded(_mix(state), n_blocks)
-        bucket[k] = b
-        offsets[b + 1] += 1
-    for b in range(n_blocks):
-        offsets[b + 1] += offsets[b]
-    fill = offsets[:n_blocks].copy()
-    users = np.empty(nnz, dtype=np.int32)
-    items = np.empty(nnz, dtype=np.int32)
-    order = np.empty(nnz, dtype=np.int64)
+    perm = np.empty(indptr[n_users], dtype=np.int32)
+    n_chunks = 0
     for u in range(n_users):
-        for k in range(indptr[u], indptr[u + 1]):
-            b = bucket[k]
-            at = fill[b]
-            users[at] = u
-            items[at] = indices[k]
-            order[at] = k
-            fill[b] = at + 1
-    return users, items, order, offsets, state
+        n_chunks += (indptr[u + 1] - indptr[u] + chunk - 1) // chunk
+    chunk_user = np.empty(n_chunks, dtype=np.int32)
+    chunk_start = np.empty(n_chunks, dtype=np.int64)
+    state = np.uint64(seed)
+    c = 0
+    for u in range(n_users):
+        lo = indptr[u]
+        hi = indptr[u + 1]
+        for t in range(lo, hi):
+            perm[t] = t - lo
+        for t in range(hi - 1, lo, -1):  # Fisher-Yates within the row
+            state = state + _GOLDEN
+            r = lo + _bounded(_mix(state), t - lo + 1)
+            tp = perm[t]
+            perm[t] = perm[r]
+            perm[r] = tp
+        for at in range(lo, hi, chunk):
+            chunk_user[c] = u
+            chunk_start[c] = at
+            c += 1
+    visit = np.arange(n_chunks)
+    for t in range(n_chunks - 1, 0, -1):  # Fisher-Yates over the chunks
+        state = state + _GOLDEN
+        r = _bounded(_mix(state), t + 1)
+        tv = visit[t]
+        visit[t] = visit[r]
+        visit[r] = tv
+    return perm, chunk_user, chunk_start, visit, state
 
 
 @numba.njit(nogil=True, parallel=True, fastmath=_FASTMATH, cache=True)
 def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
              tables, accs, flips, flip_accs, iopt, fopt, seed):
-    """One shuffled epoch over every training positive, hogwild across numba threads.
+    """One shuffled epoch over every training positive (in chunks of a user's, :func:`_visit_order`),
+    hogwild across numba threads.
 
     Parameters
     ----------
@@ -499,7 +516,6 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
     n_rows : int
         Rows stepped (a user without any drawable item has no row for losses with negatives).
     """
-    nnz = indices.shape[0]
     n_items = tables[1].shape[0]
     row_bytes = (n_items + 7) // 8
     k = iopt[I_K]
@@ -512,14 +528,11 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
         for t in range(alias_prob.shape[0]):
             if alias_prob[t] > 0.0:
                 n_drawable += 1
-    n_blocks = max(1, (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE)
-    users, items, order, offsets, state = _bucket_positions(indptr, indices, n_blocks, seed)
+    perm, chunk_user, chunk_start, visit, state = _visit_order(indptr, CHUNK, seed)
+    n_chunks = visit.shape[0]
+    per_block = max(1, BLOCK_SIZE // CHUNK)  # chunks per block
+    n_blocks = max(1, (n_chunks + per_block - 1) // per_block)
     has_click_w = click_w.shape[0] > 0
-    # the positives' weights in bucket order (one gather here instead of a cache miss per row)
-    w0s = np.ones(nnz if has_click_w else 0)
-    if has_click_w:
-        for t in range(nnz):
-            w0s[t] = click_w[order[t]]
     seeds = np.empty(n_blocks, dtype=np.uint64)
     for b in range(n_blocks):
         state = state + _GOLDEN
@@ -538,21 +551,6 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
     aP, aQ, acu, aci = flip_accs
     for b in numba.prange(n_blocks):
         s = seeds[b]
-        lo = offsets[b]
-        hi = offsets[b + 1]
-        for t in range(hi - 1, lo, -1):  # Fisher-Yates inside the block
-            s = s + _GOLDEN
-            r = lo + _bounded(_mix(s), t - lo + 1)
-            if has_click_w:
-                tw = w0s[t]
-                w0s[t] = w0s[r]
-                w0s[r] = tw
-            tu = users[t]
-            users[t] = users[r]
-            users[r] = tu
-            ti = items[t]
-            items[t] = items[r]
-            items[r] = ti
         cols = np.empty(L, dtype=np.int64)
         mask = np.ones(L)
         pw = np.ones(L)
@@ -567,48 +565,52 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
         pg = np.empty(dp, dtype=flips[0].dtype)
         loss = 0.0
         rows = 0
-        for t in range(lo, hi):
-            u = np.int64(users[t])
-            i = np.int64(items[t])
-            cols[0] = i
-            w0 = w0s[t] if has_click_w else 1.0
+        for q in range(b * per_block, min(n_chunks, (b + 1) * per_block)):
+            ch = visit[q]
+            u = np.int64(chunk_user[ch])
+            lo = indptr[u]
+            hi = indptr[u + 1]
+            full = hi - lo >= n_drawable
+            if full and needs_neg and draw != DRAW_OTHER:
+                continue
             wu = user_w[u] if has_user_w else 1.0
-            if draw == DRAW_OTHER:
-                for c in range(1, L):
-                    s = s + _GOLDEN
-                    j = _bounded(_mix(s), n_items - 1)
-                    if j >= i:
-                        j += 1
-                    cols[c] = j
-                    mask[c] = 1.0
-                    pw[c] = 1.0
-                    if _is_positive(bitmap, row_bytes, indptr, indices, u, j):
-                        # a clicked j enters with 1 - 1/θ̃_uj (its CSR position gives θ̃)
-                        at = _lower_bound(indices, indptr[u], indptr[u + 1], j)
-                        pw[c] = 1.0 - (click_w[at] if has_click_w else 1.0)
-            else:
-                full = indptr[u + 1] - indptr[u] >= n_drawable
-                if full and needs_neg:
-                    continue
-                for c in range(1, L):
-                    if full:
-                        cols[c] = i
-                        mask[c] = 0.0
-                        continue
-                    while True:
-                        s, j = _draw_item(s, n_items, alias_prob, alias_index)
-                        if not _is_positive(bitmap, row_bytes, indptr, indices, u, j):
-                            cols[c] = j
-                            mask[c] = 1.0
-                            break
-                        if skip:
-                            cols[c] = j
+            for t in range(chunk_start[ch], min(chunk_start[ch] + CHUNK, hi)):
+                at = lo + perm[t]  # the positive's CSR position
+                i = np.int64(indices[at])
+                cols[0] = i
+                w0 = click_w[at] if has_click_w else 1.0
+                if draw == DRAW_OTHER:
+                    for c in range(1, L):
+                        s = s + _GOLDEN
+                        j = _bounded(_mix(s), n_items - 1)
+                        if j >= i:
+                            j += 1
+                        cols[c] = j
+                        mask[c] = 1.0
+                        pw[c] = 1.0
+                        if _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+                            # a clicked j enters with 1 - 1/θ̃_uj (its CSR position gives θ̃)
+                            aj = _lower_bound(indices, lo, hi, j)
+                            pw[c] = 1.0 - (click_w[aj] if has_click_w else 1.0)
+                else:
+                    for c in range(1, L):
+                        if full:
+                            cols[c] = i
                             mask[c] = 0.0
-                            break
-            loss += _row(u, cols, mask, w0, wu, pw, (U, V, bu, bi), (aU, aV, abu, abi), (P, Q, cu, ci),
-                         (aP, aQ, acu, aci), iopt, fopt, x, g, gg,
-                         ge, me, pu, gu, pf, pg)
-            rows += 1
+                            continue
+                        while True:
+                            s, j = _draw_item(s, n_items, alias_prob, alias_index)
+                            if not _is_positive(bitmap, row_bytes, indptr, indices, u, j):
+                                cols[c] = j
+                                mask[c] = 1.0
+                                break
+                            if skip:
+                                cols[c] = j
+                                mask[c] = 0.0
+                                break
+                loss += _row(u, cols, mask, w0, wu, pw, (U, V, bu, bi), (aU, aV, abu, abi), (P, Q, cu, ci),
+                             (aP, aQ, acu, aci), iopt, fopt, x, g, gg, ge, me, pu, gu, pf, pg)
+                rows += 1
         loss_sums[b] = loss
         n_rows[b] = rows
     return loss_sums.sum(), n_rows.sum()
