@@ -532,24 +532,17 @@ def _bars_render() -> bool:
         return False
 
 
-#: sampler attributes that count items per training row: more than the catalogue is meaningless
-_ITEMS_PER_ROW = ("n_negatives", "n_candidates", "n_sampled")
-
-
 def _check_sizes(model: nn.Module, sampler: Sampler, train: Interactions, batch_size: int) -> None:
     """Refuse, before anything is allocated, per-row item counts beyond the catalogue and a fit that
     cannot fit in memory: the optimizer's copies of the weights (gradients, two Adam moments) or one
     batch (its rows times their items times the embedding width, indices and gathered vectors)."""
     n_items = train.n_items
-    counts = []
-    for name in _ITEMS_PER_ROW:
-        value = getattr(sampler, name, None)
-        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-            if value > n_items:
-                raise ValueError(f"sampler parameter {name}={value} is more than the {n_items} items of the data; "
-                                 f"expected at most {n_items}")
-            counts.append(int(value))
-    per_row = 1 + max(counts, default=1)
+    counts = sampler.row_item_counts()
+    for name, value in counts.items():
+        if value > n_items:
+            raise ValueError(f"sampler parameter {name}={value} is more than the {n_items} items of the data; "
+                             f"expected at most {n_items}")
+    per_row = 1 + max(counts.values(), default=1)
     dim = getattr(model, "dim", 64)
     dim = dim if isinstance(dim, int) else 64
     rows = min(batch_size, train.nnz)

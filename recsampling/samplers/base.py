@@ -268,6 +268,23 @@ class Sampler(nn.Module):
 
         return shard_order(n, rng, self.shard_)
 
+    #: constructor parameters that count the items drawn per training row
+    ROW_ITEM_COUNTS: ClassVar[tuple[str, ...]] = ("n_negatives", "n_candidates", "n_sampled")
+
+    def row_item_counts(self) -> dict[str, int]:
+        """The counts of items this sampler draws per training row, by parameter name.
+
+        The Trainer bounds each by the catalogue and the batch they make by memory before anything
+        is drawn. Default: whichever of :attr:`ROW_ITEM_COUNTS` the sampler holds as an integer; a
+        sampler whose setting leaves one unused (DLA on logged lists) leaves it out.
+        """
+        counts = {}
+        for name in self.ROW_ITEM_COUNTS:
+            value = getattr(self, name, None)
+            if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+                counts[name] = int(value)
+        return counts
+
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Scalar loss of a :class:`Batch` of tensors already on the model's device."""
         raise NotImplementedError

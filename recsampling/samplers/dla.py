@@ -416,6 +416,10 @@ class DLASampler(Sampler):
         self.relevance_link = relevance_link
         self.propensity_: nn.Module | None = None
 
+    def row_item_counts(self) -> dict[str, int]:
+        """``n_sampled`` in setting 2 only: logged lists bring their own items."""
+        return {} if self.logs is not None else super().row_item_counts()
+
     # ------------------------------------------------------------------ preparation
     @property
     def mode(self) -> str:
