@@ -122,7 +122,13 @@ from recsampling._utils import torch_seed
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
-__all__ = ["BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
+__all__ = ["AUTHORS_FLIP_INIT", "BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
+
+#: ``flip_init`` that reproduces the authors' initialisation of the flip factors (``_NBPO.py``:
+#: ``P ~ 5 U(0, 1) / sqrt(K1)``, ``Q ~ −5 U(0, 1) / sqrt(K1)``): ``flip="factor"`` draws
+#: ``P ~ U(0, a) / sqrt(dim)``, ``Q ~ −U(0, a) / sqrt(dim)`` with ``a = sqrt(−4 logit(flip_init))``,
+#: so ``a = 5`` is ``logit(flip_init) = −25/4``, i.e. ``flip_init = σ(−6.25) ≈ 0.00193``.
+AUTHORS_FLIP_INIT = 1.0 / (1.0 + math.exp(6.25))
 
 _FLIPS = ("factor", "item", "user", "user+item", "constant")
 _OBJECTIVES = ("surrogate", "exact")
