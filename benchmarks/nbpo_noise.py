@@ -69,6 +69,7 @@ from recsampling.data.synthetic import make_world
 from recsampling.evaluation import evaluate
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
+from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
 from recsampling.train import Trainer
 
 METRICS = ("ndcg", "recall", "true_ndcg", "true_recall")
@@ -425,8 +426,6 @@ def main(argv=None) -> dict:
     if args.out is None:  # a smoke run must not overwrite the recorded results
         stem = "nbpo_noise_quick.json" if args.quick else "nbpo_noise.json"
         args.out = str(Path(__file__).resolve().parent / "results" / stem)
-    from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
-
     authors = args.protocol == "authors"
     args.lr_given = args.lr is not None
     for key, ours in (("factors", 32), ("epochs", 30), ("batch_size", 1024)):
