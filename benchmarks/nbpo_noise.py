@@ -1,47 +1,69 @@
 """NBPO vs BPO vs uniform BPR on the synthetic world with hidden true positives (label noise).
 
-For each label-noise rate ρ (the expected fraction of true positives hidden from the data) and
-each seed, the script draws a synthetic world (:func:`recsampling.data.synthetic.make_world`),
-splits its *true* positives per user 80/20 (``random_split``), trains on the observed clicks of
-the 80% part (true positives minus the hidden ones), and evaluates every method against the known
-truth, with the training clicks excluded from the ranking:
+For each label-noise rate ρ and each seed, the script draws a synthetic world
+(:func:`recsampling.data.synthetic.make_world`), splits its *true* positives per user 80/20
+(``random_split``), trains on the observed clicks of the 80% part, and evaluates every method
+against the known truth, with the training clicks excluded from the ranking.
+
+The noise (``--noise-model``, issue 18):
+
+- ``unvoted`` (the default): the noise NBPO models, *items a user would like that appear unvoted*.
+  The clicks are the world's; ρ of the unvoted pairs are hidden true positives, drawn in proportion
+  to the world's ``P(liked | not clicked)`` times per-user / per-item heterogeneity factors, i.e.
+  spread over the pool a uniform negative sampler draws from: about ρ of the drawn negatives are
+  liked items (``world["drawn_hidden_share"]``). The training data do not change with ρ, the truth
+  does.
+- ``clicks``: ``make_world``'s default (the only model before issue 18): ρ of the clicks are hidden.
+  They sit where the clicks are (popular items, active users) and make up under 3% of the unvoted
+  pool at ρ = 0.4, too few for a uniform sampler to meet.
+
+Metrics:
 
 - ``ndcg@10`` / ``recall@10``: against every true positive that is not a training click (the
-  held-out 20% plus the hidden positives of the 80% part): what a noise-robust method should find;
+  held-out 20% plus the hidden positives): what a noise-robust method should find;
 - ``true_ndcg@10`` / ``true_recall@10``: graded by the true relevance probabilities
   (``recsampling.metrics`` truth metrics);
-- for NBPO, the Spearman rank correlation of the learned per-item / per-user mean flip rates
-  (``item_flip_rates_``, ``user_flip_rates_``) with the injected per-item / per-user noise rates
-  (``SyntheticWorld.item_noise_rate`` / ``user_noise_rate``); undefined (null) at ρ = 0. As a
-  diagnostic also with the *total* miss rate of relevant pairs, relevance-weighted
-  ``1 − exposure·(1 − noise)``: in this world a relevant item is unvoted mostly because it was
-  never exposed (MNAR), which a flip rate cannot tell apart from injected noise.
-
-Two baselines say what the flip-rate correlations are worth: ``rarity_rank_correlation`` (``_user``)
-is the Spearman correlation of minus the training count of each item (user) with its injected
-noise rate — what an estimator that only knows "this item is rare" achieves — and
-``flip_rank_correlation_pairs`` compares the learned flip rate of each unvoted true positive
-(held-out or hidden pair) with that pair's injected rate. ``world`` per noise rate reports how
-much of the unvoted pool is a true positive (``unvoted_true_positive_share``), a hidden one
-(``unvoted_hidden_share``) and the relevance mass (``unvoted_relevance_share``): the label noise
-NBPO models is what contaminates the uniformly drawn unvoted items.
+- the flip-ranking figure, over every unvoted training pair except the held-out true positives:
+  ``flip_auc_mislabeled`` is the AUC of NBPO's learned per-pair flip rate at telling the truly
+  mislabeled pairs (the hidden true positives) from the truly negative ones, beside
+  ``rarity_auc_mislabeled`` (minus the item's training count: what "this item is rare" achieves)
+  and ``score_auc_mislabeled`` (the model's own score; ``score_auc_mislabeled_<method>`` for each
+  method). Undefined (null) at ρ = 0;
+- for NBPO, Spearman correlations of the learned per-item / per-user mean flip rates
+  (``item_flip_rates_``, ``user_flip_rates_``) with the world's per-item / per-user flip rates
+  (``SyntheticWorld.item_noise_rate`` / ``user_noise_rate``: the hidden share of their true
+  positives), and with rarity (``rarity_rank_correlation``); with ``--noise-model clicks`` also
+  with the *total* miss rate of relevant pairs, relevance-weighted ``1 − exposure·(1 − noise)``;
+- ``world`` per noise rate: the hidden share of the unvoted pool (``unvoted_hidden_share``) and of
+  the uniformly drawn negatives (``drawn_hidden_share``: user u weighs by its training clicks), the
+  same with the held-out positives (``*_true_positive_share``), the hidden fraction of the true
+  positives (the overall flip rate), the relevance mass of the unvoted pairs.
 
 ``--exposure full`` draws a world in which every pair is exposed, so that label noise is the only
-reason a relevant item is unvoted (apart from the held-out test part); in the default world most
-relevant items are unvoted because they were never exposed (about two thirds of the relevance
-mass at ρ = 0), which NBPO's flip rates also absorb.
+reason a relevant item is unvoted (apart from the held-out test part).
 
-Fairness: all methods share the world, split, model (MF, ``--factors``), optimizer (Adam,
-``--lr``), batch size and seed of each run; each method's number of epochs (early stopping,
-``--patience``) and its L2 (the ``--l2`` grid) are chosen on a validation set carved from the noisy
-training clicks (10% per user), never on the truth. The default world (600 × 1,000, ~40,000 true
-positives) is smaller than MovieLens 100K so that the default run takes about 4 minutes on 2 cores
-with 1 torch thread.
+Protocols (``--protocol``):
 
-Means and standard errors are over seeds. Results go to ``benchmarks/results/nbpo_noise.json``
-(``--quick``: ``nbpo_noise_quick.json``; ``--out``: the summary, the config and every run); with ``--json`` the last stdout line is the
-summary JSON ``{"noise": {"0.0": {"bpr": {"ndcg@10": ..., "ndcg@10_sem": ..., ...}, "bpo": ...,
-"nbpo": ..., "flip_rank_correlation": ..., ...}, ...}, "config": ..., "wall_s": ...}``.
+- ``ours`` (default). All methods share the world, split, model (MF, ``--factors`` 32), optimizer
+  (Adam, ``--lr``), batch size (1,024) and seed of each run; each method's number of epochs (early
+  stopping, ``--patience``) and its L2 (the ``--l2`` grid) are chosen on a validation set carved
+  from the noisy training clicks (10% per user), never on the truth.
+- ``authors``: the training loops of the authors' ``_NBPO.py`` / ``_BPO.py`` / ``_BPR.py``
+  (Wenhui-Yu/NBPO) on our Trainer (:func:`authors_sampler`): MF without biases, K0 = K1 = 50,
+  ``U, V ~ U(0,1)/√K0``, their ``P, Q`` initialisation (``AUTHORS_FLIP_INIT``), 4 uniform negatives
+  per voted pair, plain SGD on the sum over batches of 5,000 rows in their (user) order, the L2 on
+  the whole tables once per batch, the learning rate × 0.99 per epoch, 200 epochs, no early
+  stopping, their per-method ``eta``, ``lambda_r``, ``lambda_phi`` (``--authors-data movielens``
+  or ``amazon``, :data:`AUTHORS_SETTINGS`). ``recsampling/samplers/nbpo.py`` has the comparison
+  table, line by line.
+
+The default world (600 × 1,000, ~40,000 clicks) is smaller than MovieLens 100K so that a run fits in
+minutes on 2 cores with 1 torch thread. Means and standard errors are over seeds. Results go to
+``benchmarks/results/nbpo_noise.json`` (``--quick``: ``nbpo_noise_quick.json``; ``--out``: the
+summary, the config and every run); with ``--json`` the last stdout line is the summary JSON
+``{"noise": {"0.2": {"bpr": {"ndcg@10": ..., "ndcg@10_sem": ..., ...}, "bpo": ..., "nbpo": ...,
+"flip_auc_mislabeled": ..., "rarity_auc_mislabeled": ..., "score_auc_mislabeled": ...,
+"flip_rank_correlation": ..., "world": {...}}, ...}, "config": ..., "wall_s": ...}``.
 ``--extra LABEL:key=value,...`` adds NBPO variants (e.g. ``exact:objective=exact``) and
 ``--methods`` restricts the run to some labels (ablations).
 
