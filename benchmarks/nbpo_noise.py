@@ -21,7 +21,8 @@ Metrics:
 
 - ``ndcg@10`` / ``recall@10``: against every true positive that is not a training click (the
   held-out 20% plus the hidden positives): what a noise-robust method should find;
-- ``true_ndcg@10`` / ``true_recall@10``: graded by the true relevance probabilities
+- ``true_ndcg@10`` / ``true_recall@10``: graded by the true relevance probabilities; ``avg_popularity@10``: mean
+  training count of the recommended items
   (``recsampling.metrics`` truth metrics);
 - the flip-ranking figure, over every unvoted training pair except the held-out true positives:
   ``flip_auc_mislabeled`` is the AUC of NBPO's learned per-pair flip rate at telling the truly
@@ -94,7 +95,7 @@ from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
 from recsampling.train import Trainer
 
-METRICS = ("ndcg", "recall", "true_ndcg", "true_recall")
+METRICS = ("ndcg", "recall", "true_ndcg", "true_recall", "avg_popularity")
 
 
 def _world_split(noise: float, seed: int, args) -> tuple[Interactions, Interactions, object]:
@@ -187,7 +188,8 @@ def _world_stats(train: Interactions, test: Interactions, world, pairs) -> dict:
     ``unvoted_*_share``: of all pairs that are not training clicks; ``drawn_*_share``: of the
     negatives a uniform sampler draws (each training click draws uniformly among its user's unvoted
     items, so user u weighs by its training clicks). ``rarity_auc_mislabeled``: minus the item's
-    training count as a flip-rate estimate (the data-only baseline of ``flip_auc_mislabeled``).
+    training count as a flip-rate estimate (the data-only baseline of ``flip_auc_mislabeled``);
+    ``relevance_auc_mislabeled``: the world's true relevance of the pair (what a perfect taste model reaches).
     """
     n_items = train.n_items
     unvoted = float(train.n_users * n_items - train.nnz)
@@ -207,6 +209,8 @@ def _world_stats(train: Interactions, test: Interactions, world, pairs) -> dict:
         "unvoted_relevance_share": float(world.relevance.sum(dtype=np.float64) - world.relevance[
             train.user_index(), train.item_index()].sum(dtype=np.float64)) / unvoted,
         "rarity_auc_mislabeled": auc(-train.item_counts().astype(np.float64)[items], mislabeled),
+        # the ceiling a taste model could reach: the world's own relevance of the pair
+        "relevance_auc_mislabeled": auc(world.relevance_of(users, items), mislabeled),
     }
 
 
