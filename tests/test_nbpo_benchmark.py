@@ -1,10 +1,14 @@
-"""benchmarks/nbpo_noise.py: where a run writes its results."""
+"""benchmarks/nbpo_noise.py: where a run writes its results, the flip-ranking AUCs, the authors' loop."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from conftest import load_benchmark
+from recsampling.data.synthetic import make_world
+from recsampling.models import make_model
 
 
 @pytest.fixture(autouse=True)
@@ -12,8 +16,12 @@ def _threads(restore_threads):
     """main() sets its own torch thread count."""
 
 
-def test_quick_smoke_run_does_not_overwrite_the_recorded_results(tmp_path, monkeypatch):
-    bench = load_benchmark("nbpo_noise")
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark("nbpo_noise")
+
+
+def test_quick_smoke_run_does_not_overwrite_the_recorded_results(tmp_path, monkeypatch, bench):
     monkeypatch.setattr(bench, "__file__", str(tmp_path / "nbpo_noise.py"))  # results/ beside the script
     result = bench.main(["--quick", "--seeds", "1", "--noise", "0.0", "--methods", "bpr", "--epochs", "1",
                          "--l2", "0.01"])
@@ -21,3 +29,92 @@ def test_quick_smoke_run_does_not_overwrite_the_recorded_results(tmp_path, monke
     assert not (tmp_path / "results" / "nbpo_noise.json").exists()
     # --quick shrinks the world and caps seeds and epochs; the smaller ones asked for hold
     assert (result["config"]["seeds"], result["config"]["epochs"], result["config"]["n_users"]) == (1, 1, 150)
+
+
+def test_auc_against_hand_computed_cases(bench):
+    # positives 0.35, 0.8 vs negatives 0.1, 0.4: 3 of the 4 pairs ordered right
+    assert bench.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    # a tie between a positive and a negative counts one half: (0.5 + 1) / 2
+    assert bench.auc([1.0, 1.0, 0.0], [1, 0, 0]) == pytest.approx(0.75)
+    assert bench.auc([3.0, 2.0, 1.0], [0, 1, 1]) == 0.0
+    assert bench.auc([1.0, 2.0], [0, 0]) is None and bench.auc([1.0, 2.0], [1, 1]) is None
+
+
+def test_quick_authors_run_reports_the_flip_ranking_against_the_mislabeled_pairs(tmp_path, bench):
+    result = bench.main(["--quick", "--protocol", "authors", "--seeds", "1", "--noise", "0.2", "--methods", "bpr",
+                         "nbpo", "--epochs", "2", "--out", str(tmp_path / "r.json"), "--json"])
+    block = result["noise"]["0.2"]
+    for key in ("flip_auc_mislabeled", "rarity_auc_mislabeled", "score_auc_mislabeled", "score_auc_mislabeled_bpr"):
+        assert 0.0 <= block[key] <= 1.0, key
+    world = block["world"]
+    # the paper's noise: about a fifth of the unvoted pairs, and of the drawn negatives, are liked items
+    assert world["unvoted_hidden_share"] == pytest.approx(0.2, abs=0.02)
+    assert 0.15 < world["drawn_hidden_share"] < 0.25
+    cfg = result["config"]
+    assert (cfg["protocol"], cfg["noise_model"], cfg["factors"], cfg["batch_size"], cfg["patience"]) == (
+        "authors", "unvoted", 50, 5000, 0)
+    assert block["nbpo"]["eta"] == 0.02 and block["nbpo"]["lambda_phi"] == 1.0 and block["bpr"]["lambda_r"] == 1.0
+
+
+def _sig(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@pytest.mark.parametrize("name", ["nbpo", "bpr", "bpo"])
+def test_authors_sampler_step_is_the_authors_update(bench, name):
+    """One batch's gradient of (loss x rows), what the Trainer's sgd steps on, is -decay^e (dW - lambda W) of
+    the authors' loops (_NBPO.py / _BPR.py / _BPO.py), written out here in numpy over the same draws."""
+    world = make_world(30, 40, 150, n_logged_lists=0, n_test_items=0, random_state=0)
+    train = world.clicks
+    k, lam_r, lam_phi, decay = 4, 0.5, 1.0, 0.99
+    params = {"n_negatives": k}
+    if name == "nbpo":
+        params.update(flip_dim=5, flip_l2=0.0, flip_init=bench.AUTHORS_FLIP_INIT)
+    sampler = bench.authors_sampler(name, params, lam_r, lam_phi if name == "nbpo" else 0.0, decay)
+    model = make_model("mf", train, factors=5, user_bias=False, item_bias=False, random_state=0)
+    with torch.no_grad():
+        for w in model.parameters():
+            w.copy_(torch.rand(w.shape, dtype=w.dtype) / np.sqrt(5))
+    rng = np.random.default_rng(0)
+    sampler.prepare(train, rng)
+    batch = next(iter(sampler.batches(10_000, rng)))  # the whole epoch in one batch, epoch 1
+    np.testing.assert_array_equal(batch.users, np.sort(batch.users))  # the authors' order: user by user
+    b = batch.to("cpu")
+    rows = len(b)
+    (sampler.loss(model, b) * rows).backward()
+
+    U = model.user_factors.weight.detach().double().numpy()
+    V = model.item_factors.weight.detach().double().numpy()
+    u, i, js = batch.users, batch.items[:, 0], batch.items[:, 1:]
+    dU, dV = np.zeros_like(U), np.zeros_like(V)
+    xi = (U[u] * V[i]).sum(1)
+    if name == "nbpo":
+        P = sampler.flip_.P.weight.detach().double().numpy()
+        Q = sampler.flip_.Q.weight.detach().double().numpy()
+        dP, dQ = np.zeros_like(P), np.zeros_like(Q)
+        gi = (P[u] * Q[i]).sum(1)
+    for c in range(k):  # the voted pair's term once per drawn negative
+        j = js[:, c]
+        xj = (U[u] * V[j]).sum(1)
+        if name == "bpr":
+            d = _sig(-(xi - xj))[:, None]
+            np.add.at(dU, u, d * (V[i] - V[j]))
+            np.add.at(dV, i, d * U[u])
+            np.add.at(dV, j, -d * U[u])
+            continue
+        if name == "bpo":
+            di, dj = _sig(-xi), -_sig(xj)
+        else:
+            gj = (P[u] * Q[j]).sum(1)
+            di, dj = _sig(-gi) * _sig(-xi), _sig(gj) * _sig(-xj) - _sig(xj)
+            np.add.at(dP, u, (-_sig(gi) * _sig(xi))[:, None] * Q[i] + (_sig(-gj) * _sig(xj))[:, None] * Q[j])
+            np.add.at(dQ, i, (-_sig(gi) * _sig(xi))[:, None] * P[u])
+            np.add.at(dQ, j, (_sig(-gj) * _sig(xj))[:, None] * P[u])
+        np.add.at(dU, u, di[:, None] * V[i] + dj[:, None] * V[j])
+        np.add.at(dV, i, di[:, None] * U[u])
+        np.add.at(dV, j, dj[:, None] * U[u])
+    grads = [(model.user_factors.weight, dU - lam_r * U), (model.item_factors.weight, dV - lam_r * V)]
+    if name == "nbpo":
+        grads += [(sampler.flip_.P.weight, dP - lam_phi * P), (sampler.flip_.Q.weight, dQ - lam_phi * Q)]
+    for w, ascent in grads:
+        np.testing.assert_allclose(w.grad.double().numpy(), -decay * ascent, rtol=2e-4, atol=1e-5)

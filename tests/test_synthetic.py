@@ -257,6 +257,40 @@ def test_noise_rates_vary_and_match_what_was_hidden(noisy):
     np.testing.assert_allclose(even.item_noise_rate, 0.3, atol=1e-5)
 
 
+def test_unvoted_label_noise_hides_liked_items_among_the_unvoted_pairs():
+    """label_noise_model="unvoted": the clicks are those of rho = 0; rho of the unvoted pairs are liked items."""
+    kw = dict(n_logged_lists=0, n_test_items=0, label_noise_model="unvoted", random_state=2)
+    clean = make_world(200, 300, 6_000, **kw)
+    w1 = make_world(200, 300, 6_000, label_noise=0.1, **kw)
+    w2 = make_world(200, 300, 6_000, label_noise=0.3, **kw)
+    clicks, hidden = _pairs(w2.clicks), _pairs(w2.hidden_positives)
+    assert clicks == _pairs(clean.clicks) == _pairs(w1.clicks) and clean.hidden_positives.nnz == 0
+    assert not clicks & hidden and clicks | hidden == _pairs(w2.true_positives)
+    unvoted = 200 * 300 - w2.clicks.nnz
+    assert abs(w2.hidden_positives.nnz / unvoted - 0.3) < 4 * np.sqrt(0.3 * 0.7 / unvoted)
+    assert _pairs(w1.hidden_positives) <= hidden  # nested as the rate grows
+    q = w2.noise_rate()
+    cu, ci = w2.clicks.user_index(), w2.clicks.item_index()
+    assert (q[cu, ci] == 0).all() and q.min() >= 0 and q.max() <= 1
+    assert q.sum() / unvoted == pytest.approx(0.3, rel=1e-3)
+    # liked items: hidden pairs are more relevant than the unvoted pairs left negative
+    hu, hi = w2.hidden_positives.user_index(), w2.hidden_positives.item_index()
+    neg = np.ones(w2.shape, dtype=bool)
+    neg[cu, ci] = neg[hu, hi] = False
+    assert w2.relevance[hu, hi].mean() > 1.5 * w2.relevance[neg].mean()
+    # the flip rates: the expected hidden share of each item's / user's true positives
+    tp = w2.true_positives.item_counts()
+    assert (w2.item_noise_rate * tp).sum() == pytest.approx(w2.hidden_positives.nnz, rel=0.05)
+    assert w2.label_noise_model == "unvoted" and make_world(50, 60, 300, n_logged_lists=0).label_noise_model == "clicks"
+
+
+def test_unvoted_label_noise_refuses_bad_models_and_huge_worlds():
+    with pytest.raises(ValueError, match="label_noise_model"):
+        make_world(50, 60, 300, label_noise=0.1, label_noise_model="flip")
+    with pytest.raises(ValueError, match="DENSE_MAX_PAIRS"):
+        make_world(20_000, 10_000, 1_000, label_noise=0.1, label_noise_model="unvoted")
+
+
 # ---------------------------------------------------------------------------- logged lists
 @pytest.mark.parametrize("eta", [0.5, 1.0, 2.0])
 def test_logged_clicks_follow_position_propensity_times_relevance(eta):

@@ -56,7 +56,29 @@ Notation: users ``u``, items ``i``, ``k`` latent factors, ``σ`` the logistic fu
    expected hidden fraction of a user's / an item's true positives (the truth a learned flip rate
    is compared with); :meth:`SyntheticWorld.noise_rate` gives the per-pair matrix. The hiding
    draws are coupled across ``ρ`` (one uniform per pair), so for one seed the hidden sets are
-   nested as ``ρ`` grows and everything else stays the same.
+   nested as ``ρ`` grows and everything else stays the same. This is ``label_noise_model="clicks"``
+   (the default): the hidden positives are a thinning of the clicks, so they sit where the clicks
+   are (popular, well-exposed items, active users) and make up only ``ρ · clicks / unvoted`` of the
+   unvoted pool (a few percent in a MovieLens-shaped world).
+
+   ``label_noise_model="unvoted"`` is the noise NBPO's flip model describes: *items a user would
+   like that appear unvoted*, spread over the unvoted pool that a uniform negative sampler draws
+   from. The clicks stay those of ``ρ = 0``; among the pairs that are not clicks, a pair is a
+   hidden true positive with probability::
+
+       a_ui = w_u · w_i · relevance[u, i] (1 − exposure[u, i]) / (1 − relevance[u, i] · exposure[u, i])
+       P(hidden_ui) = min(c · a_ui, 1)
+
+   where ``relevance (1 − exposure) / (1 − relevance · exposure)`` is the world's own
+   ``P(liked | not clicked)`` (liked but never exposed: a well-exposed unclicked item is not
+   liked), ``w_u, w_i`` are the heterogeneity factors above, and ``c`` is solved so that the
+   expected hidden share of the unvoted pairs is ``ρ``: a uniformly drawn unvoted item is a liked
+   one with probability ``ρ``. :attr:`SyntheticWorld.user_noise_rate` / ``item_noise_rate`` are then
+   the expected hidden fraction of a user's / an item's true positives (clicks plus hidden), the
+   flip rate ``P(ỹ = 0 | y = 1)`` of the paper, and :meth:`SyntheticWorld.noise_rate` the per-pair
+   ``P(hidden)`` (0 on the clicks). The hiding draws are again one uniform per pair, so the hidden
+   sets are nested as ``ρ`` grows. It visits every pair (time ``O(n_users · n_items)``), so it is
+   offered for worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
 
 6. **Logged ranked lists** (the setting of Ai et al. 2018, DLA): for each list a user (uniform),
    ``log_candidates`` distinct items drawn uniformly, ranked by a noisy logging ranker
@@ -125,6 +147,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 from scipy.optimize import brentq
 from scipy.special import expit
 
@@ -481,7 +504,8 @@ class SyntheticWorld:
     user_noise_weight, item_noise_weight : numpy.ndarray
         float32: the factors ``w_u``, ``w_i`` of the per-pair noise rate (see :meth:`noise_rate`).
     noise_scale : float
-        The ``c`` of ``noise_rate = clip(c w_u w_i, 0, 1)``.
+        The ``c`` of ``noise_rate = clip(c w_u w_i, 0, 1)`` (``label_noise_model="unvoted"``: of
+        ``clip(c a_ui, 0, 1)``, module docstring).
     user_factors, item_factors, item_quality : numpy.ndarray
         The latent truth: ``U`` (n_users, k), ``V`` (n_items, k), ``q`` (n_items,).
     user_features, item_features : numpy.ndarray or None
@@ -543,6 +567,11 @@ class SyntheticWorld:
     @property
     def label_noise(self) -> float:
         return float(self.params.get("label_noise", 0.0))
+
+    @property
+    def label_noise_model(self) -> str:
+        """``"clicks"`` or ``"unvoted"``: which label-noise model drew the hidden positives (module docstring)."""
+        return str(self.params.get("label_noise_model", "clicks"))
 
     # ------------------------------------------------------------------ the truth, on demand
     def _indices(self, users, items) -> tuple[np.ndarray, np.ndarray | None]:
@@ -627,8 +656,21 @@ class SyntheticWorld:
         return self._sums["expected_clicks"]
 
     def noise_rate(self) -> np.ndarray:
-        """The per-pair probability that a true positive is hidden, (n_users, n_items) float32 (small worlds)."""
+        """The per-pair probability that a true positive is hidden, (n_users, n_items) float32 (small worlds).
+
+        With ``label_noise_model="unvoted"``: the probability that a pair that is not a click is a
+        hidden true positive, ``min(c a_ui, 1)`` (0 on the clicks).
+        """
         self._check_dense("noise_rate()")
+        if self.label_noise_model == "unvoted":
+            out = np.zeros(self.shape, dtype=np.float32)
+            if self.noise_scale > 0:
+                clicked = self.clicks.matrix.tocsr()
+                for start in range(0, self.n_users, _noise_rows(self.n_items)):
+                    users = np.arange(start, min(start + _noise_rows(self.n_items), self.n_users))
+                    out[users] = _unvoted_hide_probability(self._truth, clicked, self.user_noise_weight,
+                                                           self.item_noise_weight, self.noise_scale, users)
+            return out
         w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
         return np.clip(w, 0.0, 1.0, out=w)
 
@@ -803,6 +845,77 @@ def _interactions(users, items, timestamps, propensities, shape, features: dict,
                                      **features)
 
 
+# ---------------------------------------------------------------------------- label noise among the unvoted
+_NOISE_MODELS = ("clicks", "unvoted")
+# pairs the share of label_noise_model="unvoted" is calibrated on (all of them in a smaller world)
+_NOISE_CALIBRATION_PAIRS = 1 << 22
+
+
+def _noise_rows(n_items: int) -> int:
+    """Users per block of the passes over all pairs of ``label_noise_model="unvoted"`` (~4M pairs a block)."""
+    return max(1, (1 << 22) // max(n_items, 1))
+
+
+def _unvoted_weight(truth: _Truth, clicked, w_user, w_item, users: np.ndarray) -> np.ndarray:
+    """``a_ui = w_u w_i P(liked | not clicked)`` for the rows ``users`` (0 on the clicks), float64 (B, n_items)."""
+    rel = truth.relevance(users).astype(np.float64)
+    exp = truth.exposure(users).astype(np.float64)
+    a = rel * (1.0 - exp) / np.maximum(1.0 - rel * exp, 1e-12)
+    a *= w_user[users, None].astype(np.float64) * w_item[None, :].astype(np.float64)
+    a[clicked[users].toarray() > 0] = 0.0
+    return a
+
+
+def _unvoted_hide_probability(truth, clicked, w_user, w_item, scale: float, users: np.ndarray) -> np.ndarray:
+    """``min(c a_ui, 1)`` for the rows ``users``: P(a pair that is not a click is a hidden true positive)."""
+    return np.minimum(scale * _unvoted_weight(truth, clicked, w_user, w_item, users), 1.0).astype(np.float32)
+
+
+def _hide_unvoted(truth: _Truth, tu, ti, w_user, w_item, rho: float, rng: np.random.Generator):
+    """``label_noise_model="unvoted"``: draw the liked items among the unvoted pairs (module docstring, item 5).
+
+    Returns ``((users, items), c, user_noise_rate, item_noise_rate)``. ``c`` is solved on the
+    unvoted pairs (a uniform sample of :data:`_NOISE_CALIBRATION_PAIRS` of them in a larger world)
+    so that the expected hidden share is ``rho``; then one uniform per pair from ``rng``, in user
+    order, so the hidden sets are nested as ``rho`` grows.
+    """
+    n_users, n_items = truth.user_factors.shape[0], truth.item_factors.shape[0]
+    clicked = csr_matrix((np.ones(tu.size, dtype=np.int8), (tu, ti)), shape=(n_users, n_items))
+    rows = _noise_rows(n_items)
+    keep = min(1.0, _NOISE_CALIBRATION_PAIRS / (n_users * n_items))
+    sub = rng.spawn(1)[0]  # the calibration sample: its own stream, the hiding draws stay the same
+    sample = []
+    for start in range(0, n_users, rows):
+        users = np.arange(start, min(start + rows, n_users))
+        a = _unvoted_weight(truth, clicked, w_user, w_item, users)
+        free = clicked[users].toarray() == 0
+        if keep < 1.0:
+            free &= sub.random(free.shape) < keep
+        sample.append(a[free])
+    sample = np.concatenate(sample)
+    if sample.size == 0 or rho >= (sample > 0).mean() * (1 - 1e-6):
+        raise ValueError(f"label_noise={rho} cannot be reached with label_noise_model='unvoted': at most "
+                         f"{(sample > 0).mean() if sample.size else 0.0:.4f} of the unvoted pairs can be liked")
+    scale = _solve_increasing(lambda c: float(np.minimum(c * sample, 1.0).mean()), rho, 0.0,
+                              rho / max(float(sample.mean()), 1e-300), "noise scale")
+    hu, hi = [], []
+    user_hidden = np.zeros(n_users)
+    item_hidden = np.zeros(n_items)
+    for start in range(0, n_users, rows):
+        users = np.arange(start, min(start + rows, n_users))
+        p = np.minimum(scale * _unvoted_weight(truth, clicked, w_user, w_item, users), 1.0)
+        user_hidden[users] = p.sum(1)
+        item_hidden += p.sum(0)
+        r, i = np.nonzero(rng.random(p.shape) < p)
+        hu.append(users[r])
+        hi.append(i)
+    user_clicks = np.bincount(tu, minlength=n_users)
+    item_clicks = np.bincount(ti, minlength=n_items)
+    user_rate = (user_hidden / np.maximum(user_hidden + user_clicks, 1e-12)).astype(np.float32)
+    item_rate = (item_hidden / np.maximum(item_hidden + item_clicks, 1e-12)).astype(np.float32)
+    return (np.concatenate(hu).astype(np.int64), np.concatenate(hi).astype(np.int64)), scale, user_rate, item_rate
+
+
 # ---------------------------------------------------------------------------- the generator
 def make_world(
     n_users: int = 943,
@@ -820,6 +933,7 @@ def make_world(
     min_exposure: float = 1e-4,
     label_noise: float = 0.0,
     noise_heterogeneity: float = 1.0,
+    label_noise_model: str = "clicks",
     n_logged_lists: int | None = None,
     list_length: int = 10,
     log_candidates: int | None = None,
@@ -869,6 +983,11 @@ def make_world(
     noise_heterogeneity : float
         Log-standard deviation of the per-user and per-item factors of the noise rate
         (0: every true positive is hidden with probability ``ρ``).
+    label_noise_model : {"clicks", "unvoted"}
+        ``"clicks"`` (default): ``ρ`` is the hidden fraction of the clicks (a thinning of the clicks).
+        ``"unvoted"``: ``ρ`` is the share of the unvoted pairs that are hidden true positives, liked
+        items drawn where a uniform negative sampler draws (module docstring, item 5); the clicks
+        are those of ``ρ = 0``. Worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
     n_logged_lists : int or None
         Number of logged ranked lists; None gives 20 per user. 0 gives no lists.
     list_length : int
@@ -931,6 +1050,11 @@ def make_world(
     min_exposure = _check_real(min_exposure, "min_exposure", 0.0, 1.0, low_open=True)
     label_noise = _check_real(label_noise, "label_noise", 0.0, 1.0, high_open=True)
     noise_heterogeneity = _check_real(noise_heterogeneity, "noise_heterogeneity", 0.0)
+    if label_noise_model not in _NOISE_MODELS:
+        raise ValueError(f"label_noise_model must be one of {_NOISE_MODELS}, got {label_noise_model!r}")
+    if label_noise_model == "unvoted" and label_noise > 0 and n_users * n_items > DENSE_MAX_PAIRS:
+        raise ValueError(f"label_noise_model='unvoted' visits every pair: at most DENSE_MAX_PAIRS = {DENSE_MAX_PAIRS} "
+                         f"pairs, got {n_users} x {n_items}")
     n_logged_lists = 20 * n_users if n_logged_lists is None else _check_positive_int(
         n_logged_lists, "n_logged_lists", 0)
     list_length = _check_positive_int(list_length, "list_length")
@@ -1019,7 +1143,17 @@ def make_world(
     w_user = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_users)
     w_item = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_items)
     hide_u = rng_noise.random(n_tp)
-    if label_noise > 0 and n_tp:
+    extra = None  # label_noise_model="unvoted": the hidden (users, items), added to the clicks
+    if label_noise_model == "unvoted":
+        hidden = np.zeros(n_tp, dtype=bool)
+        if label_noise > 0:
+            extra, noise_scale, user_noise_rate, item_noise_rate = _hide_unvoted(
+                truth, tu, ti, w_user, w_item, label_noise, rng_noise)
+        else:
+            noise_scale = 0.0
+            user_noise_rate = np.zeros(n_users, dtype=np.float32)
+            item_noise_rate = np.zeros(n_items, dtype=np.float32)
+    elif label_noise > 0 and n_tp:
         prod = w_user[tu].astype(np.float64) * w_item[ti]
         noise_scale = _solve_increasing(lambda s: float(np.minimum(s * prod, 1.0).sum()), label_noise * n_tp,
                                         0.0, label_noise, "noise scale")
@@ -1048,13 +1182,25 @@ def make_world(
         feats["item_features"] = item_features
         feats["item_feature_names"] = tuple(f"i{j}" for j in range(n_item_features))
 
-    tp = (tu, ti, tp_time, tp_prop)
+    if extra is not None and extra[0].size:  # liked items among the unvoted: the clicks stay, the truth grows
+        hu, hi = extra
+        h_time = rng_time.integers(_T0, _T1 + 1, size=hu.size, dtype=np.int64) if timestamps else None
+        h = (hu, hi, h_time, truth.exposure(hu, hi))
+        clicks = _interactions(tu, ti, tp_time, tp_prop, shape, feats)
+        hidden_positives = _interactions(*h, shape, feats)
+        true_positives = _interactions(np.concatenate([tu, hu]), np.concatenate([ti, hi]),
+                                       None if tp_time is None else np.concatenate([tp_time, h_time]),
+                                       np.concatenate([tp_prop, h[3]]), shape, feats)
+        n_hidden = int(hu.size)
+        del h, hu, hi, h_time, extra
+    else:
+        tp = (tu, ti, tp_time, tp_prop)
+        true_positives = _interactions(*tp, shape, feats)
+        n_hidden = int(hidden.sum())
+        clicks = _interactions(*tp, shape, feats, ~hidden) if n_hidden else true_positives  # immutable: the same data
+        hidden_positives = _interactions(*tp, shape, feats, hidden)
+        del tp
     del tu, ti, tp_time, tp_prop
-    true_positives = _interactions(*tp, shape, feats)
-    n_hidden = int(hidden.sum())
-    clicks = _interactions(*tp, shape, feats, ~hidden) if n_hidden else true_positives  # immutable: the same data
-    hidden_positives = _interactions(*tp, shape, feats, hidden)
-    del tp
 
     # 6. logged ranked lists --------------------------------------------------------------
     if logging_ranker == "linear" and n_logged_lists:
@@ -1081,7 +1227,8 @@ def make_world(
         relevance_scale=relevance_scale, quality_std=quality_std, relevance_rate=relevance_rate,
         popularity_exponent=popularity_exponent, popularity_quality_corr=popularity_quality_corr,
         exposure_eta=exposure_eta, user_activity_sigma=user_activity_sigma, min_exposure=min_exposure,
-        label_noise=label_noise, noise_heterogeneity=noise_heterogeneity, n_logged_lists=n_logged_lists,
+        label_noise=label_noise, noise_heterogeneity=noise_heterogeneity, label_noise_model=label_noise_model,
+        n_logged_lists=n_logged_lists,
         list_length=list_length, log_candidates=log_candidates, logging_noise=logging_noise,
         logging_ranker=logging_ranker, logging_labels=logging_labels, position_eta=position_eta,
         n_test_items=n_test_items, n_user_features=n_user_features,

@@ -106,6 +106,58 @@ at the much weaker default (1e-4) the flip rates never become stationary (the me
 rising, 0.3 → 0.85 over 40 epochs on the synthetic benchmark), so their level depends on
 where early stopping ends training. ``benchmarks/RESULTS.md`` (NBPO section) has the measured
 effect of both settings.
+
+Line by line against the authors' code (issue 18)
+-------------------------------------------------
+``_NBPO.py`` (with ``_BPO.py`` and ``_BPR.py``, the same loop) of Wenhui-Yu/NBPO against this
+module with the :class:`~recsampling.train.Trainer`, and what ``benchmarks/nbpo_noise.py
+--protocol authors`` does about each difference (it runs these samplers on our Trainer):
+
+===================  ===============================  ===============================  ==========================
+part                 ``_NBPO.py``                     here (defaults)                  ``--protocol authors``
+===================  ===============================  ===============================  ==========================
+preference score     ``x = U_u · V_i``, K0 = 50, no   any model's ``score``; MF has an  MF without biases,
+                     biases                           item bias and ``factors``        50 factors
+flip model           ``ρ = σ(P_u · Q_i)``, K1 = 50    the same (``flip="factor"``),    ``flip_dim = 50``
+                                                      ``flip_dim = 32``; also item /
+                                                      user / constant forms
+which labels flip    only liked → unvoted (a vote is  the same, eq. (2)                the same
+                     never noise)
+update rule          gradient ascent on eqs. (7)-(8)  autograd of (9)-(10) gives       the same
+                     with ``σ`` set to exactly 0 / 1  (7)-(8) exactly, no clamp
+                     beyond ``|z| > 10``              (logsigmoid); ``objective=
+                                                      "exact"`` is the likelihood (6)
+voted term           applied once per drawn negative  ``positive_weight=None``: weight  the same
+                     (weight 4)                       ``k``, the same
+regularisers         ``W += η(dW − λW)`` on the       Trainer ``l2``: the touched      the whole tables, once per
+                     *whole* ``U, V`` (λ_r) and       rows, mean over the batch;       batch, in the loss (divided
+                     ``P, Q`` (λ_φ) once per batch    ``flip_l2`` per row on the       by the rows the Trainer
+                     (movielens 0.5 / 1, amazon       touched ``P, Q`` (scale: above)  multiplies by): the same
+                     1 / 5)
+initialisation       ``U, V ~ U(0,1)/√K0``;           MF: ``N(0, 0.1²)``; ``P ≥ 0``,   ``U(0,1)/√50``;
+                     ``P ~ 5U(0,1)/√K1``,             ``Q ≤ 0`` uniform as theirs,     :data:`AUTHORS_FLIP_INIT`
+                     ``Q ~ −5U(0,1)/√K1`` (mean flip  scaled to ``flip_init = 0.01``   gives their ``P, Q``
+                     rate about σ(−6.25))                                              exactly
+optimizer            plain SGD on the batch sum, η    any (benchmark: Adam on the      ``optimizer="sgd"`` (a step
+                     (movielens 0.02, amazon 0.05)    batch mean)                      on the batch sum): the same
+schedule             ``η ← 0.99 η`` before every      constant lr, early stopping on   the loss times
+                     epoch, 200 epochs, no early      validation                       ``0.99^(e+1)`` (exact for
+                     stopping (validation printed)                                     SGD), 200 epochs, none
+batches              5,000 consecutive rows of the    shuffled every epoch, 1,024      their order, 5,000 rows
+                     user-ordered pairs, never        rows (benchmark)
+                     shuffled
+sampling             4 uniform items per voted pair,  ``draw_negatives``: the same     the same
+                     independent, the user's          (exact rejection, independent
+                     positives rejected               draws)
+evaluation           F1@K, NDCG@K (K = 2 … 100),      ``recsampling.metrics``          NDCG@10 / Recall@10 and the
+                     full ranking, training items     (NDCG the same definition)       truth metrics; no F1
+                     removed, users with a test item
+===================  ===============================  ===============================  ==========================
+
+What remains different under ``--protocol authors``: the sigmoid clamp at ``|z| > 10`` (their
+gradient is exactly 0 there, ours tiny), float32 instead of float64, and F1@K (not reported).
+The test ``tests/test_nbpo_benchmark.py::test_authors_sampler_step_is_the_authors_update`` checks
+one batch's step against their update written out in numpy, for NBPO, BPO and BPR.
 """
 
 from __future__ import annotations
@@ -122,7 +174,13 @@ from recsampling._utils import torch_seed
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
-__all__ = ["BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
+__all__ = ["AUTHORS_FLIP_INIT", "BPOSampler", "NBPOSampler", "bpo_nll", "nbpo_nll", "nbpo_surrogate"]
+
+#: ``flip_init`` that reproduces the authors' initialisation of the flip factors (``_NBPO.py``:
+#: ``P ~ 5 U(0, 1) / sqrt(K1)``, ``Q ~ −5 U(0, 1) / sqrt(K1)``): ``flip="factor"`` draws
+#: ``P ~ U(0, a) / sqrt(dim)``, ``Q ~ −U(0, a) / sqrt(dim)`` with ``a = sqrt(−4 logit(flip_init))``,
+#: so ``a = 5`` is ``logit(flip_init) = −25/4``, i.e. ``flip_init = σ(−6.25) ≈ 0.00193``.
+AUTHORS_FLIP_INIT = 1.0 / (1.0 + math.exp(6.25))
 
 _FLIPS = ("factor", "item", "user", "user+item", "constant")
 _OBJECTIVES = ("surrogate", "exact")
