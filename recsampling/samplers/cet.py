@@ -22,16 +22,20 @@ so by Bayes an unobserved item is truly negative with probability::
     (2)  P(r_uj = 0 | y_uj = 0) = (1 − γ_uj) / (1 − θ_uj γ_uj)
 
 small for an item the model finds relevant (γ large) that the user was unlikely to meet
-(θ small): a likely false negative. The two models are estimated jointly by the likelihood of
-the observed labels under (1), over the batch's positives (y = 1) and drawn negatives (y = 0)::
+(θ small): a likely false negative. The two models are estimated in turn from each other's
+estimate, held fixed (sg = no gradient), as CET couples them. The selection model maximizes the
+likelihood of the observed labels under (1) with the relevance fixed, over the batch's
+positives (y = 1) and drawn negatives (y = 0)::
 
-    (3)  ℓ_joint = −[Σ_{y=1} ln θ_ui γ_ui + Σ_{y=0} ln(1 − θ_uj γ_uj)] / |entries|
+    (3)  ℓ_sel = −[Σ_{y=1} ln θ_ui sg(γ_ui) + Σ_{y=0} ln(1 − θ_uj sg(γ_uj))] / |entries|
 
-and the ranker's hard-negative loss weights each pair by (2), held constant (no gradient)::
+and the ranker's hard-negative loss weights each pair by (2) with both estimates fixed,
+normalized by the batch's total weight (the weights move the step between negatives; they do
+not shrink it)::
 
-    (4)  ℓ_rank = mean_{(i, j)} w_uj · (−ln σ(x̂_ui − x̂_uj)),   w_uj = sg[(2)]
+    (4)  ℓ_rank = Σ_{(i, j)} w_uj · (−ln σ(x̂_ui − x̂_uj)) / Σ w_uj,   w_uj = sg[(2)]
 
-The sampler minimizes ``ℓ_rank + ℓ_joint + sel_l2 · mean(a_u² + b_j²)`` over the model and the
+The sampler minimizes ``ℓ_rank + ℓ_sel + sel_l2 · mean(a_u² + b_j²)`` over the model and the
 selection logits ``a`` (per user) and ``b`` (per item), an ``nn.Module`` the Trainer optimizes
 with the model (:meth:`param_groups`). The negatives are drawn as by ``tophard``
 (:mod:`recsampling.samplers.hard`): the current model's top-``K`` unseen items, refreshed every
@@ -44,13 +48,17 @@ Where this adapts the IR setting
 - Pooling selection (which passages annotators judged, decided by the basic retrievers' ranks)
   → exposure (which items the user met): a logistic model of a user term and an item term,
   the shape of popularity-driven exposure (the synthetic world's MNAR exposure is of that
-  form); the paper's selection model reads the retriever's features instead.
-- The coupled updates of the paper alternate two bias-weighted losses; here the two models are
-  fitted by one likelihood (3), whose gradient step on each is the step with the other's
-  estimate fixed, and the correction enters the ranker through the posterior weight (2),
-  what the issue asks for: "a hard negative weighted by the estimated probability that it is
-  truly negative". The paper's own equation numbers could not be checked here (only its
-  abstract and introduction were readable); (1)-(4) are this module's.
+  form).
+- The paper's coupled updates train each model on data weighted by the other's estimate; here
+  the selection model is fitted by (3) given the relevance, and the correction enters the
+  ranker through the posterior weight (2): "a hard negative weighted by the estimated
+  probability that it is truly negative". The ranker keeps BPR's pairwise loss, so
+  ``γ = σ(x̂)`` is a monotone reading of its score, not a calibrated probability. (Letting (3)
+  train the ranker too stopped the two-tower model from learning in our tests.)
+- The paper's own equations could not be checked here (only its abstract and introduction
+  were readable with the tools at hand): (1)-(4) are this module's numbering, derived from the
+  abstract's model (labelled = selected and relevant; relevance and selection estimated
+  together, each correcting the other's training data).
 """
 
 from __future__ import annotations
@@ -159,13 +167,14 @@ class CETSampler(TopHardSampler):
         t, w = self._weights(s, batch)
         real = torch.ones_like(s, dtype=torch.bool) if batch.mask is None else batch.mask
         neg_w = w[:, 1:] * real[:, 1:]
-        rank = bpr_loss(s[:, :1], s[:, 1:], neg_w)                                  # eq. (4)
-        log_tg = F.logsigmoid(t) + F.logsigmoid(s)
+        # eq. (4), normalized by the batch's total weight: the weights redistribute the step among negatives
+        rank = bpr_loss(s[:, :1], s[:, 1:], neg_w) * (neg_w.numel() / neg_w.sum().clamp(min=1e-6))
+        log_tg = F.logsigmoid(t) + F.logsigmoid(s.detach())
         nll = torch.cat([-log_tg[:, :1], -_log1mexp(log_tg[:, 1:])], dim=1)      # eq. (3)
-        joint = (nll * real).sum() / real.sum().clamp(min=1)
+        sel = (nll * real).sum() / real.sum().clamp(min=1)
         reg = float(self.sel_l2) * (self.selection_.user_logit[batch.users].pow(2).mean()
                                     + self.selection_.item_logit[batch.items].pow(2).mean())
-        return rank + joint + reg
+        return rank + sel + reg
 
     def negative_weights(self, model: nn.Module, batch: Batch) -> Tensor:
         """(B, L) weight of each entry as a negative in the loss: eq. (2) on the real negative columns."""
