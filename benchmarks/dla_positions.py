@@ -242,27 +242,16 @@ def summarize_positions(runs: dict[float, list[dict]], methods) -> dict:
 
 
 # ----------------------------------------------------------------------------------- setting 2
-class _Task:
-    def __init__(self, train, test, test_items, relevance=None, item_propensity=None):
-        self.train, self.test, self.test_items = train, test, test_items
-        self.relevance, self.item_propensity = relevance, item_propensity
+def _rec_task(dataset: str, seed: int, args):
+    """The MNAR benchmark's task of ``dataset`` (its randomized test items ranked), None when absent."""
+    from recsampling.tasks import load_task
 
-
-def _rec_task(dataset: str, seed: int, args) -> _Task | None:
-    if dataset == "synthetic":
-        from recsampling.data.synthetic import make_world
-
-        w = make_world(**(REC_QUICK_WORLD if args.quick else REC_WORLD), n_logged_lists=0, random_state=seed)
-        return _Task(w.clicks, w.unbiased_test, w.unbiased_test_items, np.asarray(w.relevance),
-                     np.asarray(w.item_propensity))
-    from recsampling.data.datasets import load_dataset
-
+    world = dict(REC_QUICK_WORLD if args.quick else REC_WORLD, n_logged_lists=0) if dataset == "synthetic" else None
     try:
-        ds = load_dataset(dataset, data_dir=args.data_dir)
+        return load_task(dataset, data_dir=args.data_dir, seed=seed, world=world, ks=KS)
     except (FileNotFoundError, ValueError) as e:
         print(f"[dla_positions] {dataset} not available ({e}); skipped", file=sys.stderr)
         return None
-    return _Task(ds.interactions.to_implicit(4.0), ds.test.to_implicit(4.0), ds.info["test_items"])
 
 
 def _rec_sampler(method: str, args, n_items: int):
@@ -278,8 +267,7 @@ def _rec_sampler(method: str, args, n_items: int):
                         relevance_link="sigmoid" if method == "dla_sigmoid" else "exp")
 
 
-def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
-    from recsampling.evaluation import evaluate
+def run_rec(task, dataset: str, method: str, seed: int, args) -> dict:
     from recsampling.train import Trainer
 
     cfg = dict(REC_TRAIN[dataset])
@@ -293,28 +281,18 @@ def run_rec(task: _Task, dataset: str, method: str, seed: int, args) -> dict:
     trainer.fit(model, sampler, task.train)
     out = {"fit_s": time.perf_counter() - t0}
     metrics = ["dcg", "recall", "map"] + (["true_ndcg"] if task.relevance is not None else [])
-    d = evaluate(model, task.test, ks=KS, metrics=metrics, protocol="test_items", test_items=task.test_items,
-                 relevance=task.relevance, device="cpu").to_dict()
+    d = task.evaluate(model, metrics=metrics, device="cpu").to_dict()
     for k in KS:
         for m in metrics:
             out[f"{m}@{k}"] = d[f"{m}@{k}"]
-    if method.startswith("dla") and task.item_propensity is not None:
+    world = task.source.info.get("world")
+    if method.startswith("dla") and world is not None:
         from scipy.stats import spearmanr
 
-        out["spearman_learned_vs_true"] = float(spearmanr(sampler.item_propensities_, task.item_propensity).statistic)
-        pop = task.train.item_counts()
-        out["spearman_popularity_vs_true"] = float(spearmanr(pop, task.item_propensity).statistic)
+        truth = np.asarray(world.item_propensity)
+        out["spearman_learned_vs_true"] = float(spearmanr(sampler.item_propensities_, truth).statistic)
+        out["spearman_popularity_vs_true"] = float(spearmanr(task.train.item_counts(), truth).statistic)
     return out
-
-
-def _mean_se(runs: list[dict]) -> dict:
-    d = {}
-    for k in runs[0]:
-        v = np.array([r[k] for r in runs], dtype=np.float64)
-        d[k] = float(v.mean())
-        if v.size > 1:
-            d[k + "_se"] = float(v.std(ddof=1) / np.sqrt(v.size))
-    return d
 
 
 # ----------------------------------------------------------------------------------- output
@@ -461,6 +439,8 @@ def main(argv=None) -> int:
         result[f"eta={eta}"]["ndcg@10"] = {m: d[f"ndcg@10/{m}"] for m in args.pos_methods}
 
     if args.setting2:
+        from recsampling.suite import mean_se
+
         summary2, not_done = {}, []
         for ds in [x for x in args.datasets.split(",") if x]:
             per = {m: [] for m in args.rec_methods}
@@ -473,7 +453,7 @@ def main(argv=None) -> int:
             if not per[args.rec_methods[0]]:
                 not_done.append(ds)
                 continue
-            summary2[ds] = {m: _mean_se(r) for m, r in per.items()}
+            summary2[ds] = {m: mean_se(r) for m, r in per.items()}
             print(f"[dla_positions] setting 2 {ds} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
         result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
                                              propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,

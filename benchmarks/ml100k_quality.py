@@ -86,10 +86,9 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from recsampling.data import random_split, read_movielens, validation_split
-    from recsampling.evaluation import evaluate
     from recsampling.models import MatrixFactorization, TwoTower
     from recsampling.samplers import make_sampler
+    from recsampling.tasks import load_task
     from recsampling.train import Trainer
 
     torch.set_num_threads(args.threads)
@@ -104,72 +103,58 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown method(s) {bad}; choose from {known}")
 
-    data = read_movielens(path).to_implicit(4.0)
-    split = random_split(data, 0.2, random_state=args.seed)
-    train, test = split.train, split.eval_test
-    inner = validation_split(train, 0.2, random_state=args.seed + 1)
-    tune_train, tune_valid = inner.train, inner.eval_test
+    kw = dict(data_dir=args.data_dir, seed=args.seed, metrics=("ndcg", "recall"), ks=(10,))
+    final = load_task("ml-100k", **kw)  # rating >= 4, 80/20 per user, full ranking
+    tuning = load_task("ml-100k", valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
+    train, test = final.train, final.test
 
-    def measure(tables, tr, te) -> dict:
-        r = evaluate(tables, te, train=tr, ks=(10,), metrics=("ndcg", "recall"), device="cpu").to_dict()
-        return {"ndcg@10": float(r["ndcg@10"]), "recall@10": float(r["recall@10"])}
-
-    # ------------------------------------------------------------------ one run of each method
-    # run(cfg, tr, te, seed, checkpoints) -> {epochs: metrics on te} at each checkpoint
-    def run_mf(cfg, tr, te, seed, checkpoints):
-        model = MatrixFactorization(tr.n_users, tr.n_items, factors=cfg["factors"], random_state=seed)
+    def checkpoint(task, checkpoints, tables):
+        """``(out, callback)``: the callback puts ``tables()``'s test figures at each checkpoint into ``out``."""
         out = {}
 
-        def cb(epoch, logs):
-            if epoch + 1 in checkpoints:
-                out[epoch + 1] = measure(model, tr, te)
+        def cb(step, *rest):
+            if step + 1 in checkpoints:
+                out[step + 1] = task.figures(tables(), ["ndcg@10", "recall@10"], device="cpu")
+        return out, cb
 
+    # ------------------------------------------------------------------ one run of each method
+    # run(cfg, task, seed, checkpoints) -> {epochs: metrics on the task's test set} at each checkpoint
+    def run_mf(cfg, task, seed, checkpoints):
+        tr = task.train
+        model = MatrixFactorization(tr.n_users, tr.n_items, factors=cfg["factors"], random_state=seed)
+        out, cb = checkpoint(task, checkpoints, lambda: model)
         Trainer(epochs=max(checkpoints), optimizer="sgd", lr=cfg["lr"], l2=cfg["reg"] / 2, backend="fused",
                 n_threads=args.threads, random_state=seed, progress=False, callbacks=[cb]).fit(
             model, make_sampler("bpr"), tr)
         return out
 
-    def run_tt(cfg, tr, te, seed, checkpoints):
+    def run_tt(cfg, task, seed, checkpoints):
+        tr = task.train
         model = TwoTower(tr.n_users, tr.n_items, factors=cfg["factors"], user_features=tr.user_features,
                          item_features=tr.item_features, hidden=(128,), random_state=seed)
-        out = {}
-
-        def cb(epoch, logs):
-            if epoch + 1 in checkpoints:
-                out[epoch + 1] = measure(model, tr, te)
-
+        out, cb = checkpoint(task, checkpoints, lambda: model)
         Trainer(epochs=max(checkpoints), optimizer="adam", lr=cfg["lr"], l2=cfg["l2"], batch_size=cfg["batch"],
                 device="cpu", random_state=seed, progress=False, callbacks=[cb]).fit(model, make_sampler("bpr"), tr)
         return out
 
-    def run_ibpr(cfg, tr, te, seed, checkpoints):
+    def run_implicit(m, task, checkpoints):
+        out, cb = checkpoint(task, checkpoints, lambda: (m.user_factors, m.item_factors))
+        m.fit(task.train.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
+        return out
+
+    def run_ibpr(cfg, task, seed, checkpoints):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        m = BayesianPersonalizedRanking(factors=cfg["factors"], learning_rate=cfg["lr"],
-                                        regularization=cfg["reg"], iterations=max(checkpoints),
-                                        num_threads=args.threads, random_state=seed)
-        out = {}
+        return run_implicit(BayesianPersonalizedRanking(
+            factors=cfg["factors"], learning_rate=cfg["lr"], regularization=cfg["reg"], iterations=max(checkpoints),
+            num_threads=args.threads, random_state=seed), task, checkpoints)
 
-        def cb(iteration, *rest):
-            if iteration + 1 in checkpoints:
-                out[iteration + 1] = measure((m.user_factors, m.item_factors), tr, te)
-
-        m.fit(tr.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
-        return out
-
-    def run_als(cfg, tr, te, seed, checkpoints):
+    def run_als(cfg, task, seed, checkpoints):
         from implicit.cpu.als import AlternatingLeastSquares
 
-        m = AlternatingLeastSquares(factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"],
-                                    iterations=max(checkpoints), num_threads=args.threads, random_state=seed)
-        out = {}
-
-        def cb(iteration, *rest):
-            if iteration + 1 in checkpoints:
-                out[iteration + 1] = measure((m.user_factors, m.item_factors), tr, te)
-
-        m.fit(tr.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
-        return out
+        return run_implicit(AlternatingLeastSquares(
+            factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"], iterations=max(checkpoints),
+            num_threads=args.threads, random_state=seed), task, checkpoints)
 
     if args.quick:
         bpr_grid = {"factors": [64], "lr": [0.05], "reg": [0.01]}
@@ -202,13 +187,13 @@ def main(argv=None) -> int:
         sweep = []
         for values in itertools.product(*grid.values()):
             cfg = dict(zip(grid.keys(), values))
-            got = run(cfg, tune_train, tune_valid, args.seed, set(checkpoints))
+            got = run(cfg, tuning, args.seed, set(checkpoints))
             for ep, mets in sorted(got.items()):
                 sweep.append({**cfg, "epochs": ep, "valid_ndcg@10": mets["ndcg@10"],
                               "valid_recall@10": mets["recall@10"]})
         best = max(sweep, key=lambda r: r["valid_ndcg@10"])
         cfg = {k: best[k] for k in grid}
-        finals = [run(cfg, train, test, args.seed + 100 + s, {best["epochs"]})[best["epochs"]]
+        finals = [run(cfg, final, args.seed + 100 + s, {best["epochs"]})[best["epochs"]]
                   for s in range(args.seeds)]
         nd = np.array([f["ndcg@10"] for f in finals])
         rc = np.array([f["recall@10"] for f in finals])

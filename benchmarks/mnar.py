@@ -116,36 +116,15 @@ QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
 
 
 # ------------------------------------------------------------------------------------------- data
-class Task:
-    """One (train, randomized test) pair and what the evaluation needs."""
+def load_mnar_task(dataset: str, data_dir: str, seed: int, quick: bool):
+    """The biased clicks and the randomized test of ``dataset`` (ratings >= 4 positive), ranked per user."""
+    from recsampling.tasks import load_task
 
-    def __init__(self, train, test, test_items, relevance=None, true_propensity=None, authors_eval=None):
-        self.train = train  # Interactions of the biased clicks (positives only)
-        self.test = test  # Interactions of the relevant randomized test pairs
-        self.test_items = test_items  # (n_users, n) candidates, -1 padded
-        self.relevance = relevance  # (n_users, n_items) true P(relevant), synthetic only
-        self.true_propensity = true_propensity  # "data" when train carries the true exposure
-        self.authors_eval = authors_eval  # AuthorsEvaluation of the rated test pairs (real data only)
-
-
-def load_task(dataset: str, data_dir: str, seed: int, quick: bool) -> Task:
-    if dataset == "synthetic":
-        from recsampling.data.synthetic import make_world
-
-        params = QUICK_WORLD if quick else SYNTHETIC_WORLD
-        world = make_world(**params, n_logged_lists=0, random_state=seed)
-        return Task(world.clicks, world.unbiased_test, world.unbiased_test_items,
-                    relevance=np.asarray(world.relevance), true_propensity="data")
-    from recsampling.data.datasets import load_dataset
-
+    world = dict(QUICK_WORLD if quick else SYNTHETIC_WORLD, n_logged_lists=0) if dataset == "synthetic" else None
     try:
-        ds = load_dataset(dataset, data_dir=data_dir)
+        return load_task(dataset, data_dir=data_dir, seed=seed, world=world, ks=KS)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"benchmarks/mnar.py: cannot load {dataset!r} from {data_dir!r}: {e}") from None
-    # the paper's protocol: ratings >= 4 are the positives, in train and in the randomized test
-    train = ds.interactions.to_implicit(4.0)
-    test = ds.test.to_implicit(4.0)
-    return Task(train, test, ds.info["test_items"], authors_eval=AuthorsEvaluation(ds.test))
 
 
 def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
@@ -222,53 +201,52 @@ def fit_model(train, method: str, seed: int, args, hp: dict | None = None):
     return model
 
 
-def run_one(task: Task, method: str, seed: int, args, hp: dict | None = None) -> dict:
-    from recsampling.evaluation import evaluate
+def run_one(task, rare_items: np.ndarray, method: str, seed: int, args, hp: dict | None = None) -> dict:
+    """Fit ``method`` and score it on all test candidates and on the rare ones (``rare_items``, -1 padded)."""
+    import dataclasses
 
     t0 = time.perf_counter()
     model = fit_model(task.train, method, seed, args, hp)
     fit_s = time.perf_counter() - t0
 
     out = {"fit_s": fit_s}
-    if task.relevance is not None:
+    truth = ["true_dcg", "true_ndcg", "true_recall"] if task.relevance is not None else []
+    if truth:
         out["ideal_loss"] = ideal_loss(model, task.relevance, args.delta)
-    groups = {"all": task.test_items, "rare": task.rare_items}
-    for group, cand in groups.items():
-        res = evaluate(model, task.test, ks=KS, metrics=list(BASE_METRICS) + (["true_dcg", "true_ndcg", "true_recall"]
-                                                                               if task.relevance is not None else []),
-                       protocol="test_items", test_items=cand, relevance=task.relevance, device=args.device)
+    groups = {"all": task, "rare": dataclasses.replace(task, test_items=rare_items)}
+    for group, t in groups.items():
+        res = t.evaluate(model, metrics=list(BASE_METRICS) + truth, device=args.device)
         d = res.to_dict()
         pu = res.per_user
-        n_rel = n_rel_in(cand, task.test, pu)
+        n_rel = n_rel_in(t.test_items, task.test, pu)
         for k in KS:
-            for m in BASE_METRICS:
+            for m in BASE_METRICS + tuple(truth):
                 out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
             out[f"{group}/dcg_norm@{k}"] = float(np.mean(pu[f"dcg@{k}"].to_numpy() / n_rel))
-            if task.relevance is not None:
-                for m in ("true_dcg", "true_ndcg", "true_recall"):
-                    out[f"{group}/{m}@{k}"] = d[f"{m}@{k}"]
         out[f"{group}/n_users"] = d["n_users"]
         if group == "all":
-            out.update(rare_share(model, task.test_items, task.rare_items, pu.index.to_numpy()))
-    if task.authors_eval is not None:  # the same model under the authors' metrics (issue 18)
-        out.update({f"authors/{k}": v for k, v in task.authors_eval(model, variants=False).items()})
+            out.update(rare_share(model, task.test_items, rare_items, pu.index.to_numpy(), args.device))
+    if task.relevance is None:  # real data: the same model under the authors' metrics (issue 18)
+        ev = AuthorsEvaluation(task.source.test)
+        out.update({f"authors/{k}": v for k, v in ev(model, variants=False).items()})
     return out
 
 
-def rare_share(model, cand: np.ndarray, rare_cand: np.ndarray, users: np.ndarray) -> dict:
+def rare_share(model, cand: np.ndarray, rare_cand: np.ndarray, users: np.ndarray, device: str = "cpu") -> dict:
     """Share of rare items among each user's top-K of all test candidates (mean over ``users``).
 
     ``all/rare_share@K`` shows whether a method moves rare items up *against popular ones*,
     which the rare-item metrics (rare items ranked among themselves) do not see;
     ``all/rare_share_random`` is its value under a random order (the rare share of the candidates).
     """
+    from recsampling.scoring import rank_candidates
+
     U, V = model.embedding_tables()
-    c = cand[users]
-    ok = c >= 0
-    scores = np.einsum("uf,ujf->uj", U[users], V[np.maximum(c, 0)])
-    order = np.argsort(-np.where(ok, scores, -np.inf), axis=1, kind="stable")
-    rare = np.take_along_axis(rare_cand[users] >= 0, order, axis=1)
-    n_ok = ok.sum(1)
+    ids, _ = rank_candidates(U, V, cand, users=users, device=device)
+    is_rare = np.zeros(V.shape[0] + 1, dtype=bool)  # the last slot stands for the -1 padding
+    is_rare[rare_cand[rare_cand >= 0]] = True
+    rare = is_rare[ids]
+    n_ok = (ids >= 0).sum(1)
     out = {f"all/rare_share@{k}": float(np.mean(rare[:, :k].sum(1) / np.minimum(n_ok, k))) for k in KS}
     out["all/rare_share_random"] = float(np.mean((rare_cand[users] >= 0).sum(1) / n_ok))
     return out
@@ -353,29 +331,18 @@ def ideal_loss(model, relevance: np.ndarray, delta: str) -> float:
 
 def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
     """Number of relevant test pairs among each evaluated user's candidates."""
-    users = per_user.index.to_numpy()
-    m = test.matrix
-    c = cand[users]
-    rel = np.zeros(c.shape, dtype=bool)
-    for col in range(c.shape[1]):  # loop over the few candidate columns, vectorized over users
-        items = c[:, col]
-        ok = items >= 0
-        rel[ok, col] = np.asarray(m[users[ok], items[ok]]).ravel() > 0
-    return rel.sum(1)
+    import scipy.sparse as sp
+
+    rows, cols = np.nonzero(cand >= 0)
+    cand_m = sp.csr_matrix((np.ones(rows.size), (rows, cand[rows, cols])), shape=test.shape)
+    return np.asarray(test.matrix.astype(bool).multiply(cand_m).sum(1)).ravel()[per_user.index.to_numpy()]
 
 
 def summarize(per_seed: dict[str, list[dict]]) -> dict:
-    out = {}
-    for method, runs in per_seed.items():
-        keys = runs[0].keys()
-        d = {}
-        for k in keys:
-            vals = np.array([r[k] for r in runs], dtype=np.float64)
-            d[k] = float(vals.mean())
-            if len(vals) > 1:
-                d[k + "_se"] = float(vals.std(ddof=1) / np.sqrt(len(vals)))
-        out[method] = d
-    return out
+    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.suite.mean_se`)."""
+    from recsampling.suite import mean_se
+
+    return {method: mean_se(runs) for method, runs in per_seed.items()}
 
 
 def table(summary: dict, group: str, metrics: list[str]) -> str:
@@ -641,7 +608,9 @@ def _authors_l2(model, lam: float):
 def _authors_samplers():
     """The authors' two training loops as :class:`~recsampling.samplers.base.Sampler` s (built lazily:
     importing this script must not import torch)."""
-    from recsampling.samplers.base import Sampler
+    import torch
+
+    from recsampling.samplers.base import Batch, Sampler
     from recsampling.samplers.mnar import delta_losses, ubpr_terms
 
     class AuthorsPairwise(Sampler):
@@ -649,14 +618,15 @@ def _authors_samplers():
         loss is ``mean(clamp(-(1/theta_i)(1 - Y_j/theta_j) log sigma(s_ui - s_uj), -beta)) + L2``
         (``PairwiseRecommender.create_losses``), i.e. :func:`recsampling.samplers.mnar.ubpr_terms` with
         the propensities unclipped (``clip=None``; ``clip`` is our ablation). BPR: ``theta = 1``,
-        ``Y_j = 0``, no clamp."""
+        ``Y_j = 0``, no clamp. A batch's ``labels`` are ``(1, Y_j)``; the per-item ``theta`` is a buffer
+        the loss gathers by item."""
 
         name = "authors_pairwise"
 
-        def __init__(self, users, pos, neg, theta_i, click_j, theta_j, beta, lam, steps, clip=None):
+        def __init__(self, users, pos, neg, theta, click_j, beta, lam, steps, clip=None):
             super().__init__()
-            self.users, self.pos, self.neg = users, pos, neg
-            self.theta_i, self.click_j, self.theta_j = theta_i, click_j, theta_j
+            self.users, self.pos, self.neg, self.click_j = users, pos, neg, click_j
+            self.register_buffer("theta", torch.as_tensor(theta, dtype=torch.float32), persistent=False)
             self.beta, self.lam, self.steps, self.clip = beta, lam, int(steps), clip
 
         def n_samples(self) -> int:
@@ -665,12 +635,13 @@ def _authors_samplers():
         def batches(self, batch_size, rng):
             for _ in range(self.steps):
                 idx = rng.integers(0, self.users.size, size=batch_size)
-                yield {"users": self.users[idx], "items": np.stack([self.pos[idx], self.neg[idx]], axis=1),
-                       "theta_i": self.theta_i[idx], "click_j": self.click_j[idx], "theta_j": self.theta_j[idx]}
+                yield Batch(users=self.users[idx], items=np.stack([self.pos[idx], self.neg[idx]], axis=1),
+                            labels=np.stack([np.ones(idx.size, np.float32), self.click_j[idx]], axis=1))
 
         def loss(self, model, batch):
-            s = model.score(batch["users"], batch["items"])
-            terms = ubpr_terms(s[:, 0], s[:, 1], 1.0, batch["theta_i"], batch["click_j"], batch["theta_j"],
+            s = model.score(batch.users, batch.items)
+            theta = self.theta[batch.items]
+            terms = ubpr_terms(s[:, 0], s[:, 1], 1.0, theta[:, 0], batch.labels[:, 1], theta[:, 1],
                                clip=self.clip, beta=self.beta)
             return terms.mean() + _authors_l2(model, self.lam)
 
@@ -679,13 +650,15 @@ def _authors_samplers():
         unlabeled training pairs, both drawn with replacement; the loss is
         ``sum(clamp((Y/theta~) (1 - sigma)^2 + w (1 - Y/theta~) sigma^2, -1000, 1000)) / sum(Y + w (1 - Y)) + L2``
         with ``theta~ = clip(theta, M, 1)`` (``PointwiseRecommender.create_losses``); WMF and naive:
-        ``theta = 1``; Rel-MF and naive: ``w = 1``."""
+        ``theta = 1``; Rel-MF and naive: ``w = 1``. A batch row is one pair (``items`` (B, 1), ``labels``
+        (B, 1)); the per-item ``theta`` is a buffer the loss gathers for the labelled pairs."""
 
         name = "authors_pointwise"
 
-        def __init__(self, pos_users, pos_items, theta_pos, unlabeled, n_items, weight, clip, lam, steps):
+        def __init__(self, pos_users, pos_items, theta, unlabeled, n_items, weight, clip, lam, steps):
             super().__init__()
-            self.pos_users, self.pos_items, self.theta_pos = pos_users, pos_items, theta_pos
+            self.pos_users, self.pos_items = pos_users, pos_items
+            self.register_buffer("theta", torch.as_tensor(theta, dtype=torch.float32), persistent=False)
             self.unlabeled, self.n_items = unlabeled, n_items
             self.weight, self.clip, self.lam, self.steps = float(weight), float(clip), lam, int(steps)
             self._share = max(float(unlabeled.mean()), 1e-3)
@@ -706,16 +679,17 @@ def _authors_samplers():
             for _ in range(self.steps):
                 p = rng.integers(0, self.pos_users.size, size=half)
                 q = self._unlabeled(half, rng)
-                yield {"users": np.concatenate([self.pos_users[p], q // self.n_items]),
-                       "items": np.concatenate([self.pos_items[p], q % self.n_items]),
-                       "labels": np.concatenate([np.ones(half), np.zeros(half)]),
-                       "theta": np.concatenate([self.theta_pos[p], np.ones(half)])}
+                yield Batch(users=np.concatenate([self.pos_users[p], q // self.n_items]),
+                            items=np.concatenate([self.pos_items[p], q % self.n_items])[:, None],
+                            labels=np.concatenate([np.ones(half), np.zeros(half)]).astype(np.float32)[:, None])
 
         def loss(self, model, batch):
-            s = model.score(batch["users"], batch["items"])
-            y = batch["labels"].to(s.dtype)
+            items = batch.items[:, 0]
+            s = model.score(batch.users, items)
+            y = batch.labels[:, 0].to(s.dtype)
             d1, d0 = delta_losses(s, "squared")
-            w = y / batch["theta"].to(s.dtype).clamp(min=self.clip, max=1.0)
+            theta = torch.where(y > 0.5, self.theta[items].to(s.dtype), torch.ones_like(s))  # unlabeled: 1
+            w = y / theta.clamp(min=self.clip, max=1.0)
             local = (w * d1 + self.weight * (1.0 - w) * d0).clamp(-1000.0, 1000.0)
             return local.sum() / (y + self.weight * (1.0 - y)).sum() + _authors_l2(model, self.lam)
 
@@ -757,17 +731,17 @@ def fit_authors(data: AuthorsData, method: str, seed: int, args, params: dict | 
         pairs = data.bpr if method == "bpr" else data.ubpr
         n = pairs["users"].size
         if method == "bpr":
-            theta_i = theta_j = np.ones(n)
-            click_j = np.zeros(n)
+            theta = np.ones(data.n_items)
+            click_j = np.zeros(n, np.float32)
             beta, clip = None, None
         else:
-            theta_i, theta_j = data.theta[pairs["pos"]], data.theta[pairs["neg"]]
-            click_j = pairs["click_j"].astype(np.float64)
+            theta = data.theta
+            click_j = pairs["click_j"].astype(np.float32)
             beta, clip = p["beta"], p["ubpr_clip"]
-        sampler = pairwise(pairs["users"], pairs["pos"], pairs["neg"], theta_i, click_j, theta_j,
+        sampler = pairwise(pairs["users"], pairs["pos"], pairs["neg"], theta, click_j,
                            beta=beta, lam=p["lam"], steps=args.max_iters, clip=clip)
     else:
-        theta = data.theta[data.pos_items] if method == "relmf" else np.ones(data.pos_items.size)
+        theta = data.theta if method == "relmf" else np.ones(data.n_items)
         sampler = pointwise(data.pos_users, data.pos_items, theta, data.unlabeled, data.n_items,
                             weight=p["weight"] if method == "wmf" else 1.0,
                             clip=p["clip"] if method == "relmf" else 0.0, lam=p["lam"], steps=args.max_iters)
@@ -1263,7 +1237,7 @@ def main(argv=None) -> int:
     if args.tune:
         # one study per method on the --tune-seed data (on synthetic: that seed's world), then the
         # best values are used for every seed
-        task0 = load_task(args.dataset, args.data_dir, args.tune_seed, args.quick)
+        task0 = load_mnar_task(args.dataset, args.data_dir, args.tune_seed, args.quick)
         for m in methods:
             tuning[m] = tune_method(task0.train, m, args, seed=args.tune_seed)
             print(f"# tuned {m:22s} {args.tune_metric}={tuning[m]['best_value']:.4f} {tuning[m]['best_params']} "
@@ -1271,13 +1245,13 @@ def main(argv=None) -> int:
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
     info = {}
     for seed in range(args.seeds):
-        task = load_task(args.dataset, args.data_dir, seed, args.quick)
-        task.rare_items, thr = rare_candidates(task.train, task.test_items, args.rare_quantile)
+        task = load_mnar_task(args.dataset, args.data_dir, seed, args.quick)
+        rare_items, thr = rare_candidates(task.train, task.test_items, args.rare_quantile)
         info = {"n_users": task.train.n_users, "n_items": task.train.n_items, "train_clicks": task.train.nnz,
                 "test_positives": task.test.nnz, "rare_item_max_clicks": thr,
                 "rare_items": int((task.train.item_counts() <= thr).sum())}
         for m in methods:
-            per_seed[m].append(run_one(task, m, seed, args, tuning.get(m, {}).get("best_params")))
+            per_seed[m].append(run_one(task, rare_items, m, seed, args, tuning.get(m, {}).get("best_params")))
             print(f"# seed {seed} {m:22s} dcg@5={per_seed[m][-1]['all/dcg@5']:.4f} "
                   f"recall@5={per_seed[m][-1]['all/recall@5']:.4f} ({per_seed[m][-1]['fit_s']:.1f}s)",
                   file=sys.stderr, flush=True)

@@ -2,10 +2,10 @@
 
 Protocol (the same for every method, as close to Yu & Qin's as the data allow)
 ------------------------------------------------------------------------------
-- data: the release in ``--data-dir`` through :func:`recsampling.data.datasets.load_dataset`;
+- data: the release in ``--data-dir`` as :func:`recsampling.tasks.load_task` reads it;
   ratings >= ``--threshold`` (4) are the voted items (ML-1M here has pairs only: all are voted);
-- split: :func:`recsampling.data.splits.random_split` 80/20 per user with each seed; a validation
-  set (10% of each user's training items, :func:`validation_split`) drives early stopping on
+- split: 80/20 per user with each seed (``load_task``'s random split); a validation
+  set (10% of each user's training items, ``valid_fraction=0.1``) drives early stopping on
   NDCG@10 (``--patience``), the test set is never looked at while training;
 - model: ``MatrixFactorization`` (``--factors``), Adam, one lr and batch size for all methods; the
   L2 of each method is chosen from the ``--l2`` grid on the validation set;
@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from recsampling._utils import positive_int
-from recsampling.data.datasets import load_dataset
-from recsampling.data.splits import random_split, validation_split
-from recsampling.evaluation import evaluate
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
+from recsampling.suite import mean_se
+from recsampling.tasks import load_task
 from recsampling.train import Trainer
 
 METRICS = ("ndcg", "recall", "precision")
@@ -66,31 +63,27 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    data = ds.interactions
-    if data.ratings is not None:
-        data = data.to_implicit(args.threshold)
     nbpo = {"n_negatives": 4} if args.flip_l2 is None else {"n_negatives": 4, "flip_l2": args.flip_l2}
     params = {"bpr": ("bpr", {}), "bpo": ("bpo", {"n_negatives": 4}), "nbpo": ("nbpo", nbpo),
               "nbpo_const": ("nbpo", {"n_negatives": 4, "flip": "constant", "flip_init": 0.5})}
     runs: dict[str, list[dict]] = {m: [] for m in args.methods}
     t_start = time.perf_counter()
     for seed in range(args.seeds):
-        split = random_split(data, 0.2, random_state=seed)
-        vs = validation_split(split.train, 0.1, random_state=seed)
+        # 80/20 per user, then 10% of each user's training part for early stopping and the choice of L2
+        task = load_task(args.dataset, data_dir=args.data_dir, seed=seed, threshold=args.threshold, valid_fraction=0.1,
+                         metrics=METRICS, ks=(10,))
         for name in args.methods:
             t0 = time.perf_counter()
             best = None
             for l2 in args.l2:
-                model = make_model("mf", split.train, factors=args.factors, random_state=seed)
+                model = make_model("mf", task.train, factors=args.factors, random_state=seed)
                 fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=l2, device="cpu",
                               random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
-                    model, make_sampler(params[name][0], **params[name][1]), vs.train, valid=vs.test)
+                    model, make_sampler(params[name][0], **params[name][1]), task.train, valid=task.valid)
                 if best is None or fit.best_metric > best[0]:
                     best = (fit.best_metric, l2, model, fit)
             _, l2, model, fit = best
-            res = evaluate(model, split.eval_test, train=split.train, ks=(10,), metrics=list(METRICS),
-                           device="cpu").to_dict()
+            res = task.evaluate(model, device="cpu").to_dict()
             row = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
             row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2, valid_ndcg=float(best[0]))
             runs[name].append(row)
@@ -98,21 +91,15 @@ def main(argv=None) -> dict:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "
                       f"(best epoch {fit.best_epoch}, {row['fit_s']:.0f}s)", file=sys.stderr)
 
-    summary: dict = {}
-    for name, rows in runs.items():
-        stats = {}
-        for field in rows[0]:
-            v = np.array([r[field] for r in rows if r[field] is not None], dtype=float)
-            stats[field] = float(v.mean()) if v.size else None
-            stats[f"{field}_sem"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
-        summary[name] = stats
+    summary: dict = {name: mean_se(rows, suffix="_sem", always=True) for name, rows in runs.items()}
     if "nbpo" in summary and "bpo" in summary:
         summary["nbpo_vs_bpo_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpo"]["ndcg@10"]
     if "nbpo" in summary and "bpr" in summary:
         summary["nbpo_vs_bpr_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpr"]["ndcg@10"]
     result = {"dataset": args.dataset, "results": summary, "runs": runs, "wall_s": time.perf_counter() - t_start,
               "config": {k: v for k, v in vars(args).items() if k not in ("json", "out")},
-              "data": {"users": data.n_users, "items": data.n_items, "interactions": data.nnz}}
+              "data": {"users": task.train.n_users, "items": task.train.n_items,
+                       "interactions": task.known.nnz + task.test.nnz}}
     out = Path(args.out or Path(__file__).resolve().parent / "results" / f"nbpo_{args.dataset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -66,15 +65,17 @@ from recsampling._utils import positive_int
 from recsampling.data.interactions import Interactions
 from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
-from recsampling.evaluation import evaluate
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
+from recsampling.suite import mean_se
+from recsampling.tasks import Task
 from recsampling.train import Trainer
 
 METRICS = ("ndcg", "recall", "true_ndcg", "true_recall")
 
 
-def _world_split(noise: float, seed: int, args) -> tuple[Interactions, Interactions, object]:
+def _world_split(noise: float, seed: int, args) -> tuple[Task, object]:
+    """The task (train: observed clicks of 80% of the true positives; test: every other true positive) and its world."""
     extra = {}
     if args.exposure == "full":
         # every pair exposed (≈0.98): the injected label noise is the only reason a relevant item is unvoted
@@ -88,7 +89,9 @@ def _world_split(noise: float, seed: int, args) -> tuple[Interactions, Interacti
     test_m = (truth.matrix - train_m).tocsr().astype(np.float32)
     test_m.eliminate_zeros()
     ids = dict(user_ids=truth.user_ids, item_ids=truth.item_ids)
-    return Interactions.from_csr(train_m, **ids), Interactions.from_csr(test_m, **ids), world
+    task = Task("synthetic (true positives)", Interactions.from_csr(train_m, **ids), Interactions.from_csr(test_m, **ids),
+                relevance=world.relevance, metrics=METRICS, ks=(10,))
+    return task, world
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -144,8 +147,9 @@ def _method_params(args) -> dict[str, tuple[str, dict]]:
     return methods
 
 
-def run_one(name: str, params: dict, train: Interactions, test: Interactions, world, seed: int, args) -> dict:
+def run_one(name: str, params: dict, task: Task, world, seed: int, args) -> dict:
     """Fit one method (its L2 chosen from ``--l2`` on validation), evaluate it against the truth."""
+    train, test = task.train, task.test
     fit_on, valid = train, None
     if args.patience:
         # early stopping and the choice of L2 on a validation set carved from the (noisy) clicks
@@ -164,8 +168,7 @@ def run_one(name: str, params: dict, train: Interactions, test: Interactions, wo
             best = (score, l2, model, sampler, fit)
     fit_s = time.perf_counter() - t0
     _, l2, model, sampler, fit = best
-    res = evaluate(model, test, train=train, ks=(10,), relevance=world.relevance,
-                   metrics=list(METRICS), device="cpu").to_dict()
+    res = task.evaluate(model, device="cpu").to_dict()
     out = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
     out["fit_s"] = fit_s
     out["l2"] = l2
@@ -188,14 +191,6 @@ def run_one(name: str, params: dict, train: Interactions, test: Interactions, wo
         tu, ti = test.matrix.nonzero()
         out["pair_flip_spearman"] = _spearman(sampler.flip_rates(tu, ti, pairs=True), world.noise_rate()[tu, ti])
     return out
-
-
-def _summary(values: list) -> tuple[float | None, float | None]:
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if v.size == 0:
-        return None, None
-    sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
-    return float(v.mean()), sem
 
 
 def main(argv=None) -> dict:
@@ -257,10 +252,10 @@ def main(argv=None) -> dict:
         raw[key] = {m: [] for m in methods}
         world_raw[key] = []
         for seed in range(args.seeds):
-            train, test, world = _world_split(noise, seed, args)
-            world_raw[key].append(_world_stats(train, test, world))
+            task, world = _world_split(noise, seed, args)
+            world_raw[key].append(_world_stats(task.train, task.test, world))
             for label, (name, params) in methods.items():
-                raw[key][label].append(run_one(name, params, train, test, world, seed, args))
+                raw[key][label].append(run_one(name, params, task, world, seed, args))
                 if not args.json:
                     r = raw[key][label][-1]
                     print(f"noise {key} seed {seed} {label:14s} ndcg@10 {r['ndcg@10']:.4f} "
@@ -268,15 +263,9 @@ def main(argv=None) -> dict:
 
     result: dict = {"noise": {}}
     for key, by_method in raw.items():
-        block: dict = {}
-        for label, runs in by_method.items():
-            stats: dict = {}
-            for field in runs[0]:
-                mean, sem = _summary([r[field] for r in runs])
-                stats[field] = mean
-                stats[f"{field}_sem"] = sem
-            block[label] = stats
-        block["world"] = {f: _summary([w[f] for w in world_raw[key]])[0] for f in world_raw[key][0]}
+        block: dict = {label: mean_se(runs, suffix="_sem", always=True) for label, runs in by_method.items()}
+        world_means = mean_se(world_raw[key])
+        block["world"] = {f: world_means[f] for f in world_raw[key][0]}
         nb = block.get("nbpo")
         if nb is not None:
             block["flip_rank_correlation"] = nb["item_flip_spearman"]  # items: the headline figure

@@ -19,8 +19,7 @@ import optuna
 import torch
 
 from recsampling._utils import positive_int
-from recsampling.data import make_world
-from recsampling.data.splits import validation_split
+from recsampling.tasks import load_task
 from recsampling.tuning import run_study, save_plots
 
 
@@ -48,10 +47,11 @@ def main(argv=None) -> dict:
     epochs = a.epochs if a.epochs is not None else (3 if a.quick else 15)
     size = (200, 300, 4000) if a.quick else (943, 1682, 100_000)
     study_name = a.study or f"{a.model}-{a.sampler}" + ("-quick" if a.quick else "")
-    world = make_world(*size, random_state=a.seed)
-    split = validation_split(world.clicks, 0.2, random_state=a.seed)
+    # tuned on 20% of each user's clicks held out (the world's randomized test set is never seen)
+    task = load_task("synthetic", seed=a.seed, world=dict(zip(("n_users", "n_items", "target_interactions"), size)),
+                     valid_fraction=0.2)
     t0 = time.perf_counter()
-    study = run_study(a.model, a.sampler, split.train, split.eval_test, n_trials=n_trials, storage=a.storage,
+    study = run_study(a.model, a.sampler, task.train, task.valid, n_trials=n_trials, storage=a.storage,
                       study_name=study_name, pruner=a.pruner, seed=a.seed, epochs=epochs, metric=a.metric,
                       run_dir=Path(__file__).parent / "results" / "tuning", n_startup_trials=2,
                       n_warmup_steps=1, device="cpu")

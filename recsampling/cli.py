@@ -143,40 +143,35 @@ def _parse_kv(pairs: Sequence[str] | None, what: str) -> dict:
 
 
 # --------------------------------------------------------------------------- data
-def _dataset(args) -> Any:
-    """The data set of --dataset; a file's columns as --user-col ... say (``none``: not read)."""
-    from recsampling.data.datasets import load_dataset
-
+def _read_options(args) -> dict:
+    """A file's columns as --user-col ... say (``none``: not read); refused for a data set name."""
     columns = {key: getattr(args, key, "auto") for key in _COLUMN_FLAGS}
     columns = {key: None if value == "none" else value for key, value in columns.items()}
     path = Path(str(args.dataset)).expanduser()
     if path.is_file() and path.suffix.lower() != ".zip":
-        return load_dataset(args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False), **columns)
+        return columns
     given = ["--" + k.replace("_", "-") for k, v in columns.items() if v != "auto"]
     if given:
         raise CLIError(f"{', '.join(given)} name{'s' if len(given) == 1 else ''} the columns of a CSV/TSV/Parquet "
                        f"file; {args.dataset!r} is not one")
-    return load_dataset(args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False))
+    return {}
 
 
-def _train_test(args):
-    """(train, test, test_items) as positives, from a dataset name or file, split as asked."""
-    from recsampling.data.splits import random_split
+def _dataset(args) -> Any:
+    """The data set of --dataset, as read for 'datasets describe'."""
+    from recsampling.data.datasets import load_dataset
 
-    ds = _dataset(args)
-    data = ds.interactions
-    threshold = args.threshold
-    if threshold is not None and data.ratings is None:
-        threshold = None  # pairs without ratings are all positives
-    train = data.to_implicit(threshold)
-    test_items = None
-    if ds.test is not None:
-        test = ds.test.to_implicit(threshold) if (threshold is not None and ds.test.ratings is not None) else ds.test
-        test_items = ds.info.get("test_items") if isinstance(ds.info, dict) else None
-    else:
-        split = random_split(train, test_fraction=args.test_fraction, random_state=args.seed)
-        train, test = split.train, split.test
-    return ds, train, test, test_items
+    return load_dataset(args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False),
+                        **_read_options(args))
+
+
+def _task(args):
+    """The evaluation task of the data flags: positives, the randomized test or a seeded split."""
+    from recsampling.tasks import load_task
+
+    return load_task(args.dataset, data_dir=args.data_dir, seed=args.seed, threshold=args.threshold,
+                     test_fraction=args.test_fraction, ks=tuple(args.k), download=getattr(args, "download", False),
+                     **_read_options(args))
 
 
 def cmd_datasets(args) -> int:
@@ -221,11 +216,6 @@ def _recommender_from_args(args, config: dict):
 
 
 _DEFAULT_FACTORS = 64  # the built-in models' default, for the size estimate of a saved model
-
-
-def _protocol(test_items) -> dict:
-    """Rank each user's randomized test items where the data set has them, else every item."""
-    return {} if test_items is None else {"protocol": "test_items", "test_items": test_items}
 
 
 def _eval_table(result) -> tuple[dict, str]:
@@ -346,7 +336,8 @@ def cmd_train(args) -> int:
     from recsampling.evaluation import check_cutoffs
 
     config = _load_config(args.config)
-    ds, train, test, test_items = _train_test(args)
+    task = _task(args)
+    train = task.train
     rec = _recommender_from_args(args, config)
     check_cutoffs(args.k, train.n_items)  # before training; the fit checks its own sizes before allocating
     if args.out:  # before training: a folder that cannot take the model fails now, not after the fit
@@ -354,9 +345,8 @@ def cmd_train(args) -> int:
     rec.fit(train)
     if _end_distributed():  # under torchrun: rank 0 alone evaluates, writes and prints
         return 0
-    ks = tuple(args.k)
-    result = rec.evaluate(test, ks=ks, **_protocol(test_items))
-    out = {"dataset": ds.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict(),
+    result = task.evaluate(rec)
+    out = {"dataset": task.name, "model": rec.model, "sampler": rec.sampler, **result.to_dict(),
            "world_size": rec.history_.world_size}
     if args.out:
         _save(rec, Path(args.out), _split_settings(args))
@@ -376,12 +366,15 @@ def _load_recommender(path: str):
 
 
 def cmd_evaluate(args) -> int:
+    from recsampling.evaluation import check_cutoffs
+
     rec = _load_recommender(args.model_dir)
     _use_training_split(args)
-    ds, train, test, test_items = _train_test(args)
-    result = rec.evaluate(test, ks=tuple(args.k), **_protocol(test_items))
+    task = _task(args)
+    check_cutoffs(args.k, rec.train_.n_items)
+    result = task.evaluate(rec)
     d, table = _eval_table(result)
-    _emit({"dataset": ds.name, **d}, args.json, table)
+    _emit({"dataset": task.name, **d}, args.json, table)
     return 0
 
 
@@ -482,7 +475,7 @@ def cmd_tune(args) -> int:
     from recsampling.data.splits import validation_split
     from recsampling.models import MODELS
     from recsampling.samplers import SAMPLERS, samplers_for
-    from recsampling.suite import load_task
+    from recsampling.suite import suite_task
     from recsampling.tuning import _redacted, default_storage, make_objective, run_study, save_plots
 
     if args.model not in MODELS:
@@ -500,7 +493,7 @@ def cmd_tune(args) -> int:
     names = {sampler: f"{args.dataset}-{args.model}-{sampler}" for sampler in samplers}
     settings = {"epochs": args.epochs, "quick": args.quick, "split_seed": args.split_seed, "metric": args.metric}
     _check_studies(storage, list(names.values()), settings)  # before the data is loaded
-    task = load_task(args.dataset, args.data_dir, quick=args.quick, split_seed=args.split_seed)
+    task = suite_task(args.dataset, args.data_dir, quick=args.quick, split_seed=args.split_seed)
     # tune on a validation split of the training part: the suite's test set is never looked at
     inner = validation_split(task.train, 0.2, random_state=args.seed)
     for sampler in samplers:  # the metric and each sampler's objective, before any study is created

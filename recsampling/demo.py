@@ -8,14 +8,12 @@ test items, the protocol of Coat and Yahoo! R3.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import pandas as pd
 
-from recsampling.data.synthetic import make_world
-from recsampling.evaluation import evaluate
 from recsampling.recommender import Recommender
+from recsampling.tasks import load_task
 
 __all__ = ["methods", "run_demo"]
 
@@ -59,12 +57,11 @@ def run_demo(quick: bool = False, seed: int = 0, epochs: int | None = None,
     (str, dict)
         The printable table, and ``{"methods": {label: metrics}, ...}`` for ``--json``.
     """
-    if quick:
-        world = make_world(n_users=300, n_items=500, target_interactions=15_000, random_state=seed)
-    else:
-        world = make_world(random_state=seed)
+    task = load_task("synthetic", seed=seed,
+                     world=dict(n_users=300, n_items=500, target_interactions=15_000) if quick else None)
     n_epochs = epochs if epochs is not None else (3 if quick else 10)
-    train = world.clicks
+    train = task.train
+    figures = {"true_ndcg@10": "true_ndcg@10", "dcg@5": "dcg@5 (MAR test)", "recall@5": "recall@5 (MAR test)"}
     rows = {}
     for label, model, sampler, sampler_params in methods():
         start = time.perf_counter()
@@ -72,21 +69,11 @@ def run_demo(quick: bool = False, seed: int = 0, epochs: int | None = None,
                           sampler_params=sampler_params, epochs=n_epochs, optimizer="adam", lr=0.01,
                           l2=1e-4, batch_size=1024, random_state=seed, progress=progress).fit(train)
         fit_s = time.perf_counter() - start
-        # the MAR test pairs that are also training clicks cannot be ranked; that is expected here
-        log = logging.getLogger("recsampling")
-        level = log.level
-        log.setLevel(logging.ERROR)
-        try:
-            truth = evaluate(rec.model_, world.unbiased_test, train=train, ks=(10,), metrics=["true_ndcg"],
-                             relevance=world.relevance).to_dict()
-            mar = evaluate(rec.model_, world.unbiased_test, protocol="test_items",
-                           test_items=world.unbiased_test_items, ks=(5,), metrics=["dcg", "recall"]).to_dict()
-        finally:
-            log.setLevel(level)  # the caller's level, not NOTSET
-        rows[label] = {"true_ndcg@10": truth["true_ndcg@10"], "dcg@5 (MAR test)": mar["dcg@5"],
-                       "recall@5 (MAR test)": mar["recall@5"], "fit_s": fit_s}
+        got = task.figures(rec.model_, list(figures))
+        rows[label] = {**{shown: got[name] for name, shown in figures.items()}, "fit_s": fit_s}
     table = pd.DataFrame(rows).T
     text = (f"synthetic world: {train.n_users} users x {train.n_items} items, {train.nnz} clicks, "
             f"{n_epochs} epochs, seed {seed}\n" + table.to_string(float_format=lambda v: f"{v:.4f}"))
+    world = task.source.info["world"]
     return text, {"world": world.describe() if hasattr(world, "describe") else {}, "epochs": n_epochs,
                   "methods": rows}

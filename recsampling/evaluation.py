@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling import metrics as M
-from recsampling.scoring import _prepare, _score_chunks, _topk_chunk, chunk_rows, topk
+from recsampling.scoring import iter_score_chunks, rank_candidates, topk, topk_of_scores
 
 __all__ = ["evaluate", "check_cutoffs", "EvalResult", "ALL_METRICS"]
 
@@ -362,15 +362,12 @@ def _full_protocol(U, V, test_m, train_m, eval_users, k_max, names, device, budg
         return ids, extra
     # one pass: the same masked score chunks give the top-k and the exact AUC; the AUC's row sort
     # needs about 12 more bytes per cell, hence a third of the budget for the chunk
-    dev, Ut, Vt, users, exclude = _prepare(U, V, train_m, eval_users, device)
+    users = eval_users
     n = users.size
-    kk = min(k_max, Vt.shape[0])
     ids = np.full((n, k_max), -1, dtype=np.int64)
     auc = np.full(n, np.nan)
-    for start, stop, chunk in _score_chunks(dev, Ut, Vt, users, exclude, budget / 3, progress):
-        vals, idx = _topk_chunk(chunk, kk)
-        idx[~np.isfinite(vals)] = -1
-        ids[start:stop, :kk] = idx
+    for start, stop, chunk in iter_score_chunks(U, V, train_m, users, device, budget / 3, progress):
+        ids[start:stop] = topk_of_scores(chunk, k_max)[0]
         pos, row = M._ranges(test_m.indptr, users[start:stop])
         counts = np.bincount(row, minlength=stop - start)
         width = max(int(counts.max()) if counts.size else 0, 1)
@@ -381,44 +378,28 @@ def _full_protocol(U, V, test_m, train_m, eval_users, k_max, names, device, budg
     return ids, extra
 
 
-@torch.no_grad()
 def _test_items_protocol(U, V, test_m, cand, eval_users, ks, names, relevance, device, budget):
     k_max = max(ks)
-    dev, Ut, Vt, users, _ = _prepare(U, V, None, eval_users, device)
-    n = users.size
-    L = cand.shape[1]
-    ids = np.full((n, max(k_max, L)), -1, dtype=np.int64)
-    auc = np.full(n, np.nan)
-    want_truth = any(m in M.TRUTH_METRICS for m in names)
-    ranked_rel = np.zeros((n, max(k_max, L)))
-    ideal_rel = np.zeros((n, max(k_max, L)))
-    total_rel = np.zeros(n)
-    rows_per = chunk_rows(L * (Ut.shape[1] + 8), budget, max(n, 1))
-    for s in range(0, n, rows_per):
-        e = min(s + rows_per, n)
-        u = users[s:e]
-        c = torch.from_numpy(cand[u]).to(dev)
-        valid = c >= 0
-        vec = Vt[c.clamp(min=0)]                                # (B, L, d)
-        sc = torch.einsum("bd,bld->bl", Ut[torch.from_numpy(u).to(dev)], vec)
-        sc = torch.where(valid, sc, torch.full_like(sc, float("-inf")))
-        # candidates are sorted by item index, so a stable sort breaks ties towards the lower index
-        _, order = torch.sort(sc, dim=1, descending=True, stable=True)
-        ranked = torch.gather(c, 1, order).cpu().numpy()
-        ids[s:e, :L] = ranked
-        if "auc" in names:
-            cn = cand[u]
-            is_rel = _is_pair(test_m, u, cn)
-            P = np.where(is_rel, np.arange(L)[None, :], -1)
-            auc[s:e] = M.auc_from_scores(sc, torch.from_numpy(P).to(dev))
-        if want_truth:
-            rel = np.where(cand[u] >= 0, relevance.pairs(u[:, None], np.maximum(cand[u], 0)), 0.0)
-            ranked_rel[s:e, :L] = np.take_along_axis(rel, order.cpu().numpy(), axis=1)
-            ideal_rel[s:e, :L] = -np.sort(-rel, axis=1)
-            total_rel[s:e] = rel.sum(1)
-    extra: dict = {"auc": auc}
-    if want_truth:
-        extra["truth"] = M.truth_metrics(ranked_rel, ideal_rel, total_rel, ks)
+    n, L = eval_users.size, cand.shape[1]
+    ranked, scores = rank_candidates(U, V, cand, users=eval_users, device=device, memory_budget_mb=budget)
+    width = max(k_max, L)
+    ids = np.full((n, width), -1, dtype=np.int64)
+    ids[:, :L] = ranked
+    extra: dict = {"auc": np.full(n, np.nan)}
+    if "auc" in names and n:
+        P = np.where(_is_pair(test_m, eval_users, ranked), np.arange(L)[None, :], -1)
+        extra["auc"] = M.auc_from_scores(torch.from_numpy(scores), torch.from_numpy(P))
+    if any(m in M.TRUTH_METRICS for m in names):
+        u = eval_users[:, None]
+
+        def rel_of(items):
+            return np.where(items >= 0, relevance.pairs(u, np.maximum(items, 0)), 0.0)
+
+        rel = rel_of(cand[eval_users])  # in candidate order, as the ideal ranking and the total need it
+        ranked_rel, ideal_rel = np.zeros((n, width)), np.zeros((n, width))
+        ranked_rel[:, :L] = rel_of(ranked)
+        ideal_rel[:, :L] = -np.sort(-rel, axis=1)
+        extra["truth"] = M.truth_metrics(ranked_rel, ideal_rel, rel.sum(1), ks)
     return ids[:, : max(k_max, 1)], extra
 
 

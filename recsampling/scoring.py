@@ -29,6 +29,9 @@ chunk size or device (up to floating-point differences of the matrix product bet
 Items scored ``-inf`` (excluded ones) are never returned: a row with fewer than ``k`` candidates
 is padded with id ``-1`` and score ``-inf``.
 
+:func:`rank_candidates` ranks each user's own short list of candidate items instead of the
+catalogue (the randomized-test protocol of Coat and Yahoo! R3), with the same tie rule.
+
 :func:`iter_score_chunks` yields the masked score chunks themselves (excluded items at ``-inf``)
 for evaluation code that needs more than the top-k, e.g. the full-ranking AUC of
 :mod:`recsampling.evaluation`.
@@ -50,7 +53,7 @@ from tqdm.auto import tqdm
 
 from recsampling._utils import check_memory, resolve_device
 
-__all__ = ["topk", "iter_score_chunks", "chunk_rows"]
+__all__ = ["topk", "rank_candidates", "iter_score_chunks", "topk_of_scores", "chunk_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -352,6 +355,36 @@ def _topk_chunk(scores: torch.Tensor, k: int, exclude: sp.csr_matrix | None = No
     return vals, idx
 
 
+def topk_of_scores(scores, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top-``k`` columns of each row of a score matrix, e.g. a chunk of :func:`iter_score_chunks`.
+
+    Parameters
+    ----------
+    scores : torch.Tensor or array, shape (n, n_items)
+        Scores; ``-inf`` marks an excluded column, never returned.
+    k : int
+        Columns per row (>= 1); may exceed ``n_items``.
+
+    Returns
+    -------
+    ids, scores : numpy.ndarray, shape (n, k)
+        As :func:`topk` returns them: best first, ties to the lower column, ``-1`` / ``-inf`` padding.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    S = torch.as_tensor(scores, dtype=torch.float32)
+    if S.ndim != 2:
+        raise ValueError(f"scores must be two-dimensional (rows x items), got shape {tuple(S.shape)}")
+    n, kk = S.shape[0], min(int(k), S.shape[1])
+    ids = np.full((n, int(k)), -1, dtype=np.int64)
+    vals = np.full((n, int(k)), _NEG_INF, dtype=np.float32)
+    if n and kk:
+        v, i = _topk_chunk(S.contiguous(), kk)
+        i[~np.isfinite(v)] = -1
+        ids[:, :kk], vals[:, :kk] = i, v
+    return ids, vals
+
+
 def topk(
     user_vectors,
     item_vectors,
@@ -492,3 +525,76 @@ def _topk_cpu(U, V, users, exclude, k, memory_budget_mb, progress, ids, scores):
     if out_i is not ids:
         ids[:, :k] = out_i
         scores[:, :k] = out_v
+
+
+def _check_candidates(candidates, n_users: int, n_items: int) -> np.ndarray:
+    arr = candidates.detach().cpu().numpy() if isinstance(candidates, torch.Tensor) else np.asarray(candidates)
+    if arr.ndim != 2 or arr.shape[0] != n_users or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"candidates must be an integer array of shape (n_users={n_users}, n), -1 padded, got "
+                         f"{arr.dtype} {arr.shape}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.max() >= n_items or arr.min() < -1):
+        raise ValueError(f"candidates must be item indices in [0, {n_items}) or -1 (padding)")
+    return arr
+
+
+@torch.no_grad()
+def rank_candidates(
+    user_vectors,
+    item_vectors,
+    candidates,
+    users=None,
+    device: str = "auto",
+    memory_budget_mb: float = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank each user's own candidate items by dot-product score, best first.
+
+    Parameters
+    ----------
+    user_vectors, item_vectors : array-like or torch.Tensor
+        The embedding tables, as in :func:`topk`.
+    candidates : array of int, shape (n_users, L)
+        Row ``u`` holds user ``u``'s candidate items (e.g. the randomized test items of Coat),
+        ``-1`` padded; rows are indexed like ``user_vectors``.
+    users : array-like of int, optional
+        Rows to rank (default all).
+    device : str
+        Scoring device (``"auto"``: CUDA when present).
+    memory_budget_mb : float
+        Memory for one chunk of candidate vectors (rows x L x d floats).
+
+    Returns
+    -------
+    ids : numpy.ndarray of int64, shape (n, L)
+        The candidates of each selected user, best first; the ``-1`` padding comes last.
+    scores : numpy.ndarray of float32, shape (n, L)
+        Their scores; ``-inf`` where the id is ``-1``.
+
+    Notes
+    -----
+    Ties are broken as in :func:`topk`: among equal scores the lower item index ranks first,
+    whatever the order of the candidates in their row.
+    """
+    if not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) or not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
+    dev, U, V, users, _ = _prepare(user_vectors, item_vectors, None, users, device)
+    cand = _check_candidates(candidates, U.shape[0], V.shape[0])
+    n, L = users.size, cand.shape[1]
+    ids = np.full((n, L), -1, dtype=np.int64)
+    scores = np.full((n, L), _NEG_INF, dtype=np.float32)
+    if n == 0 or L == 0:
+        return ids, scores
+    big = np.iinfo(np.int64).max
+    rows = chunk_rows(L * (U.shape[1] + 8), memory_budget_mb, n)
+    for s in range(0, n, rows):
+        u = users[s: s + rows]
+        # candidates sorted by item index (padding last), so a stable sort breaks ties towards the lower index
+        key = np.sort(np.where(cand[u] >= 0, cand[u], big), axis=1)
+        c = torch.from_numpy(np.where(key == big, -1, key)).to(dev)
+        valid = c >= 0
+        sc = torch.einsum("bd,bld->bl", U[torch.from_numpy(u).to(dev)], V[c.clamp(min=0)])
+        sc = torch.where(valid, sc, torch.full_like(sc, _NEG_INF))
+        vals, order = torch.sort(sc, dim=1, descending=True, stable=True)
+        ids[s: s + rows] = torch.gather(c, 1, order).cpu().numpy()
+        scores[s: s + rows] = vals.cpu().numpy()
+    return ids, scores

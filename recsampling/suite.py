@@ -4,7 +4,7 @@ One *cell* is one fit and one evaluation: a data set, a model (a registered mode
 ``"mf"`` or ``"twotower"``, or a peer library, ``"implicit"``, see :data:`CONTENDERS`), a method
 (a registered sampler meant for the model, or the peer's model, e.g. ``implicit``'s ``"bpr"`` /
 ``"als"``) and a seed; :func:`grid` lists them. Every cell of a data set trains on the same split and is
-scored by the same code (:func:`recsampling.evaluation.evaluate`), so the rows compare.
+scored by the same code (:meth:`recsampling.tasks.Task.evaluate`), so the rows compare.
 
 Each finished cell is written atomically to ``OUT/cells/<key>.json`` (its configuration, its
 metrics, its learning curve, its speed); a re-run skips every cell whose file holds the same
@@ -34,7 +34,6 @@ ones are given (:func:`recsampling.tuning.load_tuned`): that is the fair compari
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -42,15 +41,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from recsampling._files import atomic_write, check_writable
 from recsampling._utils import positive_int, resolve_device, to_jsonable
-from recsampling.data.interactions import Interactions
+from recsampling.tasks import Task, load_task
 
-__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "Task", "load_task", "plan",
+__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "suite_task", "plan", "mean_se",
            "run_suite", "aggregate", "main"]
 
 logger = logging.getLogger(__name__)
@@ -80,77 +79,8 @@ _CURVE_POINTS = 10  # learning-curve evaluations per peer fit
 
 
 # ------------------------------------------------------------------------------------- data
-@dataclass
-class Task:
-    """One data set prepared for the suite: a training set and how to score a model on it.
-
-    Attributes
-    ----------
-    name : str
-    train, test : Interactions
-        Positives, in one index space.
-    metrics : tuple of str
-        ``"name@k"`` figures reported, the first being the headline (plots, bold, curves).
-    test_items : numpy.ndarray or None
-        Candidate items per user for the randomized-test protocol (``-1`` padded).
-    relevance : numpy.ndarray or None
-        True relevance (synthetic world only).
-    """
-
-    name: str
-    train: Interactions
-    test: Interactions
-    metrics: tuple
-    test_items: np.ndarray | None = None
-    relevance: np.ndarray | None = None
-
-    @property
-    def headline(self) -> str:
-        """The data set's main metric (the first of ``metrics``), e.g. ``"ndcg@10"``."""
-        return self.metrics[0]
-
-    def evaluate(self, tables, metrics: Sequence[str] | None = None) -> dict:
-        """The ``metrics`` (default all of the task's) of a model or a pair of embedding tables."""
-        from recsampling.evaluation import evaluate
-
-        wanted = tuple(metrics or self.metrics)
-        truth = [m for m in wanted if m.startswith("true_")]
-        rest = [m for m in wanted if not m.startswith("true_")]
-        out: dict = {}
-        with _quiet("recsampling.evaluation"):  # the MAR test pairs that are also clicks are dropped, as expected
-            if truth:
-                r = evaluate(tables, self.test, train=self.train, ks=_ks(truth), metrics=_bases(truth),
-                             relevance=self.relevance, device="cpu").to_dict()
-                out.update({m: float(r[m]) for m in truth})
-            if rest:
-                kw = (dict(protocol="test_items", test_items=self.test_items) if self.test_items is not None
-                      else dict(train=self.train))
-                r = evaluate(tables, self.test, ks=_ks(rest), metrics=_bases(rest), device="cpu", **kw).to_dict()
-                out.update({m: float(r[m]) for m in rest})
-        return out
-
-
-@contextlib.contextmanager
-def _quiet(name: str):
-    log = logging.getLogger(name)
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def _ks(names: Iterable[str]) -> tuple:
-    return tuple(sorted({int(m.split("@")[1]) for m in names}))
-
-
-def _bases(names: Iterable[str]) -> tuple:
-    return tuple(dict.fromkeys(m.split("@")[0] for m in names))
-
-
-def load_task(name: str, data_dir=None, quick: bool = False, split_seed: int = 0) -> Task:
-    """Load and split one of :data:`DATASETS` (``FileNotFoundError`` when its files are absent).
+def suite_task(name: str, data_dir=None, quick: bool = False, split_seed: int = 0) -> Task:
+    """One of :data:`DATASETS` as the suite splits it (``FileNotFoundError`` when its files are absent).
 
     Parameters
     ----------
@@ -163,29 +93,31 @@ def load_task(name: str, data_dir=None, quick: bool = False, split_seed: int = 0
         The small synthetic world (the real sets are used whole).
     split_seed : int
         Seeds the synthetic world and the MovieLens train/test split (fixed across the cells).
-    """
-    from recsampling.data.datasets import load_dataset
-    from recsampling.data.splits import random_split
 
+    Returns
+    -------
+    Task
+        :func:`recsampling.tasks.load_task`'s, with the data set's figures as its metrics.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown suite dataset {name!r}; expected one of {sorted(DATASETS)}")
     spec = DATASETS[name]
-    metrics = spec["metrics"]
-    if name == "synthetic":
-        from recsampling.data.synthetic import make_world
+    figures = spec["metrics"]
+    world = None
+    if "world" in spec:
+        world = {**(spec["quick"]["world"] if quick else spec["world"]), "n_logged_lists": 0}
+    return load_task(name, data_dir=data_dir, seed=split_seed, world=world, metrics=tuple(dict.fromkeys(
+        m.split("@")[0] for m in figures)), ks=tuple(sorted({int(m.split("@")[1]) for m in figures})))
 
-        world_kw = spec["quick"]["world"] if quick else spec["world"]
-        world = make_world(**world_kw, n_logged_lists=0, random_state=split_seed)
-        return Task(name, world.clicks, world.unbiased_test, metrics, world.unbiased_test_items,
-                    np.asarray(world.relevance))
-    ds = load_dataset(name, data_dir=data_dir)
-    data = ds.interactions
-    train = data.to_implicit(4.0) if data.ratings is not None else data
-    if ds.test is not None:
-        test = ds.test.to_implicit(4.0) if ds.test.ratings is not None else ds.test
-        return Task(name, train, test, metrics, ds.info["test_items"])  # the randomized test items
-    split = random_split(train, 0.2, random_state=split_seed)  # positives, 80/20 per user, full ranking
-    return Task(name, split.train, split.eval_test, metrics)
+
+def _figures(task: Task, model, names: Sequence[str] | None = None) -> dict:
+    """The suite's figures of a model (default all of the data set's), scored on the CPU."""
+    return task.figures(model, names or DATASETS[task.name]["metrics"], device="cpu")
+
+
+def _headline(task: Task) -> str:
+    """The data set's main metric (the first of its figures), e.g. ``"ndcg@10"``."""
+    return DATASETS[task.name]["metrics"][0]
 
 
 # ------------------------------------------------------------------------------------- cells
@@ -271,8 +203,8 @@ class ImplicitContender(Contender):
         def on_iteration(iteration, *rest):
             if (iteration + 1) % every == 0 or iteration + 1 == iterations:
                 t = time.perf_counter()
-                curve.append([iteration + 1, task.evaluate((est.user_factors, est.item_factors),
-                                                           [task.headline])[task.headline]])
+                head = _headline(task)
+                curve.append([iteration + 1, _figures(task, (est.user_factors, est.item_factors), [head])[head]])
                 spent[0] += time.perf_counter() - t
 
         with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
@@ -386,7 +318,7 @@ def _fit_ours(task: Task, cell: Cell, device: str) -> tuple[dict, list]:
     curve = []
 
     def on_epoch(epoch: int, logs: dict) -> None:
-        curve.append([epoch + 1, task.evaluate(model, [task.headline])[task.headline]])
+        curve.append([epoch + 1, _figures(task, model, [_headline(task)])[_headline(task)]])
 
     trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=cfg["optimizer"], lr=cfg["lr"],
                       l2=cfg["l2"], device=device, random_state=rng, progress=False, callbacks=[on_epoch])
@@ -401,7 +333,7 @@ def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) ->
     peer = _contender(cell.model, cell.method)
     fit, curve = peer.fit(task, cell, n_threads) if peer is not None else _fit_ours(task, cell, device)
     t = time.perf_counter()
-    metrics = task.evaluate(fit["model"])
+    metrics = _figures(task, fit["model"])
     eval_s = time.perf_counter() - t
     return {
         "key": cell.key, "dataset": cell.dataset, "model": cell.model, "method": cell.method, "seed": cell.seed,
@@ -505,7 +437,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
             continue
         if cell.dataset not in tasks:
             try:
-                tasks[cell.dataset] = load_task(cell.dataset, data_dir, quick, split_seed)
+                tasks[cell.dataset] = suite_task(cell.dataset, data_dir, quick, split_seed)
             except FileNotFoundError as e:
                 skipped[cell.dataset] = str(e).splitlines()[0]
                 logger.warning("skipping %s: %s", cell.dataset, skipped[cell.dataset])
@@ -574,6 +506,36 @@ def _tidy(recs: list[dict]):
         if c in df:
             df[c] = df[c].astype("Int64")  # integers with gaps (implicit has no batch size)
     return df
+
+
+def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
+    """Mean and standard error over runs (e.g. seeds) of each figure of the first run.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        One ``{figure: number}`` per run; a None value is left out of its figure's mean.
+    suffix : str
+        Key suffix of the standard errors (``"ndcg@10" -> "ndcg@10_se"``).
+    always : bool
+        Give every figure a standard error: 0.0 for a single value, None for none. By default a
+        figure with a single value has none.
+
+    Returns
+    -------
+    dict
+        ``{figure: mean, figure + suffix: std(ddof=1) / sqrt(n), ...}``; the mean is None when no
+        run has a value.
+    """
+    out: dict = {}
+    for key in runs[0]:
+        v = np.array([r[key] for r in runs if r[key] is not None], dtype=np.float64)
+        out[key] = float(v.mean()) if v.size else None
+        if v.size > 1:
+            out[key + suffix] = float(v.std(ddof=1) / math.sqrt(v.size))
+        elif always:
+            out[key + suffix] = 0.0 if v.size else None
+    return out
 
 
 def _summary(df):

@@ -51,7 +51,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -64,7 +63,7 @@ from recsampling import distributed
 from recsampling._utils import (RandomState, check_memory, check_random_state, resolve_device, set_threads, torch_seed,
                                to_jsonable)
 from recsampling.data.interactions import Interactions
-from recsampling.samplers.base import Batch, Sampler, _tensor_on
+from recsampling.samplers.base import Batch, Sampler
 
 __all__ = ["Trainer", "TrainResult", "StopTraining", "save_checkpoint", "load_checkpoint", "Checkpoint"]
 
@@ -506,7 +505,7 @@ class Trainer:
         for batch in sampler.batches(batch_size, rng):
             b = _to_device(batch, device, sampler)
             loss = objective(b)
-            bsz = int(_users(b).shape[0])
+            bsz = len(b)
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
                 (loss * (bsz * ctx.world_size) if scale_sum else loss).backward()
@@ -585,29 +584,12 @@ def _has_unused_parameters(objective: nn.Module, sampler: Sampler, batch_size: i
     return any(g is None for g in grads)
 
 
-def _to_device(batch, device, sampler: Sampler):
-    """A drawn batch on ``device``: :meth:`Batch.to`.
-
-    A dict of numpy arrays (what samplers yielded before :class:`Batch`) is still accepted from
-    a sampler of another package: it becomes a dict of tensors (integers int64, floats float32),
-    which its own ``loss`` reads, with a FutureWarning (once per sampler class).
-    """
-    if isinstance(batch, Batch):
-        return batch.to(device)
-    name = type(sampler).__name__
-    if not isinstance(batch, dict):
-        raise ValueError(f"{name}.batches() must yield recsampling.samplers.Batch objects, got {type(batch).__name__}")
-    warnings.warn(f"{name}.batches() yielded a dict: yield recsampling.samplers.Batch (users, items, mask, labels, "
-                  "weights) instead; dict batches are deprecated", FutureWarning, stacklevel=2)
-    return {k: _tensor_on(v, device) for k, v in batch.items()}
-
-
-def _users(b) -> torch.Tensor:
-    return b.users if isinstance(b, Batch) else b["users"]
-
-
-def _items(b) -> torch.Tensor:
-    return b.items if isinstance(b, Batch) else b["items"]
+def _to_device(batch, device, sampler: Sampler) -> Batch:
+    """A drawn batch on ``device`` (:meth:`Batch.to`); anything but a :class:`Batch` is a clear error."""
+    if not isinstance(batch, Batch):
+        raise ValueError(f"{type(sampler).__name__}.batches() must yield recsampling.samplers.Batch objects "
+                         f"(users, items, mask, labels, weights), got {type(batch).__name__}")
+    return batch.to(device)
 
 
 class _Objective(nn.Module):
@@ -626,7 +608,7 @@ class _Objective(nn.Module):
     def forward(self, b: Batch) -> torch.Tensor:
         loss = self.sampler.loss(self.model, b)
         if self.l2 > 0:
-            loss = loss + self.l2 * self.model.regularization(_users(b), _items(b)).mean()
+            loss = loss + self.l2 * self.model.regularization(b.users, b.items).mean()
         return loss
 
 

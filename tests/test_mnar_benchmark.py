@@ -244,26 +244,29 @@ def test_authors_losses_are_their_formulas(bench, tmp_path):
     l2 = 0.5 * ((U ** 2).sum() + (V ** 2).sum())
     rng = np.random.default_rng(0)
     u = data.ubpr
-    th_i, th_j, c = data.theta[u["pos"]], data.theta[u["neg"]], u["click_j"].astype(float)
-    s = pairwise(u["users"], u["pos"], u["neg"], th_i, c, th_j, beta=0.05, lam=0.01, steps=1)
+    s = pairwise(u["users"], u["pos"], u["neg"], data.theta, u["click_j"].astype(np.float32), beta=0.05, lam=0.01,
+                 steps=1)
     s.prepare(data.train, rng)
     batch = next(s.batches(64, np.random.default_rng(1)))
-    x = (U[batch["users"]] * (V[batch["items"][:, 0]] - V[batch["items"][:, 1]])).sum(1)
-    local = -(1 / batch["theta_i"]) * (1 - batch["click_j"] / batch["theta_j"]) * np.log(1 / (1 + np.exp(-x)))
+    users, items, c = batch.users, batch.items, batch.labels[:, 1].astype(float)
+    th_i, th_j = data.theta[items[:, 0]], data.theta[items[:, 1]]
+    x = (U[users] * (V[items[:, 0]] - V[items[:, 1]])).sum(1)
+    local = -(1 / th_i) * (1 - c / th_j) * np.log(1 / (1 + np.exp(-x)))
     want = np.clip(local, -0.05, 1e6).mean() + 0.01 * l2
-    got = s.loss(model, {k: torch.as_tensor(v) for k, v in batch.items()})
+    got = s.loss(model, batch.to("cpu"))
     assert float(got.detach()) == pytest.approx(want, rel=1e-5)
-    assert (batch["click_j"] > 0).any()  # the batch holds clicked j, whose weight is negative
-    p = pointwise(data.pos_users, data.pos_items, data.theta[data.pos_items], data.unlabeled, data.n_items,
+    assert (c > 0).any()  # the batch holds clicked j, whose weight is negative
+    p = pointwise(data.pos_users, data.pos_items, data.theta, data.unlabeled, data.n_items,
                   weight=0.7, clip=0.2, lam=0.01, steps=1)
     p.prepare(data.train, rng)
     batch = next(p.batches(32, np.random.default_rng(2)))
-    assert batch["labels"].sum() == 16 and not data.is_pos[(batch["users"] * data.n_items + batch["items"])[16:]].any()
-    sig = 1 / (1 + np.exp(-(U[batch["users"]] * V[batch["items"]]).sum(1)))
-    y, th = batch["labels"], np.clip(batch["theta"], 0.2, 1.0)
+    users, items, y = batch.users, batch.items[:, 0], batch.labels[:, 0].astype(float)
+    assert y.sum() == 16 and not data.is_pos[(users * data.n_items + items)[16:]].any()
+    sig = 1 / (1 + np.exp(-(U[users] * V[items]).sum(1)))
+    th = np.clip(np.where(y > 0.5, data.theta[items], 1.0), 0.2, 1.0)
     local = np.clip((y / th) * (1 - sig) ** 2 + 0.7 * (1 - y / th) * sig ** 2, -1000, 1000)
     want = local.sum() / (y + 0.7 * (1 - y)).sum() + 0.01 * l2
-    got = p.loss(model, {k: torch.as_tensor(v) for k, v in batch.items()})
+    got = p.loss(model, batch.to("cpu"))
     assert float(got.detach()) == pytest.approx(want, rel=1e-5)
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsampling.models.base import EmbeddingModel
-from recsampling.samplers import Sampler
+from recsampling.samplers import Batch, Sampler
 from recsampling.samplers.negatives import draw_negatives
 
 
@@ -61,11 +61,11 @@ class MarginBPR(Sampler):
         for start in range(0, order.size, batch_size):
             rows = order[start:start + batch_size]
             neg = draw_negatives(m, users[rows], self.n_negatives, rng)
-            yield {"users": users[rows].astype(np.int64),
-                   "items": np.concatenate([m.indices[rows, None], neg], 1).astype(np.int64)}
+            yield Batch(users=users[rows].astype(np.int64),
+                        items=np.concatenate([m.indices[rows, None], neg], 1).astype(np.int64))
 
     def loss(self, model, batch):
-        s = model.score(batch["users"], batch["items"])
+        s = model.score(batch.users, batch.items)
         return -F.logsigmoid(s[:, :1] - s[:, 1:] - self.margin).mean()
 
 

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling.data.interactions import Interactions
-from recsampling.scoring import chunk_rows, iter_score_chunks, topk
+from recsampling.scoring import chunk_rows, iter_score_chunks, rank_candidates, topk, topk_of_scores
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -158,3 +158,57 @@ def test_same_result_for_any_thread_count(rng):
         torch.set_num_threads(old)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[0], reference_topk(U, V, 8, exclude=X)[0])
+
+
+# ----------------------------------------------------------------------------- candidate lists
+def _rank_reference(U, V, cand):
+    """Per row: the candidates sorted by score descending, then item index ascending; -1 last."""
+    out = np.full(cand.shape, -1, dtype=np.int64)
+    for r, row in enumerate(cand):
+        items = sorted(row[row >= 0], key=lambda i: (-float(np.float32(U[r] @ V[i])), i))
+        out[r, : len(items)] = items
+    return out
+
+
+def test_rank_candidates_matches_a_reference_with_ties_and_padding(rng):
+    U = rng.integers(-2, 3, size=(40, 3)).astype(np.float32)  # integer tables: many exact ties
+    V = rng.integers(-2, 3, size=(25, 3)).astype(np.float32)
+    cand = np.stack([rng.permutation(25)[:7] for _ in range(40)])
+    cand[rng.random(cand.shape) < 0.3] = -1  # padding anywhere in a row
+    ids, scores = rank_candidates(U, V, cand, device="cpu")
+    np.testing.assert_array_equal(ids, _rank_reference(U, V, cand))
+    ok = ids >= 0
+    np.testing.assert_allclose(scores[ok], np.einsum("ud,ud->u", np.repeat(U, 7, 0).reshape(40, 7, 3)[ok],
+                                                     V[ids[ok]]))
+    assert np.isneginf(scores[~ok]).all()
+    # the order of the candidates in a row does not matter; a subset of users and a tiny budget neither
+    shuffled = np.stack([row[rng.permutation(7)] for row in cand])
+    np.testing.assert_array_equal(rank_candidates(U, V, shuffled, device="cpu")[0], ids)
+    sub = np.array([5, 1, 30])
+    np.testing.assert_array_equal(rank_candidates(U, V, cand, users=sub, memory_budget_mb=1e-6)[0], ids[sub])
+
+
+@pytest.mark.parametrize("cand, match", [
+    (np.zeros((3, 2), dtype=np.int64), "shape"),
+    (np.full((4, 2), 9, dtype=np.int64), "item indices"),
+    (np.full((4, 2), -2, dtype=np.int64), "item indices"),
+    (np.zeros((4, 2)), "integer"),
+])
+def test_rank_candidates_bad_input_raises_value_error(cand, match):
+    with pytest.raises(ValueError, match=match):
+        rank_candidates(np.ones((4, 2)), np.ones((5, 2)), cand)
+
+
+def test_topk_of_score_chunks_is_topk(rng):
+    U = rng.integers(-2, 3, size=(30, 3)).astype(np.float32)  # ties
+    V = rng.integers(-2, 3, size=(12, 3)).astype(np.float32)
+    X = sp.random(30, 12, density=0.5, format="csr", random_state=1, dtype=np.float32)
+    ref_ids, ref_scores = topk(U, V, 15, exclude=X, device="cpu")  # k above the catalogue: -1 padding
+    parts = [topk_of_scores(c, 15) for _, _, c in iter_score_chunks(U, V, exclude=X, device="cpu",
+                                                                     memory_budget_mb=0.0005)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), ref_ids)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), ref_scores)
+    with pytest.raises(ValueError, match="k must be"):
+        topk_of_scores(np.zeros((2, 3)), 0)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        topk_of_scores(np.zeros(3), 1)

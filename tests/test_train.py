@@ -235,54 +235,17 @@ def test_an_exploding_loss_is_warned_about_once(caplog):
     assert sum("likely too high" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_a_sampler_of_dict_batches_still_trains_with_a_warning():
-    # the contract before Batch: an out-of-tree sampler yielding dicts of arrays keeps working
-    # (its loss reads a dict of tensors) and gets the same weights as the same sampler yielding Batch
-    from recsampling.samplers import Batch, Sampler
-    from recsampling.samplers.negatives import bpr_loss, draw_negatives
-
-    class Rows(Sampler):
-        as_dict = False
-
-        def batches(self, batch_size, rng):
-            m = self.train_.matrix
-            users = self.train_.user_index()
-            order = self.epoch_order(users.size, rng)
-            for start in range(0, order.size, batch_size):
-                rows = order[start:start + batch_size]
-                items = np.concatenate([m.indices[rows, None], draw_negatives(m, users[rows], 1, rng)], 1)
-                yield ({"users": users[rows], "items": items.astype(np.int32)} if self.as_dict
-                       else Batch(users[rows], items.astype(np.int64)))
-
-        def loss(self, model, batch):
-            b = batch if isinstance(batch, Batch) else Batch(batch["users"], batch["items"])
-            s = model.score(b.users, b.items)
-            return bpr_loss(s[:, :1], s[:, 1:])
-
-    class DictRows(Rows):
-        as_dict = True
-
-    train = checkerboard()
-    weights = []
-    for cls in (Rows, DictRows):
-        model = make_model("mf", train, factors=4, random_state=0)
-        trainer = Trainer(epochs=2, batch_size=32, l2=1e-3, progress=False, random_state=0, backend="torch")
-        if cls is DictRows:
-            with pytest.warns(FutureWarning, match="DictRows.batches.. yielded a dict"):
-                trainer.fit(model, cls(), train)
-        else:
-            trainer.fit(model, cls(), train)
-        weights.append(model.user_factors.weight.detach().clone())
-    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
-
-
-def test_a_batch_that_is_neither_batch_nor_dict_is_a_clear_error():
+@pytest.mark.parametrize("batch", [(np.zeros(2, np.int64), np.zeros((2, 2), np.int64)),
+                                   {"users": np.zeros(2, np.int64), "items": np.zeros((2, 2), np.int64)}],
+                         ids=["tuple", "dict"])
+def test_a_batch_that_is_not_a_batch_is_a_clear_error(batch):
     from recsampling.samplers import Sampler
 
-    class Tuples(Sampler):
+    class Rows(Sampler):
         def batches(self, batch_size, rng):
-            yield (np.zeros(2, np.int64), np.zeros((2, 2), np.int64))
+            yield batch
 
     model = make_model("mf", checkerboard(), factors=4, random_state=0)
-    with pytest.raises(ValueError, match="Tuples.batches.. must yield recsampling.samplers.Batch objects, got tuple"):
-        Trainer(epochs=1, progress=False, backend="torch").fit(model, Tuples(), checkerboard())
+    with pytest.raises(ValueError, match="Rows.batches.. must yield recsampling.samplers.Batch objects .users, items, "
+                                         "mask, labels, weights., got " + type(batch).__name__):
+        Trainer(epochs=1, progress=False, backend="torch").fit(model, Rows(), checkerboard())
