@@ -694,7 +694,7 @@ def _false_negative_plots(recs: list[dict], out: Path) -> list[str]:
             if r["dataset"] == d and r.get("false_negative_curve"):
                 runs.setdefault(f"{r['model']} + {r['method']}", []).append((r["false_negative_curve"], r["curve"]))
         head = DATASETS[d]["metrics"][0]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5))
         colors = plt.get_cmap("tab20")
         for n, (label, per_seed) in enumerate(runs.items()):
             for ax, which in ((a1, 0), (a2, 1)):
@@ -708,7 +708,7 @@ def _false_negative_plots(recs: list[dict], out: Path) -> list[str]:
         a2.set_xlabel("epoch")
         a2.set_ylabel(f"{head} (mean over seeds)")
         a2.set_title(f"{d}: {head}")
-        a2.legend(fontsize=7)
+        a2.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         p = out / f"{d}_false_negatives.png"
         fig.savefig(p, dpi=100)
