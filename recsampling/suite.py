@@ -50,7 +50,7 @@ from recsampling._utils import positive_int, resolve_device, to_jsonable
 from recsampling.tasks import Task, load_task
 
 __all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "suite_task", "plan", "mean_se",
-           "run_suite", "aggregate", "main"]
+           "run_suite", "aggregate", "false_negative_rates", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ DATASETS = {
 BASE = dict(factors=32, optimizer="adam", lr=0.01, l2=1e-4)
 
 _CURVE_POINTS = 10  # learning-curve evaluations per peer fit
+_FN_ROWS = 5_000  # rows of negatives drawn per epoch for the false-negative share (synthetic data)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -315,17 +316,27 @@ def _fit_ours(task: Task, cell: Cell, device: str) -> tuple[dict, list]:
     rng = np.random.default_rng(cell.seed)
     model = make_model(cell.model, task.train, factors=cfg["factors"], random_state=rng, **cfg["model_params"])
     sampler = make_sampler(cell.method, **cfg["sampler_params"])
-    curve = []
+    curve, fn_curve = [], []
+    # on a world with known truth: the share of the sampler's negatives that are truly relevant, per
+    # epoch, drawn from a generator of its own (the training draws stay as they were)
+    fn_rng = np.random.default_rng([cell.seed, 1]) if task.relevance is not None else None
 
     def on_epoch(epoch: int, logs: dict) -> None:
         curve.append([epoch + 1, _figures(task, model, [_headline(task)])[_headline(task)]])
+        if fn_rng is not None:
+            from recsampling.diagnostics import false_negative_share
+
+            share = false_negative_share(sampler, model, task.relevance, n_rows=_FN_ROWS,
+                                         batch_size=cfg["batch_size"], random_state=fn_rng)
+            fn_curve.append([epoch + 1, share["false_negative_rate"]])
 
     trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=cfg["optimizer"], lr=cfg["lr"],
                       l2=cfg["l2"], device=device, random_state=rng, progress=False, callbacks=[on_epoch])
     history = trainer.fit(model, sampler, task.train).history
     train_s = float(sum(h["time"] for h in history))
     samples = int(sum(h["samples"] for h in history))
-    return {"model": model, "train_s": train_s, "samples": samples, "loss": float(history[-1]["loss"])}, curve
+    return {"model": model, "train_s": train_s, "samples": samples, "loss": float(history[-1]["loss"]),
+            "false_negative_curve": fn_curve or None}, curve
 
 
 def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) -> dict:
@@ -335,12 +346,15 @@ def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) ->
     t = time.perf_counter()
     metrics = _figures(task, fit["model"])
     eval_s = time.perf_counter() - t
+    fnc = fit.get("false_negative_curve")
     return {
         "key": cell.key, "dataset": cell.dataset, "model": cell.model, "method": cell.method, "seed": cell.seed,
         "config": cell.config, "status": "ok", "metrics": metrics, "curve": curve,
         "train_s": fit["train_s"], "samples": fit["samples"],
         "samples_per_s": fit["samples"] / fit["train_s"] if fit["train_s"] > 0 else float("nan"),
         "eval_s": eval_s, "final_loss": fit["loss"], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # synthetic data, our samplers: per epoch and last (recsampling.diagnostics); None otherwise
+        "false_negative_curve": fnc, "false_negative_rate": fnc[-1][1] if fnc else None,
     }
 
 
@@ -376,6 +390,10 @@ class SuiteResult:
     table : pandas.DataFrame
         Mean and standard error per data set x method x metric.
     seconds : float
+    false_negative_rate : dict
+        ``"<model>+<sampler>"`` -> the share of the sampler's drawn negatives that are truly
+        relevant after the last epoch, mean over seeds, on the synthetic data set
+        (:mod:`recsampling.diagnostics`; our samplers only).
     """
 
     out: Path
@@ -386,6 +404,7 @@ class SuiteResult:
     files: dict
     table: object
     seconds: float
+    false_negative_rate: dict = field(default_factory=dict)
 
 
 def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[str] | None = None,
@@ -453,8 +472,19 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
         else:
             ran.append(cell.key)
         _write_atomic(path, json.dumps(to_jsonable(record), indent=1))
-    files, table = aggregate(out, plots=plots, keys={c.key for c in cells})
-    return SuiteResult(out, ran, reused, failed, skipped, files, table, time.perf_counter() - start)
+    keys = {c.key for c in cells}
+    files, table = aggregate(out, plots=plots, keys=keys)
+    return SuiteResult(out, ran, reused, failed, skipped, files, table, time.perf_counter() - start,
+                       false_negative_rates(_records(out, keys)))
+
+
+def false_negative_rates(recs: Sequence[dict], dataset: str = "synthetic") -> dict:
+    """``"<model>+<method>"`` -> mean over seeds of the cells' last-epoch false-negative share on ``dataset``."""
+    by: dict = {}
+    for r in recs:
+        if r.get("dataset") == dataset and r.get("false_negative_rate") is not None:
+            by.setdefault(f"{r['model']}+{r['method']}", []).append(float(r["false_negative_rate"]))
+    return {k: float(np.mean(v)) for k, v in by.items()}
 
 
 # ------------------------------------------------------------------------------------- reports
@@ -650,6 +680,43 @@ def _plots(summary, curves: dict, out: Path) -> list[str]:
     return paths
 
 
+def _false_negative_plots(recs: list[dict], out: Path) -> list[str]:
+    """Per data set with false-negative curves: the share per epoch and the headline per epoch, by method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for d in dict.fromkeys(r["dataset"] for r in recs if r.get("false_negative_curve")):
+        runs: dict = {}
+        for r in recs:
+            if r["dataset"] == d and r.get("false_negative_curve"):
+                runs.setdefault(f"{r['model']} + {r['method']}", []).append((r["false_negative_curve"], r["curve"]))
+        head = DATASETS[d]["metrics"][0]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5))
+        colors = plt.get_cmap("tab20")
+        for n, (label, per_seed) in enumerate(runs.items()):
+            for ax, which in ((a1, 0), (a2, 1)):
+                pts = [dict((int(e), float(v)) for e, v in run[which]) for run in per_seed]
+                xs = sorted({x for p in pts for x in p})
+                ys = [float(np.mean([p[x] for p in pts if x in p])) for x in xs]
+                ax.plot(xs, ys, marker=".", label=label, color=colors(n % 20))
+        a1.set_xlabel("epoch")
+        a1.set_ylabel("share of drawn negatives truly relevant (mean over seeds)")
+        a1.set_title(f"{d}: false negatives drawn")
+        a2.set_xlabel("epoch")
+        a2.set_ylabel(f"{head} (mean over seeds)")
+        a2.set_title(f"{d}: {head}")
+        a2.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.tight_layout()
+        p = out / f"{d}_false_negatives.png"
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(str(p))
+    return paths
+
+
 def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, object]:
     """Write ``results.csv``, ``results.md`` and the PNGs from the finished cells in ``out``.
 
@@ -681,7 +748,8 @@ def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, o
     _write_atomic(csv, df.to_csv(index=False))
     md = out / "results.md"
     _write_atomic(md, _markdown(summary, f"# Benchmark suite: {len(df)} runs in `{out}`"))
-    files = {"csv": str(csv), "markdown": str(md), "plots": _plots(summary, curves, out) if plots else []}
+    files = {"csv": str(csv), "markdown": str(md),
+             "plots": _plots(summary, curves, out) + _false_negative_plots(recs, out) if plots else []}
     return files, summary
 
 
@@ -750,7 +818,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         print(Path(files["markdown"]).read_text())
         print(f"report of {int(table['n_seeds'].sum())} finished cells written to {a.out}")
         if a.json:
-            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": _results_by_dataset(table)})))
+            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": _results_by_dataset(table),
+                                          "false_negative_rate": false_negative_rates(_records(Path(a.out), None))})))
         return 0
     datasets = _split_list(a.datasets) or (["synthetic", "coat"] if a.quick else list(DATASETS))
     n_seeds = a.seeds if a.seeds is not None else (2 if a.quick else 3)
@@ -770,6 +839,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         "out": str(res.out), "cells": len(res.ran) + len(res.reused) + len(res.failed), "ran": len(res.ran),
         "reused": len(res.reused), "failed": res.failed, "skipped_datasets": res.skipped_datasets,
         "seconds": round(res.seconds, 1), **res.files, "results": _results_by_dataset(res.table),
+        "false_negative_rate": res.false_negative_rate,
     }
     print(text)
     print(f"{summary['cells']} cells: {summary['ran']} run, {summary['reused']} reused, {len(res.failed)} failed; "

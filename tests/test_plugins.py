@@ -152,7 +152,8 @@ def test_search_space_comes_from_the_classes():
     from recsampling.tuning import search_space
 
     trial = optuna.trial.FixedTrial({"n_negatives": 2, "lr": 0.01, "l2": 1e-4, "factors": 16, "clip": 0.05,
-                                     "eta": 0.4, "flip_l2": 0.1, "propensity_lr": 0.01})
+                                     "eta": 0.4, "flip_l2": 0.1, "propensity_lr": 0.01, "top_k": 20, "hard_ratio": 0.5,
+                                     "skip_top": 5, "sel_l2": 1e-4, "n_candidates": 10, "margin": 0.5})
     for name in SAMPLERS:
         params = search_space(trial, "mf", name)["sampler_params"]
         make_sampler(name, **params)  # every drawn knob is a constructor parameter

@@ -40,6 +40,9 @@ def test_grid_runs_writes_reports_and_resumes(tmp_path):
     md = Path(res.files["markdown"]).read_text()
     assert "| mf + bpr |" in md and "| implicit + als |" in md and "**" in md and " ± " in md
     assert res.files["plots"] and all(Path(p).stat().st_size > 1000 for p in res.files["plots"])
+    # our sampler's drawn negatives are measured against the truth (the peers draw none we can see)
+    assert set(res.false_negative_rate) == {"mf+bpr"} and 0 < res.false_negative_rate["mf+bpr"] < 1
+    assert any(p.endswith("synthetic_false_negatives.png") for p in res.files["plots"])
 
     again = suite.run_suite(tmp_path, **SMALL)
     assert not again.ran and len(again.reused) == 6
@@ -138,6 +141,7 @@ def test_quick_script_end_to_end_and_rerun(tmp_path):
     assert first["ran"] > 0 and not first["failed"] and first["reused"] == 0
     assert Path(first["csv"]).is_file() and Path(first["markdown"]).is_file()
     assert any(p.endswith(".png") for p in first["plots"])
+    assert first["false_negative_rate"] and all(0 <= v <= 1 for v in first["false_negative_rate"].values())
     second = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
     assert second["ran"] == 0 and second["reused"] == first["ran"]
 

@@ -492,3 +492,20 @@ class DNSSampler(_PairwiseSampler):
         neg = cand.gather(1, top)
         weight = None if valid is None else valid.gather(1, top)
         return bpr_loss(s[:, :1], neg, weight)
+
+    def negative_weights(self, model: nn.Module, batch: Batch) -> Tensor:
+        """(B, L) weight of each entry as a negative in the loss: 1 on the selected candidates, else 0.
+
+        What :func:`recsampling.diagnostics.false_negative_share` counts for DNS (the candidates
+        the loss never sees are not its negatives).
+        """
+        with torch.no_grad():
+            s = model.score(batch.users, batch.items)
+            sel = s[:, 1:] if batch.mask is None else s[:, 1:].masked_fill(~batch.mask[:, 1:], float("-inf"))
+            top = sel.topk(int(self.n_negatives), dim=1).indices
+            out = torch.zeros_like(s)
+            ones = torch.ones_like(top, dtype=s.dtype)
+            if batch.mask is not None:
+                ones = batch.mask[:, 1:].gather(1, top).to(s.dtype)
+            out[:, 1:].scatter_(1, top, ones)
+        return out
