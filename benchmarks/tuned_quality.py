@@ -41,6 +41,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,7 +88,9 @@ def _fit_peer(name: str, params: dict, train, seed: int, threads: int, on_checkp
 
         Est = CosineRecommender if params["similarity"] == "cosine" else BM25Recommender
         est = Est(K=int(params["K"]), num_threads=threads)
-        est.fit(X, show_progress=False)
+        with warnings.catch_warnings():  # its own BM25 weighting hands its fit a COO matrix, and warns
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            est.fit(X, show_progress=False)
         # score(u, i) = sum_j X[u, j] S[j, i]: U = X, V = S^T, so the one scoring code ranks it
         return X.toarray().astype(np.float32), est.similarity.T.toarray().astype(np.float32)
     if name == "implicit+als":
