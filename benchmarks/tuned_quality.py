@@ -1,0 +1,297 @@
+"""Every contender tuned with the same Optuna budget, then refitted and tested (issue 19).
+
+    python benchmarks/tuned_quality.py --json --dataset ml-100k --data-dir ../shared/data --trials 20
+    python benchmarks/tuned_quality.py --json --dataset ml-1m --data-dir ../shared/data --trials 6 \
+        --contenders mf+bpr,mf+dns,mf+nbpo,implicit+als,implicit+bpr,implicit+itemknn,popularity
+
+The question: tuned with the same budget, does the best of our MF samplers reach ``implicit``'s
+ALS? For a data set the script takes a seeded 80/20 split per user (:func:`recsampling.tasks.load_task`)
+and carves a validation split out of the training part (20% of each user's training positives,
+:meth:`~recsampling.tasks.Task.validation_task`). Every contender then gets one Optuna study of
+``--trials`` trials (TPE seeded by ``--seed``, median pruning on the validation NDCG@10 at each
+checkpoint), fitted on the reduced training part and scored on the validation part:
+
+- ours, each ``MODEL+SAMPLER`` of ``samplers_for(MODEL)`` (``--model``, default ``mf``; samplers
+  added to the registry join on their own): :func:`recsampling.tuning.run_study` with
+  :func:`recsampling.tuning.search_space` (``lr``, ``l2``, ``factors`` and the sampler's knobs),
+  ``--epochs`` epochs with ``--optimizer`` (the fused CPU kernels run ``sgd`` and ``adagrad``);
+- ``implicit+als``: ``factors``, ``regularization``, ``alpha``, up to 50 iterations;
+- ``implicit+bpr``: ``factors``, ``learning_rate``, ``regularization``, up to 200 iterations
+  (100 on ML-1M);
+- ``implicit+itemknn``: ``K`` and the similarity (cosine or BM25);
+- ``popularity``: no parameter, no trial.
+
+The number of epochs / iterations is each trial's best checkpoint on validation (its ``epochs`` or
+``iterations`` in ``best_params``). Each contender's best parameters are then refitted on the whole
+training part for ``--seeds`` seeds and scored on the test split: mean and standard error over the
+seeds. With ``--json`` the last stdout line is one JSON object: per contender (``contenders``)
+``ndcg@10`` and ``recall@10`` (``{"mean", "se"}``), ``best_params``, ``valid_ndcg@10`` and
+``trials`` (run, complete, pruned); at the top level ``best_ours_mf`` and ``implicit_als``
+(``{"name", "ndcg@10": {"mean", "se"}}``) and ``target_met``. Also written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# implicit wants a one-thread BLAS; OpenBLAS reads this only when numpy loads it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIGURES = ("ndcg@10", "recall@10")
+PEERS = ("implicit+als", "implicit+bpr", "implicit+itemknn", "popularity")
+#: the tiny synthetic world of --quick
+QUICK_WORLD = dict(n_users=120, n_items=150, target_interactions=3000, n_logged_lists=0)
+
+
+def _peer_space(name: str, trial, quick: bool, big: bool) -> dict:
+    """The Optuna space of a peer contender (``iterations`` is the most a trial runs)."""
+    from recsampling.models.base import FACTORS
+
+    if name == "implicit+als":
+        return {"factors": trial.suggest_categorical("factors", FACTORS),
+                "regularization": trial.suggest_float("regularization", 1e-3, 100.0, log=True),
+                "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
+                "iterations": 4 if quick else 50}
+    if name == "implicit+bpr":
+        return {"factors": trial.suggest_categorical("factors", FACTORS),
+                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.3, log=True),
+                "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
+                "iterations": 4 if quick else (100 if big else 200)}
+    if name == "implicit+itemknn":
+        return {"K": trial.suggest_int("K", 10, 1000, log=True),
+                "similarity": trial.suggest_categorical("similarity", ("cosine", "bm25"))}
+    return {}
+
+
+def _fit_peer(name: str, params: dict, train, seed: int, threads: int, on_checkpoint=None):
+    """Fit a peer on ``train``; its scoring tables ``(U, V)`` (scores ``U @ V.T``).
+
+    ``on_checkpoint(iteration, tables)`` is called every tenth of the iterations (implicit's
+    factor models) and may raise ``optuna.TrialPruned``.
+    """
+    import numpy as np
+
+    X = train.matrix.copy()  # implicit wants writable arrays
+    if name == "popularity":
+        counts = np.asarray(X.sum(axis=0)).ravel().astype(np.float32)
+        return np.ones((X.shape[0], 1), np.float32), counts[:, None]
+    if name == "implicit+itemknn":
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+
+        Est = CosineRecommender if params["similarity"] == "cosine" else BM25Recommender
+        est = Est(K=int(params["K"]), num_threads=threads)
+        with warnings.catch_warnings():  # its own BM25 weighting hands its fit a COO matrix, and warns
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            est.fit(X, show_progress=False)
+        # score(u, i) = sum_j X[u, j] S[j, i]: U = X, V = S^T, so the one scoring code ranks it
+        return X.toarray().astype(np.float32), est.similarity.T.toarray().astype(np.float32)
+    if name == "implicit+als":
+        from implicit.cpu.als import AlternatingLeastSquares as Est
+    else:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking as Est
+    kw = {k: v for k, v in params.items() if k != "iterations"}
+    iterations = int(params["iterations"])
+    every = max(1, iterations // 10)
+    est = Est(**kw, iterations=iterations, num_threads=threads, random_state=seed)
+
+    def callback(iteration, *rest):
+        if on_checkpoint is not None and ((iteration + 1) % every == 0 or iteration + 1 == iterations):
+            on_checkpoint(iteration + 1, (est.user_factors, est.item_factors))
+
+    est.fit(X, show_progress=False, callback=callback)
+    return est.user_factors, est.item_factors
+
+
+def _tune_peer(name: str, valid_task, n_trials: int, seed: int, threads: int, quick: bool, big: bool):
+    """An Optuna study of a peer on the validation task; ``(best_params, best_value, study)``."""
+    import optuna
+
+    if name == "popularity":
+        tables = _fit_peer(name, {}, valid_task.train, seed, threads)
+        return {}, valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"], None
+
+    def objective(trial):
+        params = _peer_space(name, trial, quick, big)
+        best = [-1.0, None]
+
+        def on_checkpoint(step, tables):
+            value = valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"]
+            if value > best[0]:
+                best[:] = [value, step]
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at iteration {step}")
+
+        tables = _fit_peer(name, params, valid_task.train, seed, threads, on_checkpoint)
+        if best[1] is None:  # no checkpoints (item-kNN): the fitted model
+            best[0] = valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"]
+        else:
+            trial.set_user_attr("iterations", best[1])
+        return best[0]
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+    study.optimize(objective, n_trials=n_trials, show_progress_bar=False)
+    best = study.best_trial
+    params = {**_peer_space(name, optuna.trial.FixedTrial(best.params), quick, big), **best.user_attrs}
+    return params, float(best.value), study
+
+
+def _tune_ours(name: str, valid_task, n_trials: int, seed: int, fit: dict):
+    """:func:`recsampling.tuning.run_study` of ``MODEL+SAMPLER``; ``(config, best_value, study)``."""
+    import optuna
+
+    from recsampling.tuning import best_config, run_study
+
+    model, sampler = name.split("+")
+    study = run_study(model, sampler, valid_task.train, valid_task.test, n_trials=n_trials,
+                      storage=optuna.storages.InMemoryStorage(), study_name=name, seed=seed, epochs=fit["epochs"],
+                      metric="ndcg@10", n_startup_trials=5, heartbeat_interval=None,
+                      **{k: v for k, v in fit.items() if k != "epochs"})
+    config = best_config(study)
+    steps = study.best_trial.intermediate_values  # epoch (from 0) -> validation NDCG@10
+    config["epochs"] = max(steps, key=steps.get) + 1 if steps else fit["epochs"]
+    return config, config.pop("value"), study
+
+
+def _refit_ours(name: str, config: dict, task, seed: int, fit: dict) -> dict:
+    from recsampling.recommender import Recommender
+
+    model, sampler = name.split("+")
+    rec = Recommender(model=model, sampler=sampler, model_params=config["model_params"],
+                      sampler_params=config["sampler_params"], lr=config["lr"], l2=config["l2"],
+                      random_state=seed, metric="ndcg@10", **{**fit, "epochs": config["epochs"]})
+    return task.figures(rec.fit(task.train), FIGURES, device="cpu")
+
+
+def _trials(study) -> dict:
+    if study is None:
+        return {"run": 0, "complete": 0, "pruned": 0}
+    states = [t.state.name for t in study.trials]
+    return {"run": len(states), "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from recsampling._utils import positive_int
+
+    ap.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m", "synthetic"))
+    ap.add_argument("--data-dir", default="../shared/data", help="folder holding ml-100k/ and ml-1m/")
+    ap.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per contender (default 20)")
+    ap.add_argument("--seeds", type=positive_int, default=3, help="refits of the best parameters (default 3)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the split and the TPE samplers (default 0)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="most epochs of a trial of ours (default 30 on ML-100K, 20 on ML-1M, 2 with --quick)")
+    ap.add_argument("--optimizer", default="adagrad", help="of our models (default adagrad: a fused CPU kernel)")
+    ap.add_argument("--model", default="mf", help="comma-separated models of ours (default mf; e.g. mf,twotower)")
+    ap.add_argument("--contenders", default=None,
+                    help="comma-separated subset, e.g. mf+bpr,mf+dns,implicit+als,popularity (default all)")
+    ap.add_argument("--threads", type=positive_int, default=2, help="threads of every library (default 2)")
+    ap.add_argument("--quick", action="store_true", help="a tiny synthetic world, few epochs (a smoke run)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    ap.add_argument("--out", default=None, help="where to write the JSON (default results/tuned_quality_DATASET.json)")
+    args = ap.parse_args(argv)
+
+    import optuna
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from recsampling.samplers import samplers_for
+    from recsampling.suite import mean_se
+    from recsampling.tasks import load_task
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dataset = "synthetic" if args.quick else args.dataset
+    ours = [f"{m}+{s}" for m in args.model.split(",") if m.strip() for s in samplers_for(m.strip())]
+    known = ours + list(PEERS)
+    names = known if args.contenders is None else [c.strip() for c in args.contenders.split(",") if c.strip()]
+    bad = [c for c in names if c not in known]
+    if bad or not names:
+        ap.error(f"unknown contender(s) {bad}; choose some of {known}")
+    big = dataset == "ml-1m"
+    epochs = args.epochs or (2 if args.quick else 20 if big else 30)
+    fit = dict(epochs=epochs, optimizer=args.optimizer, batch_size=4096 if big else 1024, device="cpu",
+               n_threads=args.threads)
+
+    kw = dict(seed=args.seed, metrics=("ndcg", "recall"), ks=(10,))
+    if dataset == "synthetic":
+        kw["world"] = QUICK_WORLD
+    else:
+        kw["data_dir"] = args.data_dir
+    try:
+        final = load_task(dataset, **kw)  # 80/20 per user (ML-100K: rating >= 4), full ranking
+    except FileNotFoundError as e:
+        print(f"error: {e}; pass --data-dir pointing at the folder holding {dataset}/", file=sys.stderr)
+        return 2
+    valid_task = load_task(dataset, valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
+    load_start = list(os.getloadavg())
+    seeds = [args.seed + 100 + s for s in range(args.seeds)]
+
+    path = Path(args.out) if args.out else RESULTS / f"tuned_quality_{dataset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = {}
+
+    def headline(name):
+        return {"name": name, "ndcg@10": results[name]["ndcg@10"]} if name in results else None
+
+    def summary() -> dict:
+        mf = [n for n in results if n.startswith("mf+")]
+        best_mf = max(mf, key=lambda n: results[n]["ndcg@10"]["mean"]) if mf else None
+        out = {"dataset": dataset,
+               "split": "random 80/20 per user" + (", rating >= 4" if dataset == "ml-100k" else ""),
+               "validation": "20% of each user's training positives", "split_seed": args.seed,
+               "trials": args.trials, "seeds": seeds, "epochs": epochs, "optimizer": args.optimizer,
+               "threads": args.threads, "quick": args.quick, **final.describe(), "load_avg_start": load_start,
+               "load_avg_end": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "finished": len(results) == len(names), "contenders": results,
+               "best_ours_mf": headline(best_mf) if best_mf else None, "implicit_als": headline("implicit+als")}
+        if best_mf and "implicit+als" in results:
+            out["target_met"] = bool(results[best_mf]["ndcg@10"]["mean"] >= results["implicit+als"]["ndcg@10"]["mean"])
+        return out
+
+    for name in names:
+        t0 = time.perf_counter()
+        if name in PEERS:
+            with threadpool_limits(1, "blas"):
+                params, value, study = _tune_peer(name, valid_task, args.trials, args.seed, args.threads,
+                                                  args.quick, big)
+                runs = [final.figures(_fit_peer(name, params, final.train, s, args.threads), FIGURES, device="cpu")
+                        for s in seeds]
+        else:
+            params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
+            runs = [_refit_ours(name, params, final, s, fit) for s in seeds]
+        ms = mean_se(runs, always=True)
+        results[name] = {**{f: {"mean": ms[f], "se": ms[f + "_se"]} for f in FIGURES}, "best_params": params,
+                         "valid_ndcg@10": value, "trials": _trials(study), "per_seed": runs,
+                         "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"{name}: test NDCG@10 {ms['ndcg@10']:.4f} ± {ms['ndcg@10_se']:.4f} (valid {value:.4f}, "
+              f"{results[name]['trials']}, {results[name]['seconds']:.0f}s) {params}", file=sys.stderr, flush=True)
+        out = summary()
+        path.write_text(json.dumps(out, indent=1, default=float))  # after each contender: a killed run keeps them
+
+    lines = [f"{dataset}: test NDCG@10 / Recall@10, mean ± s.e. over {len(seeds)} refits of the parameters "
+             f"tuned with {args.trials} trials each", "",
+             f"{'contender':<18} {'NDCG@10':>17} {'Recall@10':>17}  {'valid':>6}  trials  best parameters"]
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["ndcg@10"]["mean"]):
+        t = r["trials"]
+        lines.append(f"{name:<18} {r['ndcg@10']['mean']:>8.4f} ± {r['ndcg@10']['se']:.4f} "
+                     f"{r['recall@10']['mean']:>8.4f} ± {r['recall@10']['se']:.4f}  {r['valid_ndcg@10']:.4f}  "
+                     f"{t['complete']}/{t['run']}  {r['best_params']}")
+    lines.append(f"(written to {path})")
+    print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(out, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
