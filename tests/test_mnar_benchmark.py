@@ -231,8 +231,6 @@ def test_bernoulli_positives_keep_every_top_rating_and_some_low_ones(bench, tmp_
 def test_authors_losses_are_their_formulas(bench, tmp_path):
     """The benchmark's pairwise loss (our library's ``ubpr_terms``) and pointwise loss against the
     authors' TensorFlow expressions written out in numpy."""
-    import torch
-
     from recsampling.models import make_model
 
     write_fake_coat(tmp_path / "coat")
