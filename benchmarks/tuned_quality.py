@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=positive_int, default=3, help="refits of the best parameters (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the split and the TPE samplers (default 0)")
     ap.add_argument("--epochs", type=positive_int, default=None,
-                    help="most epochs of a trial of ours (default 30 on ML-100K, 20 on ML-1M, 2 with --quick)")
+                    help="most epochs of a trial of ours (default 50 on ML-100K, 20 on ML-1M, 2 with --quick)")
     ap.add_argument("--optimizer", default="adagrad", help="of our models (default adagrad: a fused CPU kernel)")
     ap.add_argument("--model", default="mf", help="comma-separated models of ours (default mf; e.g. mf,twotower)")
     ap.add_argument("--contenders", default=None,
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     if bad or not names:
         ap.error(f"unknown contender(s) {bad}; choose some of {known}")
     big = dataset == "ml-1m"
-    epochs = args.epochs or (2 if args.quick else 20 if big else 30)
+    epochs = args.epochs or (2 if args.quick else 20 if big else 50)
     fit = dict(epochs=epochs, optimizer=args.optimizer, batch_size=4096 if big else 1024, device="cpu",
                n_threads=args.threads)
 
