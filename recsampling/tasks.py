@@ -286,14 +286,14 @@ def load_task(name: str | Path, *, data_dir=None, seed: int = 0, threshold: floa
         when a real set's files are absent.
     """
     from recsampling.data.datasets import load_dataset
-    from recsampling.data.splits import random_split, validation_split
+    from recsampling.data.splits import _check_fraction, random_split, validation_split
 
     if threshold is not None and (isinstance(threshold, bool) or not np.isfinite(float(threshold))):
         raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
-    if isinstance(test_fraction, bool) or not 0 < float(test_fraction) < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if valid_fraction is not None and (isinstance(valid_fraction, bool) or not 0 < float(valid_fraction) < 1):
-        raise ValueError(f"valid_fraction must be in (0, 1) or None, got {valid_fraction!r}")
+    # the splitters' own check, before the data set is loaded
+    test_fraction = _check_fraction(test_fraction, "test_fraction")
+    if valid_fraction is not None:
+        valid_fraction = _check_fraction(valid_fraction, "valid_fraction")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if world is not None and str(name) != "synthetic":
@@ -319,11 +319,11 @@ def load_task(name: str | Path, *, data_dir=None, seed: int = 0, threshold: floa
         test_items = ds.info.get("test_items") if isinstance(ds.info, dict) else None
         protocol = "full" if test_items is None else "test_items"
     else:
-        split = random_split(train, float(test_fraction), random_state=int(seed))
+        split = random_split(train, test_fraction, random_state=int(seed))
         train, test, test_items, protocol = split.train, split.eval_test, None, "full"
     valid = None
     if valid_fraction is not None:
-        vs = validation_split(train, float(valid_fraction), random_state=int(seed if valid_seed is None else valid_seed))
+        vs = validation_split(train, valid_fraction, random_state=int(seed if valid_seed is None else valid_seed))
         train, valid = vs.train, vs.eval_test
     return Task(ds.name, train, test, protocol=protocol, test_items=test_items, valid=valid, relevance=relevance,
                 metrics=metrics, ks=ks, source=ds)

@@ -77,7 +77,8 @@ class Split:
 
 
 def _check_fraction(value: float, name: str) -> float:
-    if not isinstance(value, (int, float, np.floating)) or not 0.0 < float(value) < 1.0:
+    """``value`` as a float strictly between 0 and 1 (a bool is not a fraction), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
     return float(value)
 
