@@ -439,7 +439,7 @@ def main(argv=None) -> int:
         result[f"eta={eta}"]["ndcg@10"] = {m: d[f"ndcg@10/{m}"] for m in args.pos_methods}
 
     if args.setting2:
-        from recsampling.suite import mean_se
+        from recsampling.bench.report import mean_se
 
         summary2, not_done = {}, []
         for ds in [x for x in args.datasets.split(",") if x]:

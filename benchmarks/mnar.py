@@ -339,8 +339,8 @@ def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
 
 
 def summarize(per_seed: dict[str, list[dict]]) -> dict:
-    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.suite.mean_se`)."""
-    from recsampling.suite import mean_se
+    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.bench.report.mean_se`)."""
+    from recsampling.bench.report import mean_se
 
     return {method: mean_se(runs) for method, runs in per_seed.items()}
 

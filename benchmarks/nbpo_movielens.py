@@ -32,7 +32,7 @@ import torch
 from recsampling._utils import positive_int
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
-from recsampling.suite import mean_se
+from recsampling.bench.report import mean_se
 from recsampling.tasks import load_task
 from recsampling.train import Trainer
 

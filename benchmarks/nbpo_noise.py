@@ -92,7 +92,7 @@ from recsampling.data.synthetic import make_world
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
-from recsampling.suite import mean_se
+from recsampling.bench.report import mean_se
 from recsampling.tasks import Task
 from recsampling.train import Trainer
 

@@ -205,7 +205,7 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     from recsampling.samplers import samplers_for
-    from recsampling.suite import mean_se
+    from recsampling.bench.report import mean_se
     from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)

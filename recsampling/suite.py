@@ -5,6 +5,8 @@ One *cell* is one fit and one evaluation: a data set, a model (a registered mode
 (a registered sampler meant for the model, or the peer's model, e.g. ``implicit``'s ``"bpr"`` /
 ``"als"``) and a seed; :func:`grid` lists them. Every cell of a data set trains on the same split and is
 scored by the same code (:meth:`recsampling.tasks.Task.evaluate`), so the rows compare.
+This module is the grid and its orchestration; the contenders, the cell store, the tables and
+the plots are the benchmark layer's (:mod:`recsampling.bench`).
 
 Each finished cell is written atomically to ``OUT/cells/<key>.json`` (its configuration, its
 metrics, its learning curve, its speed); a re-run skips every cell whose file holds the same
@@ -36,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,10 +48,13 @@ import numpy as np
 
 from recsampling._files import atomic_write, check_writable
 from recsampling._utils import positive_int, resolve_device, to_jsonable
+from recsampling.bench import report
+from recsampling.bench.contenders import PEERS, Contender, ImplicitFactors, Ours
+from recsampling.bench.store import CellStore
 from recsampling.tasks import Task, load_task
 
-__all__ = ["DATASETS", "CONTENDERS", "Contender", "ImplicitContender", "grid", "Cell", "suite_task", "plan", "mean_se",
-           "run_suite", "aggregate", "false_negative_rates", "main"]
+__all__ = ["DATASETS", "BASE", "CONTENDERS", "grid", "Cell", "suite_task", "plan", "run_cell", "run_suite",
+           "SuiteResult", "aggregate", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +79,6 @@ DATASETS = {
 #: and keeps its own learning rate, regularization and iteration count, see :data:`CONTENDERS`)
 BASE = dict(factors=32, optimizer="adam", lr=0.01, l2=1e-4)
 
-_CURVE_POINTS = 10  # learning-curve evaluations per peer fit
 _FN_ROWS = 5_000  # rows of negatives drawn per epoch for the false-negative share (synthetic data)
 
 
@@ -144,92 +147,19 @@ class Cell:
 
 
 # ------------------------------------------------------------------------------------- contenders
-@dataclass(frozen=True)
-class Contender:
-    """A peer library's model in the grid: fitted on the task's split, scored by the same code as ours.
-
-    Attributes
-    ----------
-    library : str
-        The cells' ``model`` column (e.g. ``"implicit"``).
-    method : str
-        The cells' ``method`` column.
-    defaults : dict
-        The peer's own hyper-parameters (its documentation); ``iterations`` is cut by 5 in quick mode.
-    linestyle : str
-        Of its learning curve (peers are drawn in black).
-    """
-
-    library: str
-    method: str
-    defaults: dict
-    linestyle: str = "--"
-
-    @property
-    def label(self) -> str:
-        return f"{self.library} + {self.method}"
-
-    def config(self, quick: bool) -> dict:
-        """The cell configuration: ``factors`` of :data:`BASE` and the peer's defaults."""
-        ext = dict(self.defaults)
-        if quick and "iterations" in ext:
-            ext["iterations"] = max(1, ext["iterations"] // 5)
-        return {"factors": BASE["factors"], **ext, "quick": quick}
-
-    def fit(self, task: "Task", cell: "Cell", n_threads: int) -> tuple[dict, list]:
-        """Fit on ``task.train``; ``({"model": (U, V), "train_s", "samples", "loss"}, curve)``."""
-        raise NotImplementedError
+#: the peers' models in the grid, each with its own defaults (their documentation): implicit's
+#: factor models (its item-kNN and the popularity order, :data:`recsampling.bench.contenders.PEERS`,
+#: are left out so that the grid and its results stay what they were)
+CONTENDERS: tuple[Contender, ...] = tuple(c for c in PEERS if isinstance(c, ImplicitFactors))
 
 
-@dataclass(frozen=True)
-class ImplicitContender(Contender):
-    """A model of the ``implicit`` library (CPU), ``estimator`` being its ``"module:Class"``."""
-
-    estimator: str = ""
-
-    def fit(self, task: "Task", cell: "Cell", n_threads: int) -> tuple[dict, list]:
-        import importlib
-
-        from threadpoolctl import threadpool_limits
-
-        module, _, cls = self.estimator.partition(":")
-        Est = getattr(importlib.import_module(module), cls)
-        cfg = dict(cell.config)
-        cfg.pop("quick", None)
-        iterations = cfg["iterations"]
-        every = max(1, iterations // _CURVE_POINTS)
-        curve = []
-        spent = [0.0]
-
-        def on_iteration(iteration, *rest):
-            if (iteration + 1) % every == 0 or iteration + 1 == iterations:
-                t = time.perf_counter()
-                head = _headline(task)
-                curve.append([iteration + 1, _figures(task, (est.user_factors, est.item_factors), [head])[head]])
-                spent[0] += time.perf_counter() - t
-
-        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
-            est = Est(**cfg, num_threads=n_threads, random_state=cell.seed)
-            start = time.perf_counter()
-            est.fit(task.train.matrix.copy(), show_progress=False, callback=on_iteration)  # it wants writable arrays
-        train_s = time.perf_counter() - start - spent[0]
-        # BPR visits one (u, i, j) triple per training pair and iteration; ALS solves every row
-        return {"model": (est.user_factors, est.item_factors), "train_s": float(train_s),
-                "samples": int(task.train.nnz) * iterations, "loss": float("nan")}, curve
+def _contender(model: str, method: str) -> Contender:
+    """The contender of a cell: a peer of :data:`CONTENDERS`, else ours (a registered model and sampler)."""
+    return next((c for c in CONTENDERS if c.library == model and c.method == method), None) or Ours(model, method)
 
 
-#: the peers' models in the grid, each with its own defaults (their documentation)
-CONTENDERS: tuple[Contender, ...] = (
-    ImplicitContender("implicit", "bpr", dict(learning_rate=0.01, regularization=0.01, iterations=100), "--",
-                      estimator="implicit.cpu.bpr:BayesianPersonalizedRanking"),
-    ImplicitContender("implicit", "als", dict(regularization=0.01, alpha=1.0, iterations=15), ":",
-                      estimator="implicit.cpu.als:AlternatingLeastSquares"),
-)
-
-
-def _contender(model: str, method: str) -> Contender | None:
-    """The peer model of a cell, None for a cell of our models."""
-    return next((c for c in CONTENDERS if c.library == model and c.method == method), None)
+def _is_peer(model: str, method: str) -> bool:
+    return any(c.library == model and c.method == method for c in CONTENDERS)
 
 
 def grid() -> dict[str, tuple[str, ...]]:
@@ -261,9 +191,11 @@ def _cell_config(dataset: str, model: str, method: str, quick: bool, epochs: int
         else dict(spec["train"])
     if epochs is not None:
         train["epochs"] = epochs
-    peer = _contender(model, method)
-    if peer is not None:
-        return peer.config(quick)
+    if _is_peer(model, method):  # the peer's own defaults and BASE's factors; quick cuts its iterations by 5
+        ext = dict(_contender(model, method).defaults)
+        if quick and "iterations" in ext:
+            ext["iterations"] = max(1, ext["iterations"] // 5)
+        return {"factors": BASE["factors"], **ext, "quick": quick}
     cfg = {**BASE, **train, "model_params": {}, "sampler_params": {}, "tuned": None, "quick": quick}
     best = (tuned or {}).get((dataset, model, method)) or (tuned or {}).get((None, model, method))
     if best:
@@ -307,71 +239,48 @@ def plan(datasets: Sequence[str], models: Sequence[str] | None, seeds: Sequence[
     return cells
 
 
-def _fit_ours(task: Task, cell: Cell, device: str) -> tuple[dict, list]:
-    from recsampling.models import make_model
-    from recsampling.samplers import make_sampler
-    from recsampling.train import Trainer
+def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) -> dict:
+    """Fit and evaluate one cell; returns the record written to ``cells/<key>.json``.
 
-    cfg = cell.config
-    rng = np.random.default_rng(cell.seed)
-    model = make_model(cell.model, task.train, factors=cfg["factors"], random_state=rng, **cfg["model_params"])
-    sampler = make_sampler(cell.method, **cfg["sampler_params"])
+    The learning curve is the headline metric after every epoch (ours) or every tenth of the
+    iterations (a peer); on a world with known truth, ours also record the share of the
+    sampler's negatives that are truly relevant, per epoch, drawn from a generator of its own
+    (the training draws stay as they were).
+    """
+    contender = _contender(cell.model, cell.method)
+    peer = _is_peer(cell.model, cell.method)
+    head = _headline(task)
+    cfg = {k: v for k, v in cell.config.items() if k not in ("quick", "tuned")}
     curve, fn_curve = [], []
-    # on a world with known truth: the share of the sampler's negatives that are truly relevant, per
-    # epoch, drawn from a generator of its own (the training draws stay as they were)
-    fn_rng = np.random.default_rng([cell.seed, 1]) if task.relevance is not None else None
+    fn_rng = np.random.default_rng([cell.seed, 1]) if task.relevance is not None and not peer else None
 
-    def on_epoch(epoch: int, logs: dict) -> None:
-        curve.append([epoch + 1, _figures(task, model, [_headline(task)])[_headline(task)]])
+    def on_checkpoint(step: int, model, sampler) -> None:
+        curve.append([step, _figures(task, model, [head])[head]])
         if fn_rng is not None:
             from recsampling.diagnostics import false_negative_share
 
             share = false_negative_share(sampler, model, task.relevance, n_rows=_FN_ROWS,
                                          batch_size=cfg["batch_size"], random_state=fn_rng)
-            fn_curve.append([epoch + 1, share["false_negative_rate"]])
+            fn_curve.append([step, share["false_negative_rate"]])
 
-    trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=cfg["optimizer"], lr=cfg["lr"],
-                      l2=cfg["l2"], device=device, random_state=rng, progress=False, callbacks=[on_epoch])
-    history = trainer.fit(model, sampler, task.train).history
-    train_s = float(sum(h["time"] for h in history))
-    samples = int(sum(h["samples"] for h in history))
-    return {"model": model, "train_s": train_s, "samples": samples, "loss": float(history[-1]["loss"]),
-            "false_negative_curve": fn_curve or None}, curve
-
-
-def run_cell(task: Task, cell: Cell, device: str = "cpu", n_threads: int = 1) -> dict:
-    """Fit and evaluate one cell; returns the record written to ``cells/<key>.json``."""
-    peer = _contender(cell.model, cell.method)
-    fit, curve = peer.fit(task, cell, n_threads) if peer is not None else _fit_ours(task, cell, device)
+    if peer:
+        fit = contender.fit(task.train, cfg, cell.seed, n_threads=n_threads, on_checkpoint=on_checkpoint)
+    else:  # one generator for the model's start and the Trainer's draws
+        fit = contender.fit(task.train, cfg, np.random.default_rng(cell.seed), device=device,
+                            on_checkpoint=on_checkpoint)
     t = time.perf_counter()
-    metrics = _figures(task, fit["model"])
+    metrics = _figures(task, fit.model)
     eval_s = time.perf_counter() - t
-    fnc = fit.get("false_negative_curve")
+    fnc = fn_curve or None
     return {
         "key": cell.key, "dataset": cell.dataset, "model": cell.model, "method": cell.method, "seed": cell.seed,
         "config": cell.config, "status": "ok", "metrics": metrics, "curve": curve,
-        "train_s": fit["train_s"], "samples": fit["samples"],
-        "samples_per_s": fit["samples"] / fit["train_s"] if fit["train_s"] > 0 else float("nan"),
-        "eval_s": eval_s, "final_loss": fit["loss"], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "train_s": fit.train_s, "samples": fit.samples,
+        "samples_per_s": fit.samples / fit.train_s if fit.train_s > 0 else float("nan"),
+        "eval_s": eval_s, "final_loss": fit.loss, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         # synthetic data, our samplers: per epoch and last (recsampling.diagnostics); None otherwise
         "false_negative_curve": fnc, "false_negative_rate": fnc[-1][1] if fnc else None,
     }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    atomic_write(path, text)  # a failed write (disk full) removes its temporary
-
-
-def _read_cell(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _same_config(a: dict, b: dict) -> bool:
-    # through JSON, so tuples and lists compare equal
-    return json.loads(json.dumps(a, sort_keys=True)) == json.loads(json.dumps(b, sort_keys=True))
 
 
 @dataclass
@@ -440,8 +349,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
 
     start = time.perf_counter()
     out = Path(out)
-    cell_dir = out / "cells"
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    store = CellStore(out, create=True)
     cells = plan(datasets, models, seeds, samplers, quick, epochs, tuned)
     ran, reused, failed, skipped = [], [], [], {}
     tasks: dict[str, Task] = {}
@@ -449,9 +357,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
     for cell in bar:
         if cell.dataset in skipped:
             continue
-        path = cell_dir / f"{cell.key}.json"
-        old = _read_cell(path) if path.exists() else None
-        if old is not None and old.get("status") == "ok" and _same_config(old.get("config", {}), cell.config):
+        if store.finished(cell.key, cell.config) is not None:
             reused.append(cell.key)
             continue
         if cell.dataset not in tasks:
@@ -471,250 +377,37 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
             failed.append(cell.key)
         else:
             ran.append(cell.key)
-        _write_atomic(path, json.dumps(to_jsonable(record), indent=1))
+        store.put(record)
     keys = {c.key for c in cells}
     files, table = aggregate(out, plots=plots, keys=keys)
     return SuiteResult(out, ran, reused, failed, skipped, files, table, time.perf_counter() - start,
-                       false_negative_rates(_records(out, keys)))
-
-
-def false_negative_rates(recs: Sequence[dict], dataset: str = "synthetic") -> dict:
-    """``"<model>+<method>"`` -> mean over seeds of the cells' last-epoch false-negative share on ``dataset``."""
-    by: dict = {}
-    for r in recs:
-        if r.get("dataset") == dataset and r.get("false_negative_rate") is not None:
-            by.setdefault(f"{r['model']}+{r['method']}", []).append(float(r["false_negative_rate"]))
-    return {k: float(np.mean(v)) for k, v in by.items()}
+                       report.false_negative_rates(store.records(keys)))
 
 
 # ------------------------------------------------------------------------------------- reports
-def _records(out: Path, keys: set | None) -> list[dict]:
-    recs = []
-    for path in sorted((out / "cells").glob("*.json")):
-        rec = _read_cell(path)
-        if rec is None or rec.get("status") != "ok" or (keys is not None and rec.get("key") not in keys):
-            continue
-        recs.append(rec)
-    return recs
-
-
-def _order(dataset: str, model: str, method: str, g: dict) -> tuple:
-    """Sort key: data sets, models and methods in the order of DATASETS and the grid ``g``."""
+def _order(rec: dict) -> tuple:
+    """Sort key of a record: data sets, models and methods in the order of DATASETS and the grid."""
+    g = grid()
     ds, models = list(DATASETS), list(g)
-    methods = g.get(model, ())
-    return (ds.index(dataset) if dataset in ds else len(ds), models.index(model) if model in models else len(models),
-            methods.index(method) if method in methods else len(methods))
+    methods = g.get(rec["model"], ())
+    return (ds.index(rec["dataset"]) if rec["dataset"] in ds else len(ds),
+            models.index(rec["model"]) if rec["model"] in models else len(models),
+            methods.index(rec["method"]) if rec["method"] in methods else len(methods))
 
 
-#: configuration columns of results.csv (implicit's iterations / learning_rate / regularization
-#: go to epochs / lr / l2)
-_CONFIG_COLUMNS = ("epochs", "factors", "lr", "l2", "alpha", "batch_size", "optimizer", "model_params",
-                   "sampler_params", "tuned", "quick")
-_RENAME = {"iterations": "epochs", "learning_rate": "lr", "regularization": "l2"}
+def _metrics() -> dict:
+    """Data set -> its figures (the headline first)."""
+    return {d: spec["metrics"] for d, spec in DATASETS.items()}
 
 
-def _tidy(recs: list[dict]):
-    import pandas as pd
-
-    g = grid()
-    recs = sorted(recs, key=lambda r: (*_order(r["dataset"], r["model"], r["method"], g), r["seed"]))
-    metric_cols = list(dict.fromkeys(m for d in DATASETS for m in DATASETS[d]["metrics"]))
-    metric_cols += sorted({m for r in recs for m in r["metrics"]} - set(metric_cols))
-    rows = []
-    for r in recs:
-        cfg = {_RENAME.get(k, k): v for k, v in r["config"].items()}
-        row = {"dataset": r["dataset"], "model": r["model"], "method": r["method"], "seed": r["seed"]}
-        for k in _CONFIG_COLUMNS:
-            v = cfg.get(k)
-            row[k] = json.dumps(v, sort_keys=True) if isinstance(v, dict) and v else (None if isinstance(v, dict) else v)
-        row.update({m: r["metrics"].get(m) for m in metric_cols})
-        row.update({"train_s": r["train_s"], "samples_per_s": r["samples_per_s"], "eval_s": r["eval_s"],
-                    "final_loss": r["final_loss"], "finished_at": r["finished_at"]})
-        rows.append(row)
-    df = pd.DataFrame(rows).dropna(axis=1, how="all")
-    for c in ("epochs", "factors", "batch_size"):
-        if c in df:
-            df[c] = df[c].astype("Int64")  # integers with gaps (implicit has no batch size)
-    return df
+def _peer_style(model: str, method: str) -> str | None:
+    return _contender(model, method).linestyle if _is_peer(model, method) else None
 
 
-def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
-    """Mean and standard error over runs (e.g. seeds) of each figure of the first run.
-
-    Parameters
-    ----------
-    runs : sequence of dict
-        One ``{figure: number}`` per run; a None value is left out of its figure's mean.
-    suffix : str
-        Key suffix of the standard errors (``"ndcg@10" -> "ndcg@10_se"``).
-    always : bool
-        Give every figure a standard error: 0.0 for a single value, None for none. By default a
-        figure with a single value has none.
-
-    Returns
-    -------
-    dict
-        ``{figure: mean, figure + suffix: std(ddof=1) / sqrt(n), ...}``; the mean is None when no
-        run has a value.
-    """
-    out: dict = {}
-    for key in runs[0]:
-        v = np.array([r[key] for r in runs if r[key] is not None], dtype=np.float64)
-        out[key] = float(v.mean()) if v.size else None
-        if v.size > 1:
-            out[key + suffix] = float(v.std(ddof=1) / math.sqrt(v.size))
-        elif always:
-            out[key + suffix] = 0.0 if v.size else None
-    return out
-
-
-def _summary(df):
-    import pandas as pd
-
-    metric_cols = [c for c in df.columns if "@" in c]
-    rows = []
-    for (d, m, s), g in df.groupby(["dataset", "model", "method"], sort=False):
-        row = {"dataset": d, "model": m, "method": s, "n_seeds": len(g)}
-        for c in metric_cols + ["train_s", "samples_per_s"]:
-            v = g[c].dropna()
-            if v.empty:
-                continue
-            row[c] = float(v.mean())
-            row[c + "_se"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _markdown(summary, header: str) -> str:
-    lines = [header, ""]
-    for d, g in summary.groupby("dataset", sort=False):
-        metrics = [m for m in DATASETS[d]["metrics"] if m in g.columns]
-        lines += [f"## {d}", "",
-                  "| method | " + " | ".join(metrics) + " | seeds | train s | samples/s |",
-                  "|---|" + "---|" * (len(metrics) + 3)]
-        best = {m: g[m].max() for m in metrics}
-        for _, r in g.iterrows():
-            cells = []
-            for m in metrics:
-                se = r.get(m + "_se")
-                txt = f"{r[m]:.4f}" + (f" ± {se:.4f}" if se == se else "")
-                cells.append(f"**{txt}**" if r[m] == best[m] else txt)
-            lines.append(f"| {r['model']} + {r['method']} | " + " | ".join(cells)
-                         + f" | {int(r['n_seeds'])} | {r['train_s']:.2f} | {r['samples_per_s']:,.0f} |")
-        lines.append("")
-    lines.append("Mean ± standard error over seeds; the best mean of each column in bold. "
-                 "`implicit + bpr` / `implicit + als` are the `implicit` library's models on the same split, "
-                 "scored by the same code; samples/s counts training pairs visited per second (ALS: pairs x "
-                 "iterations / time).")
-    return "\n".join(lines) + "\n"
-
-
-def _plots(summary, curves: dict, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for d, g in summary.groupby("dataset", sort=False):
-        head = DATASETS[d]["metrics"][0]
-        g = g.sort_values(head)
-        labels = (g["model"] + " + " + g["method"]).tolist()
-        fig, ax = plt.subplots(figsize=(7, 0.32 * len(g) + 1.2))
-        ax.barh(labels, g[head], xerr=g[head + "_se"].fillna(0), color="tab:blue", alpha=0.8, capsize=2)
-        ax.set_xlabel(f"{head} (mean ± s.e. over seeds)")
-        ax.set_title(f"{d}: {head} by method")
-        lo = float((g[head] - g[head + "_se"].fillna(0)).min())
-        ax.set_xlim(left=max(0.0, lo - 0.1 * (float(g[head].max()) - lo + 1e-9)))
-        fig.tight_layout()
-        p = out / f"{d}_{head.replace('@', '_at_')}.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(str(p))
-
-    colors = plt.get_cmap("tab10")
-    g = grid()
-    peers = {c.library for c in CONTENDERS}
-    for d in summary["dataset"].unique():
-        head = DATASETS[d]["metrics"][0]
-        present = list(dict.fromkeys(summary.loc[summary["dataset"] == d, "model"]))
-        # one panel per model of ours (the peers' curves drawn in each), or one of the peers alone
-        families = [m for m in present if m not in peers] or [m for m in present if m in peers][:1]
-        fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 4.5), sharey=True, squeeze=False)
-        for ax, family in zip(axes[0], families):
-            for label, per_seed in curves.get(d, {}).items():
-                model = label.split(" + ")[0]
-                if model != family and model not in peers:
-                    continue
-                # x: the fraction of the fit done, so 10 epochs and 100 implicit iterations share an axis
-                points = [{x / max(p[0] for p in c): y for x, y in c} for c in per_seed if c]
-                xs = sorted({x for c in points for x in c})
-                ys = [float(np.mean([c[x] for c in points if x in c])) for x in xs]
-                method = label.split(" + ")[1]
-                peer = _contender(model, method)
-                i = g[model].index(method) if method in g.get(model, ()) else 0
-                ax.plot(xs, ys, marker=".", label=label, linestyle="-" if peer is None else peer.linestyle,
-                        color=colors(i % 10) if peer is None else "black", alpha=0.9 if peer is None else 0.6)
-            ax.set_xlabel("fraction of training done (epochs; implicit: iterations)")
-            ax.set_title(f"{d}: {family}")
-            ax.legend(fontsize=7)
-        axes[0][0].set_ylabel(f"{head} on the test set (mean over seeds)")
-        fig.tight_layout()
-        p = out / f"{d}_curve.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(str(p))
-
-    fig, ax = plt.subplots(figsize=(8, 0.25 * len(summary) + 1.5))
-    s = summary.sort_values(["dataset", "samples_per_s"])
-    labels = (s["dataset"] + ": " + s["model"] + " + " + s["method"]).tolist()
-    ax.barh(labels, s["samples_per_s"], xerr=s["samples_per_s_se"].fillna(0), color="tab:green", alpha=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("training samples per second (log scale)")
-    ax.set_title("training speed")
-    fig.tight_layout()
-    p = out / "speed.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(str(p))
-    return paths
-
-
-def _false_negative_plots(recs: list[dict], out: Path) -> list[str]:
-    """Per data set with false-negative curves: the share per epoch and the headline per epoch, by method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for d in dict.fromkeys(r["dataset"] for r in recs if r.get("false_negative_curve")):
-        runs: dict = {}
-        for r in recs:
-            if r["dataset"] == d and r.get("false_negative_curve"):
-                runs.setdefault(f"{r['model']} + {r['method']}", []).append((r["false_negative_curve"], r["curve"]))
-        head = DATASETS[d]["metrics"][0]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5))
-        colors = plt.get_cmap("tab20")
-        for n, (label, per_seed) in enumerate(runs.items()):
-            for ax, which in ((a1, 0), (a2, 1)):
-                pts = [dict((int(e), float(v)) for e, v in run[which]) for run in per_seed]
-                xs = sorted({x for p in pts for x in p})
-                ys = [float(np.mean([p[x] for p in pts if x in p])) for x in xs]
-                ax.plot(xs, ys, marker=".", label=label, color=colors(n % 20))
-        a1.set_xlabel("epoch")
-        a1.set_ylabel("share of drawn negatives truly relevant (mean over seeds)")
-        a1.set_title(f"{d}: false negatives drawn")
-        a2.set_xlabel("epoch")
-        a2.set_ylabel(f"{head} (mean over seeds)")
-        a2.set_title(f"{d}: {head}")
-        a2.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        fig.tight_layout()
-        p = out / f"{d}_false_negatives.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(str(p))
-    return paths
+_FOOTNOTE = ("Mean ± standard error over seeds; the best mean of each column in bold. "
+             "`implicit + bpr` / `implicit + als` are the `implicit` library's models on the same split, "
+             "scored by the same code; samples/s counts training pairs visited per second (ALS: pairs x "
+             "iterations / time).")
 
 
 def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, object]:
@@ -736,20 +429,24 @@ def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, o
     import pandas as pd
 
     out = Path(out)
-    recs = _records(out, keys)
+    recs = CellStore(out).records(keys)
     if not recs:
         return {"csv": None, "markdown": None, "plots": []}, pd.DataFrame()
-    df = _tidy(recs)
+    df = report.tidy(recs, _metrics(), _order)
     curves: dict = {}
     for r in recs:
         curves.setdefault(r["dataset"], {}).setdefault(f"{r['model']} + {r['method']}", []).append(r["curve"])
-    summary = _summary(df)
+    summary = report.summary(df)
     csv = out / "results.csv"
-    _write_atomic(csv, df.to_csv(index=False))
+    atomic_write(csv, df.to_csv(index=False))
     md = out / "results.md"
-    _write_atomic(md, _markdown(summary, f"# Benchmark suite: {len(df)} runs in `{out}`"))
-    files = {"csv": str(csv), "markdown": str(md),
-             "plots": _plots(summary, curves, out) + _false_negative_plots(recs, out) if plots else []}
+    atomic_write(md, report.markdown(summary, f"# Benchmark suite: {len(df)} runs in `{out}`", _metrics(), _FOOTNOTE))
+    files = {"csv": str(csv), "markdown": str(md), "plots": []}
+    if plots:
+        from recsampling.bench.plots import false_negative_plots, suite_plots
+
+        files["plots"] = (suite_plots(summary, curves, out, _metrics(), grid(), _peer_style)
+                          + false_negative_plots(recs, out, _metrics()))
     return files, summary
 
 
@@ -790,14 +487,6 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
     return p
 
 
-def _results_by_dataset(table) -> dict:
-    """{dataset: {"model + method": {headline metric: mean}}} of a summary table."""
-    if not len(table):
-        return {}
-    return {d: {f"{r['model']} + {r['method']}": {m: r.get(m) for m in DATASETS[d]["metrics"]}
-                for _, r in g.iterrows()} for d, g in table.groupby("dataset", sort=False)}
-
-
 def _split_list(text: str | None) -> list | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
@@ -818,8 +507,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         print(Path(files["markdown"]).read_text())
         print(f"report of {int(table['n_seeds'].sum())} finished cells written to {a.out}")
         if a.json:
-            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": _results_by_dataset(table),
-                                          "false_negative_rate": false_negative_rates(_records(Path(a.out), None))})))
+            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": report.results_by_dataset(table, _metrics()),
+                                          "false_negative_rate": report.false_negative_rates(CellStore(a.out).records())})))
         return 0
     datasets = _split_list(a.datasets) or (["synthetic", "coat"] if a.quick else list(DATASETS))
     n_seeds = a.seeds if a.seeds is not None else (2 if a.quick else 3)
@@ -838,7 +527,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     summary = {
         "out": str(res.out), "cells": len(res.ran) + len(res.reused) + len(res.failed), "ran": len(res.ran),
         "reused": len(res.reused), "failed": res.failed, "skipped_datasets": res.skipped_datasets,
-        "seconds": round(res.seconds, 1), **res.files, "results": _results_by_dataset(res.table),
+        "seconds": round(res.seconds, 1), **res.files, "results": report.results_by_dataset(res.table, _metrics()),
         "false_negative_rate": res.false_negative_rate,
     }
     print(text)

@@ -155,9 +155,3 @@ def test_bad_counts_are_usage_errors_before_any_cell_runs(tmp_path, capsys, args
     assert e.value.code == 2 and f"argument {args[0]}: must be an integer >= 1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
-
-def test_mean_se_over_runs():
-    runs = [{"a": 1.0, "b": None, "c": 2.0}, {"a": 3.0, "b": None, "c": None}]
-    assert suite.mean_se(runs) == {"a": 2.0, "a_se": 1.0, "b": None, "c": 2.0}
-    assert suite.mean_se(runs, suffix="_sem", always=True) == {"a": 2.0, "a_sem": 1.0, "b": None, "b_sem": None,
-                                                                 "c": 2.0, "c_sem": 0.0}

@@ -1,0 +1,12 @@
+"""The benchmark layer: what every script under ``benchmarks/`` and the suite share.
+
+- :mod:`~recsampling.bench.contenders`: the contenders behind one fit interface (ours from the
+  registries, ``implicit``'s ALS / BPR / item-kNN, popularity);
+- :mod:`~recsampling.bench.store`: the cell store (one JSON file per finished fit, resumable);
+- :mod:`~recsampling.bench.report`: mean +- standard error over seeds, the tidy table, Markdown;
+- :mod:`~recsampling.bench.plots`: the suite's PNGs;
+- :mod:`~recsampling.bench.flags`: the scripts' shared flags, result files and JSON-last-line output.
+
+A script under ``benchmarks/`` keeps only its own question (STYLE.md rule 17); loading a task is
+:func:`recsampling.tasks.load_task`'s, the grid and its orchestration :mod:`recsampling.suite`'s.
+"""

@@ -1,0 +1,254 @@
+"""Contenders behind one fit interface: ours from the registries, and the peers.
+
+Every contender answers ``fit(train, params, random_state, ...) -> Fit``: it trains on an
+:class:`~recsampling.data.Interactions` with its own parameters and hands back something the one
+scoring code ranks (:meth:`recsampling.tasks.Task.evaluate` / ``Task.figures``): an
+:class:`~recsampling.models.base.EmbeddingModel`, or a pair of scoring tables ``(U, V)`` with
+scores ``U @ V.T``. So a benchmark fits ``implicit``'s ALS exactly as it fits our MF + a sampler,
+and scores both with the same code.
+
+- :class:`Ours`: a registered model with a registered sampler (plug-ins included), trained by
+  :class:`recsampling.train.Trainer`;
+- :class:`ImplicitFactors`: a factor model of the ``implicit`` library (its BPR, its ALS), CPU;
+- :class:`ImplicitItemKNN`: ``implicit``'s item-item nearest neighbours (cosine or BM25);
+- :class:`Popularity`: every user gets the items by their number of training clicks.
+
+:data:`PEERS` lists the peers with their documented defaults; :func:`peer` finds one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Fit", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
+           "CHECKPOINTS"]
+
+#: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
+CHECKPOINTS = 10
+
+#: ``on_checkpoint(step, model, sampler)``: ``step`` counts epochs (ours) or iterations (a peer),
+#: ``model`` is what :attr:`Fit.model` would be at that point, ``sampler`` ours' sampler (None for a peer)
+Checkpoint = Callable[[int, object, object], None]
+
+
+@dataclass
+class Fit:
+    """A fitted contender.
+
+    Attributes
+    ----------
+    model : EmbeddingModel or (numpy.ndarray, numpy.ndarray)
+        What the scoring code ranks.
+    train_s : float
+        Training seconds, the time spent in ``on_checkpoint`` left out.
+    samples : int
+        Training pairs visited (ours: the Trainer's count; a factor peer: clicks x iterations;
+        item-kNN and popularity: the clicks, read once).
+    loss : float
+        Last training loss (NaN for a peer, which reports none).
+    sampler : Sampler, optional
+        Ours' fitted sampler (its learned parameters, its diagnostics); None for a peer.
+    history : list of dict
+        Ours' per-epoch history (:attr:`recsampling.train.TrainResult.history`); empty for a peer.
+    """
+
+    model: object
+    train_s: float
+    samples: int
+    loss: float = float("nan")
+    sampler: object = None
+    history: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A model a benchmark fits; :attr:`library` and :attr:`method` name it in tables.
+
+    Attributes
+    ----------
+    library : str
+        Ours: the registered model (e.g. ``"mf"``); a peer: its library (e.g. ``"implicit"``).
+    method : str
+        Ours: the registered sampler; a peer: its model.
+    defaults : dict
+        A peer's own hyper-parameters (its documentation); empty for ours.
+    linestyle : str
+        Of its learning curve in plots (peers are drawn in black).
+    """
+
+    library: str
+    method: str
+    defaults: dict = field(default_factory=dict)
+    linestyle: str = "-"
+
+    @property
+    def label(self) -> str:
+        """``"<library> + <method>"``, the row label of the tables."""
+        return f"{self.library} + {self.method}"
+
+    def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
+            on_checkpoint: Checkpoint | None = None) -> Fit:
+        """Fit on ``train`` (an Interactions) with ``params``; see the subclasses for their keys.
+
+        Parameters
+        ----------
+        train : Interactions
+        params : dict
+            The contender's parameters (a peer: its estimator's keyword arguments).
+        random_state : int or numpy.random.Generator, optional
+            Ours: given to the model and the Trainer (one Generator is shared by both, an int seeds
+            each); a peer: its ``random_state`` (an int).
+        n_threads : int, optional
+            Threads (ours: the Trainer's ``n_threads``, None its default; a peer: 1 by default).
+        device : str
+            Ours' training device (peers run on the CPU).
+        on_checkpoint : callable, optional
+            ``on_checkpoint(step, model, sampler)`` after every epoch (ours) or every tenth of the
+            iterations (a factor peer); may raise to stop the fit (e.g. ``optuna.TrialPruned``).
+
+        Returns
+        -------
+        Fit
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Ours(Contender):
+    """A registered model (:attr:`library`) trained with a registered sampler (:attr:`method`).
+
+    ``params`` keys: ``factors`` (default 32), ``model_params`` and ``sampler_params`` (dicts), and
+    every other key goes to :class:`recsampling.train.Trainer` (``epochs``, ``batch_size``,
+    ``optimizer``, ``lr``, ``l2``, ``backend``, ...).
+    """
+
+    def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
+            on_checkpoint: Checkpoint | None = None) -> Fit:
+        from recsampling.models import make_model
+        from recsampling.samplers import make_sampler
+        from recsampling.train import Trainer
+
+        p = dict(params)
+        factors = int(p.pop("factors", 32))
+        model = make_model(self.library, train, factors=factors, random_state=random_state,
+                           **p.pop("model_params", None) or {})
+        sampler = make_sampler(self.method, **p.pop("sampler_params", None) or {})
+        callbacks = [] if on_checkpoint is None else [lambda epoch, logs: on_checkpoint(epoch + 1, model, sampler)]
+        trainer = Trainer(**p, device=device, random_state=random_state, n_threads=n_threads, progress=False,
+                          callbacks=callbacks)
+        history = trainer.fit(model, sampler, train).history
+        return Fit(model, float(sum(h["time"] for h in history)), int(sum(h["samples"] for h in history)),
+                   float(history[-1]["loss"]) if history else float("nan"), sampler, history)
+
+
+class _Clock:
+    """Wall time of a fit with the time spent in its checkpoints left out."""
+
+    def __init__(self):
+        self.start, self.spent = time.perf_counter(), 0.0
+
+    def checkpoint(self, fn, *args) -> None:
+        t = time.perf_counter()
+        try:
+            fn(*args)
+        finally:
+            self.spent += time.perf_counter() - t
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start - self.spent
+
+
+@dataclass(frozen=True)
+class ImplicitFactors(Contender):
+    """A factor model of ``implicit`` (CPU), :attr:`estimator` being its ``"module:Class"``.
+
+    ``params``: the estimator's keyword arguments, ``iterations`` among them; its scoring tables
+    are used as they are (BPR's carry the item bias as a column of ``item_factors`` against a
+    column of ones in ``user_factors``).
+    """
+
+    estimator: str = ""
+    linestyle: str = "--"
+
+    def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
+            on_checkpoint: Checkpoint | None = None) -> Fit:
+        from threadpoolctl import threadpool_limits
+
+        module, _, cls = self.estimator.partition(":")
+        Est = getattr(importlib.import_module(module), cls)
+        kw = dict(params)
+        iterations = int(kw.pop("iterations"))
+        every = max(1, iterations // CHECKPOINTS)
+        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
+            est = Est(**kw, iterations=iterations, num_threads=n_threads or 1, random_state=random_state)
+            clock = _Clock()
+
+            def callback(iteration, *rest):
+                if on_checkpoint is not None and ((iteration + 1) % every == 0 or iteration + 1 == iterations):
+                    clock.checkpoint(on_checkpoint, iteration + 1, (est.user_factors, est.item_factors), None)
+
+            est.fit(train.matrix.copy(), show_progress=False, callback=callback)  # it wants writable arrays
+            seconds = clock.seconds
+        # BPR visits one (u, i, j) triple per training pair and iteration; ALS solves every row
+        return Fit((est.user_factors, est.item_factors), float(seconds), int(train.nnz) * iterations)
+
+
+@dataclass(frozen=True)
+class ImplicitItemKNN(Contender):
+    """``implicit``'s item-item nearest neighbours; ``params``: ``K`` and ``similarity`` (cosine or bm25).
+
+    Its scores ``sum_j X[u, j] S[j, i]`` are the tables ``U = X`` (the clicks) and ``V = S^T``.
+    """
+
+    def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
+            on_checkpoint: Checkpoint | None = None) -> Fit:
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+
+        similarity = params.get("similarity", "cosine")
+        if similarity not in ("cosine", "bm25"):
+            raise ValueError(f"similarity must be 'cosine' or 'bm25', got {similarity!r}")
+        X = train.matrix.copy()
+        Est = CosineRecommender if similarity == "cosine" else BM25Recommender
+        start = time.perf_counter()
+        est = Est(K=int(params.get("K", 100)), num_threads=n_threads or 1)
+        with warnings.catch_warnings():  # its own BM25 weighting hands its fit a COO matrix, and warns
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            est.fit(X, show_progress=False)
+        seconds = time.perf_counter() - start
+        return Fit((X.toarray().astype(np.float32), est.similarity.T.toarray().astype(np.float32)), float(seconds),
+                   int(train.nnz))
+
+
+@dataclass(frozen=True)
+class Popularity(Contender):
+    """Every user ranks the items by their training clicks (no parameter): tables ``(1, counts)``."""
+
+    def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
+            on_checkpoint: Checkpoint | None = None) -> Fit:
+        start = time.perf_counter()
+        counts = np.asarray(train.matrix.sum(axis=0)).ravel().astype(np.float32)
+        tables = (np.ones((train.n_users, 1), np.float32), counts[:, None])
+        return Fit(tables, float(time.perf_counter() - start), int(train.nnz))
+
+
+#: the peers, each with its documented defaults
+PEERS: tuple[Contender, ...] = (
+    ImplicitFactors("implicit", "bpr", dict(learning_rate=0.01, regularization=0.01, iterations=100), "--",
+                    estimator="implicit.cpu.bpr:BayesianPersonalizedRanking"),
+    ImplicitFactors("implicit", "als", dict(regularization=0.01, alpha=1.0, iterations=15), ":",
+                    estimator="implicit.cpu.als:AlternatingLeastSquares"),
+    ImplicitItemKNN("implicit", "itemknn", dict(K=100, similarity="cosine"), "-."),
+    Popularity("baseline", "popularity", {}, "-."),
+)
+
+
+def peer(library: str, method: str) -> Contender | None:
+    """The peer of :data:`PEERS` called ``library + method``, None when there is none."""
+    return next((c for c in PEERS if c.library == library and c.method == method), None)

@@ -1,0 +1,194 @@
+"""Reports of benchmark runs: mean +- standard error over seeds, the tidy table, Markdown tables.
+
+- :func:`mean_se` / :func:`mean_se_by`: each figure's mean and standard error over runs;
+- :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure;
+- :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
+  :func:`false_negative_rates`: the suite's tables built from cell records
+  (:mod:`recsampling.bench.store`), one row per cell, then per data set x model x method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["mean_se", "mean_se_by", "method_table", "tidy", "summary", "markdown", "results_by_dataset",
+           "false_negative_rates", "CONFIG_COLUMNS"]
+
+
+def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
+    """Mean and standard error over runs (e.g. seeds) of each figure of the first run.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        One ``{figure: number}`` per run; a None value is left out of its figure's mean.
+    suffix : str
+        Key suffix of the standard errors (``"ndcg@10" -> "ndcg@10_se"``).
+    always : bool
+        Give every figure a standard error: 0.0 for a single value, None for none. By default a
+        figure with a single value has none.
+
+    Returns
+    -------
+    dict
+        ``{figure: mean, figure + suffix: std(ddof=1) / sqrt(n), ...}``; the mean is None when no
+        run has a value.
+    """
+    if not runs:
+        raise ValueError("mean_se needs at least one run")
+    out: dict = {}
+    for key in runs[0]:
+        v = np.array([r[key] for r in runs if r[key] is not None], dtype=np.float64)
+        out[key] = float(v.mean()) if v.size else None
+        if v.size > 1:
+            out[key + suffix] = float(v.std(ddof=1) / math.sqrt(v.size))
+        elif always:
+            out[key + suffix] = 0.0 if v.size else None
+    return out
+
+
+def mean_se_by(groups: Mapping[str, Sequence[dict]], **kw) -> dict:
+    """:func:`mean_se` of each group (e.g. method -> its runs over the seeds), in the groups' order."""
+    return {name: mean_se(runs, **kw) for name, runs in groups.items()}
+
+
+def method_table(summary: Mapping[str, dict], metrics: Sequence[str], group: str = "", digits: int = 4,
+                 suffix: str = "_se") -> str:
+    """A Markdown table of a :func:`mean_se_by` summary: one row per method, ``mean ± s.e.`` per figure.
+
+    Parameters
+    ----------
+    summary : mapping
+        Method -> ``{figure: mean, figure + suffix: se}``.
+    metrics : sequence of str
+        The columns.
+    group : str
+        A key prefix: column ``m`` reads ``"<group>/m"`` (none when empty).
+    digits : int
+    suffix : str
+        Of the standard errors; a figure without one shows its mean only, a missing figure an
+        empty cell.
+    """
+    rows = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for method, d in summary.items():
+        cells = []
+        for m in metrics:
+            key = f"{group}/{m}" if group else m
+            if key not in d:
+                cells.append("")
+                continue
+            se = d.get(key + suffix)
+            cells.append(f"{d[key]:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else ""))
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------- cell records
+#: configuration columns of the tidy table (a peer's iterations / learning_rate / regularization
+#: go to epochs / lr / l2)
+CONFIG_COLUMNS = ("epochs", "factors", "lr", "l2", "alpha", "batch_size", "optimizer", "model_params",
+                  "sampler_params", "tuned", "quick")
+_RENAME = {"iterations": "epochs", "learning_rate": "lr", "regularization": "l2"}
+
+
+def tidy(recs: Sequence[dict], metrics: Mapping[str, Sequence[str]], order: Callable[[dict], tuple] | None = None):
+    """One row per cell record: configuration, seed, every metric, train time, samples/s.
+
+    Parameters
+    ----------
+    recs : sequence of dict
+        Finished cell records (``dataset``, ``model``, ``method``, ``seed``, ``config``,
+        ``metrics``, ``train_s``, ``samples_per_s``, ``eval_s``, ``final_loss``, ``finished_at``).
+    metrics : mapping
+        Data set -> its figures; their columns come first, in this order.
+    order : callable, optional
+        Sort key of a record (the seed breaks ties); default the records' order.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import pandas as pd
+
+    if order is not None:
+        recs = sorted(recs, key=lambda r: (*order(r), r["seed"]))
+    metric_cols = list(dict.fromkeys(m for d in metrics for m in metrics[d]))
+    metric_cols += sorted({m for r in recs for m in r["metrics"]} - set(metric_cols))
+    rows = []
+    for r in recs:
+        cfg = {_RENAME.get(k, k): v for k, v in r["config"].items()}
+        row = {"dataset": r["dataset"], "model": r["model"], "method": r["method"], "seed": r["seed"]}
+        for k in CONFIG_COLUMNS:
+            v = cfg.get(k)
+            row[k] = json.dumps(v, sort_keys=True) if isinstance(v, dict) and v else (None if isinstance(v, dict) else v)
+        row.update({m: r["metrics"].get(m) for m in metric_cols})
+        row.update({"train_s": r["train_s"], "samples_per_s": r["samples_per_s"], "eval_s": r["eval_s"],
+                    "final_loss": r["final_loss"], "finished_at": r["finished_at"]})
+        rows.append(row)
+    df = pd.DataFrame(rows).dropna(axis=1, how="all")
+    for c in ("epochs", "factors", "batch_size"):
+        if c in df:
+            df[c] = df[c].astype("Int64")  # integers with gaps (a peer has no batch size)
+    return df
+
+
+def summary(df):
+    """Mean and standard error (``<column>_se``, NaN for one seed) per data set x model x method of :func:`tidy`."""
+    import pandas as pd
+
+    metric_cols = [c for c in df.columns if "@" in c]
+    rows = []
+    for (d, m, s), g in df.groupby(["dataset", "model", "method"], sort=False):
+        row = {"dataset": d, "model": m, "method": s, "n_seeds": len(g)}
+        for c in metric_cols + ["train_s", "samples_per_s"]:
+            v = g[c].dropna()
+            if v.empty:
+                continue
+            row[c] = float(v.mean())
+            row[c + "_se"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(table, header: str, metrics: Mapping[str, Sequence[str]], footnote: str = "") -> str:
+    """Per data set of a :func:`summary` table: ``mean ± s.e.`` per figure, the best mean in bold."""
+    lines = [header, ""]
+    for d, g in table.groupby("dataset", sort=False):
+        cols = [m for m in metrics[d] if m in g.columns]
+        lines += [f"## {d}", "",
+                  "| method | " + " | ".join(cols) + " | seeds | train s | samples/s |",
+                  "|---|" + "---|" * (len(cols) + 3)]
+        best = {m: g[m].max() for m in cols}
+        for _, r in g.iterrows():
+            cells = []
+            for m in cols:
+                se = r.get(m + "_se")
+                txt = f"{r[m]:.4f}" + (f" ± {se:.4f}" if se == se else "")
+                cells.append(f"**{txt}**" if r[m] == best[m] else txt)
+            lines.append(f"| {r['model']} + {r['method']} | " + " | ".join(cells)
+                         + f" | {int(r['n_seeds'])} | {r['train_s']:.2f} | {r['samples_per_s']:,.0f} |")
+        lines.append("")
+    if footnote:
+        lines.append(footnote)
+    return "\n".join(lines) + "\n"
+
+
+def results_by_dataset(table, metrics: Mapping[str, Sequence[str]]) -> dict:
+    """``{dataset: {"model + method": {figure: mean}}}`` of a :func:`summary` table."""
+    if not len(table):
+        return {}
+    return {d: {f"{r['model']} + {r['method']}": {m: r.get(m) for m in metrics[d]} for _, r in g.iterrows()}
+            for d, g in table.groupby("dataset", sort=False)}
+
+
+def false_negative_rates(recs: Sequence[dict], dataset: str = "synthetic") -> dict:
+    """``"<model>+<method>"`` -> mean over seeds of the records' last-epoch false-negative share on ``dataset``."""
+    by: dict = {}
+    for r in recs:
+        if r.get("dataset") == dataset and r.get("false_negative_rate") is not None:
+            by.setdefault(f"{r['model']}+{r['method']}", []).append(float(r["false_negative_rate"]))
+    return {k: float(np.mean(v)) for k, v in by.items()}

@@ -1,0 +1,85 @@
+"""The benchmark layer's contenders: one fit interface for ours and the peers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsampling.bench.contenders import PEERS, Fit, ImplicitFactors, Ours, Popularity, peer
+from recsampling.data import Interactions
+from recsampling.tasks import Task
+
+
+def _world(rng, test: bool = False) -> Interactions:
+    """Two blocks of users, each clicking 6 of its own half of the items (``test``: 2 more of them)."""
+    users, items = [], []
+    for u in range(40):
+        drawn = rng.choice(15, size=8, replace=False) + 15 * (u % 2)
+        for i in drawn[6:] if test else drawn[:6]:
+            users.append(u)
+            items.append(int(i))
+    return Interactions.from_indices(np.array(users), np.array(items), (40, 30))
+
+
+def _scores(fit: Fit) -> np.ndarray:
+    if isinstance(fit.model, tuple):
+        U, V = fit.model
+    else:
+        U, V = fit.model.embedding_tables()
+    return np.asarray(U) @ np.asarray(V).T
+
+
+def test_ours_fits_a_registered_model_and_sampler_and_reports_its_checkpoints(rng):
+    train = _world(rng)
+    seen = []
+    params = dict(factors=8, epochs=3, batch_size=64, lr=0.05, optimizer="adam")
+    fit = Ours("mf", "bpr").fit(train, params, 0, on_checkpoint=lambda step, model, sampler: seen.append(
+        (step, type(sampler).__name__)))
+    assert [s for s, _ in seen] == [1, 2, 3] and seen[0][1] != "NoneType"
+    assert fit.samples > 0 and fit.train_s > 0 and np.isfinite(fit.loss) and len(fit.history) == 3
+    again = Ours("mf", "bpr").fit(train, params, 0)
+    np.testing.assert_array_equal(_scores(fit), _scores(again))  # same seed, same model
+
+
+def test_ours_rejects_an_unknown_sampler(rng):
+    with pytest.raises(ValueError, match="nope"):
+        Ours("mf", "nope").fit(_world(rng), dict(epochs=1), 0)
+
+
+def test_popularity_ranks_by_training_clicks(rng):
+    train = _world(rng)
+    fit = Popularity("baseline", "popularity").fit(train, {})
+    counts = np.asarray(train.matrix.sum(axis=0)).ravel()
+    np.testing.assert_array_equal(_scores(fit)[0], counts)
+    assert fit.samples == train.nnz
+
+
+def test_implicit_factor_models_checkpoint_every_tenth_and_score_through_the_task(rng):
+    pytest.importorskip("implicit")
+    train = _world(rng)
+    als = peer("implicit", "als")
+    assert isinstance(als, ImplicitFactors) and als.label == "implicit + als"
+    steps = []
+    fit = als.fit(train, dict(factors=4, regularization=0.01, iterations=20), 0,
+                  on_checkpoint=lambda step, tables, sampler: steps.append((step, sampler)))
+    assert steps == [(k, None) for k in range(2, 21, 2)]
+    assert fit.samples == train.nnz * 20 and _scores(fit).shape == (40, 30)
+    scores = _scores(fit)
+    own = np.arange(30)[None, :] // 15 == (np.arange(40) % 2)[:, None]
+    assert scores[own].mean() > scores[~own].mean()  # it found the blocks
+    rng2 = np.random.default_rng(1)
+    test = _world(rng2, test=True)
+    task = Task("tiny", _world(np.random.default_rng(1)), test)
+    tables = als.fit(task.train, dict(factors=4, regularization=0.01, iterations=20), 0).model
+    assert 0.0 < task.figures(tables, ["ndcg@5"], device="cpu")["ndcg@5"] <= 1.0
+
+
+def test_item_knn_rejects_an_unknown_similarity(rng):
+    pytest.importorskip("implicit")
+    with pytest.raises(ValueError, match="similarity"):
+        peer("implicit", "itemknn").fit(_world(rng), {"K": 5, "similarity": "jaccard"})
+
+
+def test_every_peer_has_a_distinct_label():
+    labels = [c.label for c in PEERS]
+    assert len(set(labels)) == len(labels) and peer("implicit", "nope") is None

@@ -1,0 +1,46 @@
+"""Reports: mean +- s.e. over seeds, the per-method Markdown table, the suite's tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsampling.bench.report import (false_negative_rates, markdown, mean_se, mean_se_by, method_table, summary,
+                                      tidy)
+
+
+def test_mean_se_over_runs():
+    runs = [{"a": 1.0, "b": None, "c": 2.0}, {"a": 3.0, "b": None, "c": None}]
+    assert mean_se(runs) == {"a": 2.0, "a_se": 1.0, "b": None, "c": 2.0}
+    assert mean_se(runs, suffix="_sem", always=True) == {"a": 2.0, "a_sem": 1.0, "b": None, "b_sem": None,
+                                                         "c": 2.0, "c_sem": 0.0}
+    with pytest.raises(ValueError, match="at least one run"):
+        mean_se([])
+
+
+def test_method_table_rows_follow_the_summary():
+    s = mean_se_by({"bpr": [{"all/x": 0.5}, {"all/x": 0.7}], "naive": [{"all/x": 0.25}]})
+    text = method_table(s, ["x", "y"], group="all")
+    lines = text.splitlines()
+    assert lines[0] == "| method | x | y |" and lines[1] == "|---|---|---|"
+    assert lines[2] == "| bpr | 0.6000 ± 0.1000 |  |"  # s.e. of (0.5, 0.7): 0.1414 / sqrt(2)
+    assert lines[3] == "| naive | 0.2500 |  |"  # one run: no standard error
+
+
+def _rec(dataset, model, method, seed, value, fn=None):
+    return {"key": f"{dataset}__{model}__{method}__seed{seed}", "dataset": dataset, "model": model, "method": method,
+            "seed": seed, "config": {"iterations": 5, "learning_rate": 0.1, "model_params": {}}, "status": "ok",
+            "metrics": {"ndcg@10": value}, "train_s": 1.0, "samples_per_s": 10.0, "eval_s": 0.1,
+            "final_loss": 0.5, "finished_at": "now", "false_negative_rate": fn}
+
+
+def test_suite_tables_from_records():
+    recs = [_rec("d", "m", "b", 1, 0.3, 0.2), _rec("d", "m", "b", 0, 0.1, 0.4), _rec("d", "m", "a", 0, 0.5)]
+    df = tidy(recs, {"d": ("ndcg@10",)}, order=lambda r: (r["method"],))
+    assert list(df["method"]) == ["a", "b", "b"] and list(df["seed"]) == [0, 0, 1]
+    assert list(df["epochs"]) == [5, 5, 5] and list(df["lr"]) == [0.1, 0.1, 0.1]  # a peer's names renamed
+    table = summary(df)
+    b = table[table["method"] == "b"].iloc[0]
+    assert b["ndcg@10"] == pytest.approx(0.2) and b["n_seeds"] == 2
+    text = markdown(table, "# head", {"d": ("ndcg@10",)}, "foot")
+    assert "**0.5000**" in text and text.rstrip().endswith("foot")
+    assert false_negative_rates(recs, "d") == {"m+b": pytest.approx(0.3)}
