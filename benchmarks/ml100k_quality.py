@@ -58,7 +58,7 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from recsampling._utils import positive_int  # noqa: E402
+from recsampling.bench.flags import add_flags, emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -72,16 +72,14 @@ def _set_threads(n: int) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
-                    help="folder holding ml-100k/ (default: ../shared/data)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
-    ap.add_argument("--seeds", type=positive_int, default=3,
-                    help="refits per method with the chosen setting (default 3)")
-    ap.add_argument("--threads", type=positive_int, default=2, help="threads for every library (default 2)")
-    ap.add_argument("--quick", action="store_true", help="tiny grids (a smoke run, not the result)")
+    add_flags(ap, "data_dir", "seed", "seeds", "threads", "quick", "json", defaults={"threads": 2},
+              helps={"data_dir": "folder holding ml-100k/ (default: ../shared/data)",
+                     "seed": "seed of the train/test split (default 0)",
+                     "seeds": "refits per method with the chosen setting (default 3)",
+                     "threads": "threads for every library (default 2)",
+                     "quick": "tiny grids (a smoke run, not the result)"})
     ap.add_argument("--methods", default="mf_bpr,twotower_bpr,implicit_bpr,implicit_als",
                     help="comma-separated subset of the methods")
-    ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     ap.add_argument("--out", default=str(RESULTS / "ml100k_quality.json"), help="where to write the results")
     args = ap.parse_args(argv)
     _set_threads(args.threads)
@@ -89,10 +87,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from recsampling.models import MatrixFactorization, TwoTower
-    from recsampling.samplers import make_sampler
+    from recsampling.bench.contenders import Ours, peer
     from recsampling.tasks import load_task
-    from recsampling.train import Trainer
 
     torch.set_num_threads(args.threads)
     path = Path(args.data_dir) / "ml-100k"
@@ -111,53 +107,35 @@ def main(argv=None) -> int:
     tuning = load_task("ml-100k", valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
     train, test = final.train, final.test
 
-    def checkpoint(task, checkpoints, tables):
-        """``(out, callback)``: the callback puts ``tables()``'s test figures at each checkpoint into ``out``."""
-        out = {}
-
-        def cb(step, *rest):
-            if step + 1 in checkpoints:
-                out[step + 1] = task.figures(tables(), ["ndcg@10", "recall@10"], device="cpu")
-        return out, cb
-
     # ------------------------------------------------------------------ one run of each method
     # run(cfg, task, seed, checkpoints) -> {epochs: metrics on the task's test set} at each checkpoint
-    def run_mf(cfg, task, seed, checkpoints):
-        tr = task.train
-        model = MatrixFactorization(tr.n_users, tr.n_items, factors=cfg["factors"], random_state=seed)
-        out, cb = checkpoint(task, checkpoints, lambda: model)
-        Trainer(epochs=max(checkpoints), optimizer="sgd", lr=cfg["lr"], l2=cfg["reg"] / 2, backend="fused",
-                n_threads=args.threads, random_state=seed, progress=False, callbacks=[cb]).fit(
-            model, make_sampler("bpr"), tr)
+    def fit(contender, params, task, seed, checkpoints, n_threads=args.threads):
+        out = {}
+
+        def on_checkpoint(step, model, sampler):
+            if step in checkpoints:
+                out[step] = task.figures(model, ["ndcg@10", "recall@10"], device="cpu")
+
+        contender.fit(task.train, params, seed, n_threads=n_threads, on_checkpoint=on_checkpoint, checkpoint_every=1)
         return out
+
+    def run_mf(cfg, task, seed, checkpoints):
+        return fit(Ours("mf", "bpr"), dict(factors=cfg["factors"], epochs=max(checkpoints), optimizer="sgd",
+                                           lr=cfg["lr"], l2=cfg["reg"] / 2, backend="fused"), task, seed, checkpoints)
 
     def run_tt(cfg, task, seed, checkpoints):
-        tr = task.train
-        model = TwoTower(tr.n_users, tr.n_items, factors=cfg["factors"], user_features=tr.user_features,
-                         item_features=tr.item_features, hidden=(128,), random_state=seed)
-        out, cb = checkpoint(task, checkpoints, lambda: model)
-        Trainer(epochs=max(checkpoints), optimizer="adam", lr=cfg["lr"], l2=cfg["l2"], batch_size=cfg["batch"],
-                device="cpu", random_state=seed, progress=False, callbacks=[cb]).fit(model, make_sampler("bpr"), tr)
-        return out
-
-    def run_implicit(m, task, checkpoints):
-        out, cb = checkpoint(task, checkpoints, lambda: (m.user_factors, m.item_factors))
-        m.fit(task.train.matrix.copy(), show_progress=False, callback=cb)  # implicit needs writable arrays
-        return out
+        return fit(Ours("twotower", "bpr"), dict(factors=cfg["factors"], model_params=dict(hidden=(128,)),
+                                                 epochs=max(checkpoints), optimizer="adam", lr=cfg["lr"], l2=cfg["l2"],
+                                                 batch_size=cfg["batch"]), task, seed, checkpoints, n_threads=None)
 
     def run_ibpr(cfg, task, seed, checkpoints):
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        return run_implicit(BayesianPersonalizedRanking(
-            factors=cfg["factors"], learning_rate=cfg["lr"], regularization=cfg["reg"], iterations=max(checkpoints),
-            num_threads=args.threads, random_state=seed), task, checkpoints)
+        return fit(peer("implicit", "bpr"), dict(factors=cfg["factors"], learning_rate=cfg["lr"],
+                                                 regularization=cfg["reg"], iterations=max(checkpoints)),
+                   task, seed, checkpoints)
 
     def run_als(cfg, task, seed, checkpoints):
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        return run_implicit(AlternatingLeastSquares(
-            factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"], iterations=max(checkpoints),
-            num_threads=args.threads, random_state=seed), task, checkpoints)
+        return fit(peer("implicit", "als"), dict(factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"],
+                                                 iterations=max(checkpoints)), task, seed, checkpoints)
 
     if args.quick:
         bpr_grid = {"factors": [64], "lr": [0.05], "reg": [0.01]}
@@ -237,11 +215,7 @@ def main(argv=None) -> int:
         ratio = out["mf_bpr_vs_implicit_bpr"]
         lines.append(f"\nmf_bpr / implicit_bpr: NDCG@10 x{ratio['ndcg@10']:.3f}, Recall@10 x{ratio['recall@10']:.3f}")
     lines.append(f"(written to {args.out})")
-    if args.json:
-        print("\n".join(lines), file=sys.stderr)
-        print(json.dumps(out))
-    else:
-        print("\n".join(lines))
+    emit(out, "\n".join(lines), args.json)
     return 0
 
 

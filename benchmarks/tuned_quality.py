@@ -41,12 +41,13 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIGURES = ("ndcg@10", "recall@10")
-PEERS = ("implicit+als", "implicit+bpr", "implicit+itemknn", "popularity")
+#: the peers by their names here -> their (library, method) in :data:`recsampling.bench.contenders.PEERS`
+PEERS = {"implicit+als": ("implicit", "als"), "implicit+bpr": ("implicit", "bpr"),
+         "implicit+itemknn": ("implicit", "itemknn"), "popularity": ("baseline", "popularity")}
 #: the tiny synthetic world of --quick
 QUICK_WORLD = dict(n_users=120, n_items=150, target_interactions=3000, n_logged_lists=0)
 
@@ -72,42 +73,16 @@ def _peer_space(name: str, trial, quick: bool, big: bool) -> dict:
 
 
 def _fit_peer(name: str, params: dict, train, seed: int, threads: int, on_checkpoint=None):
-    """Fit a peer on ``train``; its scoring tables ``(U, V)`` (scores ``U @ V.T``).
+    """Fit the peer ``name`` on ``train`` (:mod:`recsampling.bench.contenders`); its scoring tables ``(U, V)``.
 
     ``on_checkpoint(iteration, tables)`` is called every tenth of the iterations (implicit's
     factor models) and may raise ``optuna.TrialPruned``.
     """
-    import numpy as np
+    from recsampling.bench.contenders import peer
 
-    X = train.matrix.copy()  # implicit wants writable arrays
-    if name == "popularity":
-        counts = np.asarray(X.sum(axis=0)).ravel().astype(np.float32)
-        return np.ones((X.shape[0], 1), np.float32), counts[:, None]
-    if name == "implicit+itemknn":
-        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
-
-        Est = CosineRecommender if params["similarity"] == "cosine" else BM25Recommender
-        est = Est(K=int(params["K"]), num_threads=threads)
-        with warnings.catch_warnings():  # its own BM25 weighting hands its fit a COO matrix, and warns
-            warnings.filterwarnings("ignore", message="Method expects CSR input")
-            est.fit(X, show_progress=False)
-        # score(u, i) = sum_j X[u, j] S[j, i]: U = X, V = S^T, so the one scoring code ranks it
-        return X.toarray().astype(np.float32), est.similarity.T.toarray().astype(np.float32)
-    if name == "implicit+als":
-        from implicit.cpu.als import AlternatingLeastSquares as Est
-    else:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking as Est
-    kw = {k: v for k, v in params.items() if k != "iterations"}
-    iterations = int(params["iterations"])
-    every = max(1, iterations // 10)
-    est = Est(**kw, iterations=iterations, num_threads=threads, random_state=seed)
-
-    def callback(iteration, *rest):
-        if on_checkpoint is not None and ((iteration + 1) % every == 0 or iteration + 1 == iterations):
-            on_checkpoint(iteration + 1, (est.user_factors, est.item_factors))
-
-    est.fit(X, show_progress=False, callback=callback)
-    return est.user_factors, est.item_factors
+    contender = peer(*PEERS[name])
+    hook = None if on_checkpoint is None else (lambda step, tables, _: on_checkpoint(step, tables))
+    return contender.fit(train, params, seed, n_threads=threads, on_checkpoint=hook).model
 
 
 def _tune_peer(name: str, valid_task, n_trials: int, seed: int, threads: int, quick: bool, big: bool):
@@ -182,27 +157,28 @@ def _trials(study) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from recsampling._utils import positive_int
+    from recsampling.bench.flags import add_flags, emit
 
     ap.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m", "synthetic"))
-    ap.add_argument("--data-dir", default="../shared/data", help="folder holding ml-100k/ and ml-1m/")
     ap.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per contender (default 20)")
-    ap.add_argument("--seeds", type=positive_int, default=3, help="refits of the best parameters (default 3)")
-    ap.add_argument("--seed", type=int, default=0, help="seeds the split and the TPE samplers (default 0)")
+    add_flags(ap, "data_dir", "seeds", "seed", "threads", "quick", "json",
+              defaults={"threads": 2},
+              helps={"data_dir": "folder holding ml-100k/ and ml-1m/ (default ../shared/data)",
+                     "seeds": "refits of the best parameters (default 3)",
+                     "seed": "seeds the split and the TPE samplers (default 0)",
+                     "threads": "threads of every library (default 2)",
+                     "quick": "a tiny synthetic world, few epochs (a smoke run)"})
     ap.add_argument("--epochs", type=positive_int, default=None,
                     help="most epochs of a trial of ours (default 50 on ML-100K, 20 on ML-1M, 2 with --quick)")
     ap.add_argument("--optimizer", default="adagrad", help="of our models (default adagrad: a fused CPU kernel)")
     ap.add_argument("--model", default="mf", help="comma-separated models of ours (default mf; e.g. mf,twotower)")
     ap.add_argument("--contenders", default=None,
                     help="comma-separated subset, e.g. mf+bpr,mf+dns,implicit+als,popularity (default all)")
-    ap.add_argument("--threads", type=positive_int, default=2, help="threads of every library (default 2)")
-    ap.add_argument("--quick", action="store_true", help="a tiny synthetic world, few epochs (a smoke run)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     ap.add_argument("--out", default=None, help="where to write the JSON (default results/tuned_quality_DATASET.json)")
     args = ap.parse_args(argv)
 
     import optuna
     import torch
-    from threadpoolctl import threadpool_limits
 
     from recsampling.samplers import samplers_for
     from recsampling.bench.report import mean_se
@@ -261,11 +237,9 @@ def main(argv=None) -> int:
     for name in names:
         t0 = time.perf_counter()
         if name in PEERS:
-            with threadpool_limits(1, "blas"):
-                params, value, study = _tune_peer(name, valid_task, args.trials, args.seed, args.threads,
-                                                  args.quick, big)
-                runs = [final.figures(_fit_peer(name, params, final.train, s, args.threads), FIGURES, device="cpu")
-                        for s in seeds]
+            params, value, study = _tune_peer(name, valid_task, args.trials, args.seed, args.threads, args.quick, big)
+            runs = [final.figures(_fit_peer(name, params, final.train, s, args.threads), FIGURES, device="cpu")
+                    for s in seeds]
         else:
             params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
             runs = [_refit_ours(name, params, final, s, fit) for s in seeds]
@@ -287,9 +261,7 @@ def main(argv=None) -> int:
                      f"{r['recall@10']['mean']:>8.4f} ± {r['recall@10']['se']:.4f}  {r['valid_ndcg@10']:.4f}  "
                      f"{t['complete']}/{t['run']}  {r['best_params']}")
     lines.append(f"(written to {path})")
-    print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(json.dumps(out, default=float))
+    emit(out, "\n".join(lines), args.json, default=float)
     return 0
 
 

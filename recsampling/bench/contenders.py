@@ -93,7 +93,7 @@ class Contender:
         return f"{self.library} + {self.method}"
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
         """Fit on ``train`` (an Interactions) with ``params``; see the subclasses for their keys.
 
         Parameters
@@ -110,7 +110,11 @@ class Contender:
             Ours' training device (peers run on the CPU).
         on_checkpoint : callable, optional
             ``on_checkpoint(step, model, sampler)`` after every epoch (ours) or every tenth of the
-            iterations (a factor peer); may raise to stop the fit (e.g. ``optuna.TrialPruned``).
+            iterations and the last (a factor peer); may raise to stop the fit (e.g.
+            ``optuna.TrialPruned``). A peer without iterations never calls it.
+        checkpoint_every : int, optional
+            Call ``on_checkpoint`` every that many epochs / iterations instead (a peer: and after
+            the last).
 
         Returns
         -------
@@ -129,7 +133,7 @@ class Ours(Contender):
     """
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
         from recsampling.models import make_model
         from recsampling.samplers import make_sampler
         from recsampling.train import Trainer
@@ -139,12 +143,26 @@ class Ours(Contender):
         model = make_model(self.library, train, factors=factors, random_state=random_state,
                            **p.pop("model_params", None) or {})
         sampler = make_sampler(self.method, **p.pop("sampler_params", None) or {})
-        callbacks = [] if on_checkpoint is None else [lambda epoch, logs: on_checkpoint(epoch + 1, model, sampler)]
+        every = _every(checkpoint_every, 1)
+
+        def callback(epoch, logs):
+            if (epoch + 1) % every == 0:
+                on_checkpoint(epoch + 1, model, sampler)
+
+        callbacks = [] if on_checkpoint is None else [callback]
         trainer = Trainer(**p, device=device, random_state=random_state, n_threads=n_threads, progress=False,
                           callbacks=callbacks)
         history = trainer.fit(model, sampler, train).history
         return Fit(model, float(sum(h["time"] for h in history)), int(sum(h["samples"] for h in history)),
                    float(history[-1]["loss"]) if history else float("nan"), sampler, history)
+
+
+def _every(given: int | None, default: int) -> int:
+    if given is None:
+        return default
+    if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or given < 1:
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {given!r}")
+    return int(given)
 
 
 class _Clock:
@@ -178,14 +196,14 @@ class ImplicitFactors(Contender):
     linestyle: str = "--"
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
         from threadpoolctl import threadpool_limits
 
         module, _, cls = self.estimator.partition(":")
         Est = getattr(importlib.import_module(module), cls)
         kw = dict(params)
         iterations = int(kw.pop("iterations"))
-        every = max(1, iterations // CHECKPOINTS)
+        every = _every(checkpoint_every, max(1, iterations // CHECKPOINTS))
         with threadpool_limits(1, "blas"):  # implicit parallelizes itself; a BLAS thread pool under it slows it down
             est = Est(**kw, iterations=iterations, num_threads=n_threads or 1, random_state=random_state)
             clock = _Clock()
@@ -208,7 +226,7 @@ class ImplicitItemKNN(Contender):
     """
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 
         similarity = params.get("similarity", "cosine")
@@ -231,7 +249,7 @@ class Popularity(Contender):
     """Every user ranks the items by their training clicks (no parameter): tables ``(1, counts)``."""
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
         start = time.perf_counter()
         counts = np.asarray(train.matrix.sum(axis=0)).ravel().astype(np.float32)
         tables = (np.ones((train.n_users, 1), np.float32), counts[:, None])
