@@ -83,7 +83,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -92,6 +91,9 @@ from pathlib import Path
 import numpy as np
 
 from recsampling._utils import positive_int
+from recsampling.bench.contenders import Ours
+from recsampling.bench.flags import add_flags, emit, write_results
+from recsampling.bench.report import mean_se_by, method_table
 from recsampling.propensity import DEFAULT_CLIP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,19 +188,13 @@ def sampler_for(method: str, args, train=None, overrides: dict | None = None) ->
 def fit_model(train, method: str, seed: int, args, hp: dict | None = None):
     """Train ``method`` on ``train``; ``hp`` (tuned ``lr``, ``l2``, ``factors`` and sampler knobs)
     overrides the command-line values."""
-    from recsampling.models import make_model
-    from recsampling.samplers import make_sampler
-    from recsampling.train import Trainer
-
     hp = dict(hp or {})
     name, params = sampler_for(method, args, train, hp)
-    sampler = make_sampler(name, **params)
-    model = make_model(args.model, train, factors=int(hp.get("factors", args.factors)), random_state=seed)
-    trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=hp.get("lr", args.lr),
-                      l2=hp.get("l2", args.l2), device=args.device, random_state=seed, backend="torch",
-                      n_threads=args.threads, progress=False)
-    trainer.fit(model, sampler, train)
-    return model
+    fit = Ours(args.model, name).fit(train, dict(factors=int(hp.get("factors", args.factors)), sampler_params=params,
+                                                 epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
+                                                 lr=hp.get("lr", args.lr), l2=hp.get("l2", args.l2), backend="torch"),
+                                     seed, n_threads=args.threads, device=args.device)
+    return fit.model
 
 
 def run_one(task, rare_items: np.ndarray, method: str, seed: int, args, hp: dict | None = None) -> dict:
@@ -336,30 +332,6 @@ def n_rel_in(cand: np.ndarray, test, per_user) -> np.ndarray:
     rows, cols = np.nonzero(cand >= 0)
     cand_m = sp.csr_matrix((np.ones(rows.size), (rows, cand[rows, cols])), shape=test.shape)
     return np.asarray(test.matrix.astype(bool).multiply(cand_m).sum(1)).ravel()[per_user.index.to_numpy()]
-
-
-def summarize(per_seed: dict[str, list[dict]]) -> dict:
-    """Per method: each figure's mean and standard error over the seeds (:func:`recsampling.bench.report.mean_se`)."""
-    from recsampling.bench.report import mean_se
-
-    return {method: mean_se(runs) for method, runs in per_seed.items()}
-
-
-def table(summary: dict, group: str, metrics: list[str]) -> str:
-    head = "| method | " + " | ".join(metrics) + " |"
-    sep = "|---|" + "---|" * len(metrics)
-    rows = [head, sep]
-    for method, d in summary.items():
-        cells = []
-        for m in metrics:
-            key = f"{group}/{m}" if group else m
-            if key not in d:
-                cells.append("")
-                continue
-            se = d.get(key + "_se")
-            cells.append(f"{d[key]:.4f}" + (f" ± {se:.4f}" if se is not None else ""))
-        rows.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
 
 
 # ================================================================================================
@@ -892,7 +864,7 @@ class AuthorsEvaluation:
         rng = np.random.default_rng(0)
         runs = [authors_metrics(item_counts[self.items] + rng.random(self.items.shape), self.mask, self.rel)
                 for _ in range(n_ties)]
-        pop = summarize({"popularity": [{k: v for k, v in x.items() if k != "n_users"} for x in runs]})["popularity"]
+        pop = mean_se_by({"popularity": [{k: v for k, v in x.items() if k != "n_users"} for x in runs]})["popularity"]
         return {"random": rand, "popularity": pop}
 
 
@@ -977,7 +949,7 @@ def run_authors(args, methods: list[str]) -> dict:
             per_seed[m].append({**ev(model), "fit_s": fit_s})
             print(f"# seed {seed} {m:6s} dcg@5={per_seed[m][-1]['dcg@5']:.4f} ({fit_s:.1f}s)", file=sys.stderr,
                   flush=True)
-    summary = summarize(per_seed)
+    summary = mean_se_by(per_seed)
     ratios = {}
     if "bpr" in summary:
         for m in methods:
@@ -1025,7 +997,7 @@ def authors_markdown(result: dict, args) -> str:
     info = result["data"]
     md = [f"### {args.dataset}, the authors' protocol (mean ± s.e. over {args.seeds} runs; "
           f"{info['test_users_with_relevant']} of {info['test_users']} test users have a relevant test item)", "",
-          table(summary, "", cols), "",
+          method_table(summary, group="", metrics=cols), "",
           "| baseline | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     md.append("| random order (expected) | " + " | ".join(f"{base['random'][c]:.4f}" for c in cols) + " |")
     pop = base["popularity"]
@@ -1115,19 +1087,16 @@ def main_authors(args) -> int:
                                             "authors_params", "authors_redraw", "tune", "tune_seed", "quick")}
     result.update({"config": config, "threads": args.threads, "python": platform.python_version(),
                    "torch": torch.__version__})
-    text = authors_markdown(result, args)
-    if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stem = f"mnar_{args.dataset}_authors" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
-        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
-        (RESULTS / f"{stem}.md").write_text(text + "\n")
-    if args.json:
-        print(text, file=sys.stderr)
-        print(json.dumps(result))
-    else:
-        print(text)
-        print(f"wall time {result['wall_s']:.1f}s")
+    _output(result, authors_markdown(result, args), f"mnar_{args.dataset}_authors", args)
     return 0
+
+
+def _output(result: dict, text: str, stem: str, args) -> None:
+    """Write ``<stem>[_quick][_<tag>].json/.md`` (unless ``--no-write``) and print the text (and the JSON)."""
+    if not args.no_write:
+        write_results(RESULTS, stem + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""),
+                      result, text)
+    emit(result, text, args.json, footer=f"wall time {result['wall_s']:.1f}s")
 
 
 def main(argv=None) -> int:
@@ -1137,10 +1106,13 @@ def main(argv=None) -> int:
     p.add_argument("--protocol", choices=("ours", "authors"), default="ours",
                    help="ours (default): this package's samplers, metrics and tuning; authors: the preprocessing, "
                         "training loops, tuned settings and metrics of usaito/unbiased-pairwise-rec (Coat, Yahoo! R3)")
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
-                   help="folder holding coat/ (and yahoo-r3/); default ../shared/data")
-    p.add_argument("--seeds", type=positive_int, default=None,
-                   help="seeds (model init, sampling; a new world on synthetic); default 5, 10 with --protocol authors")
+    add_flags(p, "data_dir", "seeds", "threads", "quick", "json", "no_write", "tag", defaults={"seeds": None},
+              helps={"data_dir": "folder holding coat/ (and yahoo-r3/); default ../shared/data",
+                     "seeds": "seeds (model init, sampling; a new world on synthetic); default 5, 10 with --protocol "
+                              "authors",
+                     "threads": "torch CPU threads (1 is fastest for these small models on a shared machine)",
+                     "quick": "a tiny run: 2 seeds, few epochs, a small world",
+                     "tag": "suffix of the result files (mnar_<dataset>[_<tag>].json/.md)"})
     p.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS + EXTRA_METHODS)
                    + " (default: " + ",".join(METHODS) + "); with --protocol authors of " + ",".join(AUTHORS_METHODS))
     p.add_argument("--model", default="mf", choices=("mf", "twotower"))
@@ -1164,8 +1136,6 @@ def main(argv=None) -> int:
                         "with --protocol authors their tuned value")
     p.add_argument("--rare-quantile", type=float, default=0.5)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch CPU threads (1 is fastest for these small models on a shared machine)")
     p.add_argument("--propensity-norm", default="max", choices=("max", "users", "flat"),
                    help="popularity propensities (Rel-MF, UBPR): (n_i / max n)^eta (the WSDM paper), "
                         "(n_i / n_users)^eta (the authors' Coat preprocessing), or 'flat': one value "
@@ -1180,10 +1150,6 @@ def main(argv=None) -> int:
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of each user's clicks held out by --tune")
     p.add_argument("--tune-seed", type=int, default=0,
                    help="seed of --tune's validation split, TPE sampler and trial fits (and of the synthetic world tuned on)")
-    p.add_argument("--quick", action="store_true", help="a tiny run: 2 seeds, few epochs, a small world")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
-    p.add_argument("--tag", default="", help="suffix of the result files (mnar_<dataset>[_<tag>].json/.md)")
     g = p.add_argument_group("--protocol authors")
     g.add_argument("--max-iters", type=positive_int, default=None,
                    help=f"training steps (batches) per fit; default {AUTHORS_TRAINING['max_iters']}")
@@ -1255,7 +1221,7 @@ def main(argv=None) -> int:
             print(f"# seed {seed} {m:22s} dcg@5={per_seed[m][-1]['all/dcg@5']:.4f} "
                   f"recall@5={per_seed[m][-1]['all/recall@5']:.4f} ({per_seed[m][-1]['fit_s']:.1f}s)",
                   file=sys.stderr, flush=True)
-    summary = summarize(per_seed)
+    summary = mean_se_by(per_seed)
 
     ratios = {}
     for m in methods:
@@ -1276,22 +1242,22 @@ def main(argv=None) -> int:
 
     cols = [f"{m}@{k}" for m in BASE_METRICS for k in KS]
     md = [f"### {args.dataset}: randomized test, each user's test items ranked (mean ± s.e. over {args.seeds} seeds)",
-          "", table(summary, "all", cols), "",
+          "", method_table(summary, group="all", metrics=cols), "",
           f"Rare items (training clicks <= {info['rare_item_max_clicks']:g}; {info['rare_items']} of "
-          f"{info['n_items']} items):", "", table(summary, "rare", cols), ""]
+          f"{info['n_items']} items):", "", method_table(summary, group="rare", metrics=cols), ""]
     md += ["Share of rare items in each user's top K of all test items (random order: "
            f"{next(iter(summary.values()))['all/rare_share_random']:.3f}):", "",
-           table(summary, "all", [f"rare_share@{k}" for k in KS]), ""]
+           method_table(summary, group="all", metrics=[f"rare_share@{k}" for k in KS]), ""]
     md += ["DCG normalized by the user's relevant test items (Saito et al.'s scale):", "",
-           table(summary, "all", [f"dcg_norm@{k}" for k in KS]), ""]
+           method_table(summary, group="all", metrics=[f"dcg_norm@{k}" for k in KS]), ""]
     if "authors/dcg@5" in next(iter(summary.values())):
         md += ["The same models under the authors' metrics (ratings of 5 relevant, ranks 1 and 2 both weighted 1, "
                "normalised by the user's relevant items, every test user in the mean; `--protocol authors`):", "",
-               table(summary, "authors", cols), ""]
+               method_table(summary, group="authors", metrics=cols), ""]
     if args.dataset == "synthetic":
         tcols = [f"{m}@{k}" for m in ("true_dcg", "true_ndcg", "true_recall") for k in KS]
-        md += ["True relevance (all test items):", "", table(summary, "all", tcols), "",
-               "True relevance (rare test items):", "", table(summary, "rare", tcols), "",
+        md += ["True relevance (all test items):", "", method_table(summary, group="all", metrics=tcols), "",
+               "True relevance (rare test items):", "", method_table(summary, group="rare", metrics=tcols), "",
                f"Ideal loss (delta={args.delta}) over all user-item pairs from the true relevance, the objective "
                "Rel-MF's estimator targets (lower is better; pointwise methods only are calibrated):", "",
                "| method | ideal loss |", "|---|---|"]
@@ -1307,18 +1273,7 @@ def main(argv=None) -> int:
             vals = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["best_params"].items())
             md.append(f"| {m} | {t['best_value']:.4f} | {vals} |")
         md.append("")
-    text = "\n".join(md)
-    if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stem = f"mnar_{args.dataset}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
-        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
-        (RESULTS / f"{stem}.md").write_text(text + "\n")
-    if args.json:
-        print(text, file=sys.stderr)
-        print(json.dumps(result))
-    else:
-        print(text)
-        print(f"wall time {result['wall_s']:.1f}s")
+    _output(result, "\n".join(md), f"mnar_{args.dataset}", args)
     return 0
 
 
