@@ -86,6 +86,9 @@ from pathlib import Path
 import numpy as np
 
 from recsampling._utils import positive_int
+from recsampling.bench.contenders import Ours
+from recsampling.bench.flags import add_flags, write_results
+from recsampling.bench.report import mean_se_by, method_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -104,13 +107,13 @@ REC_TRAIN = {"synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005,
 
 
 # ----------------------------------------------------------------------------------- setting 1
-def _ranker(kind: str, train, seed: int, factors: int, hidden: tuple = (), item_bias: bool = False):
-    from recsampling.models import make_model
-
-    if kind == "twotower":
-        return make_model("twotower", train, factors=factors, hidden=hidden, use_ids=False, item_bias=item_bias,
-                          random_state=seed)
-    return make_model("mf", train, factors=factors, random_state=seed)
+def _fit(kind: str, sampler: str, train, seed: int, train_params: dict, sampler_params: dict, hidden: tuple = (),
+         item_bias: bool = False):
+    """Fit ``kind`` (``mf``, or the feature-only ``twotower``) with ``sampler`` on the torch path; ``(model, sampler)``."""
+    model_params = dict(hidden=hidden, use_ids=False, item_bias=item_bias) if kind == "twotower" else {}
+    fit = Ours(kind, sampler).fit(train, dict(train_params, model_params=model_params, sampler_params=sampler_params,
+                                              backend="torch"), seed, device="cpu")
+    return fit.model, fit.sampler
 
 
 def _true_ndcg10(model, relevance: np.ndarray) -> float:
@@ -172,8 +175,6 @@ def _log_relevance_scores(model, users: np.ndarray, items: np.ndarray, link: str
 
 def run_positions(eta: float, seed: int, args) -> dict:
     from recsampling.data.synthetic import make_world
-    from recsampling.samplers.dla import DLASampler
-    from recsampling.train import Trainer
 
     world_cfg = dict(POS_QUICK_WORLD if args.quick else POS_WORLD)
     if args.feature_noise is not None:
@@ -189,13 +190,13 @@ def run_positions(eta: float, seed: int, args) -> dict:
                                                                else logs.clicks).sum())}
     for method in args.pos_methods:
         fixed = {"clicks_naive": np.ones_like(theta), "ips_true_propensity": theta, "dla": None}[method]
-        sampler = DLASampler(logs=logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
-                             max_weight=args.max_weight, relevance_link=args.relevance_link)
-        model = _ranker(args.ranker, world.clicks, seed, args.factors, args.hidden, args.item_bias)
-        trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                          l2=args.l2, device="cpu", random_state=seed, backend="torch", progress=False)
         t0 = time.perf_counter()
-        trainer.fit(model, sampler, world.clicks)
+        model, sampler = _fit(args.ranker, "dla", world.clicks, seed,
+                              dict(factors=args.factors, epochs=args.epochs, batch_size=args.batch_size,
+                                   optimizer=args.optimizer, lr=args.lr, l2=args.l2),
+                              dict(logs=logs, fixed_propensity=fixed, propensity_lr=args.propensity_lr,
+                                   max_weight=args.max_weight, relevance_link=args.relevance_link),
+                              args.hidden, args.item_bias)
         fit_s = time.perf_counter() - t0
         r = {"ndcg@10": _true_ndcg10(model, np.asarray(world.relevance)), "fit_s": fit_s}
         if method == "dla":
@@ -254,31 +255,25 @@ def _rec_task(dataset: str, seed: int, args):
         return None
 
 
-def _rec_sampler(method: str, args, n_items: int):
-    from recsampling.samplers import make_sampler
-
+def _rec_sampler(method: str, args, n_items: int) -> tuple[str, dict]:
+    """The sampler of a setting-2 method and its parameters."""
     if method == "naive":
-        return make_sampler("pointwise", n_negatives=4)
+        return "pointwise", dict(n_negatives=4)
     if method == "relmf":
-        return make_sampler("relmf", n_negatives=4, propensities="popularity", eta=0.5, clip=0.1)
+        return "relmf", dict(n_negatives=4, propensities="popularity", eta=0.5, clip=0.1)
     if method == "softmax_naive":
-        return make_sampler("dla", n_sampled=args.n_sampled, fixed_propensity=np.ones(n_items))
-    return make_sampler("dla", n_sampled=args.n_sampled, propensity_lr=args.rec_propensity_lr,
-                        relevance_link="sigmoid" if method == "dla_sigmoid" else "exp")
+        return "dla", dict(n_sampled=args.n_sampled, fixed_propensity=np.ones(n_items))
+    return "dla", dict(n_sampled=args.n_sampled, propensity_lr=args.rec_propensity_lr,
+                       relevance_link="sigmoid" if method == "dla_sigmoid" else "exp")
 
 
 def run_rec(task, dataset: str, method: str, seed: int, args) -> dict:
-    from recsampling.train import Trainer
-
-    cfg = dict(REC_TRAIN[dataset])
+    cfg = dict(REC_TRAIN[dataset], optimizer="adam")
     if args.quick:
         cfg["epochs"] = 3
-    sampler = _rec_sampler(method, args, task.train.n_items)
-    model = _ranker(args.rec_ranker, task.train, seed, cfg["factors"])
-    trainer = Trainer(epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer="adam", lr=cfg["lr"],
-                      l2=cfg["l2"], device="cpu", random_state=seed, backend="torch", progress=False)
+    name, params = _rec_sampler(method, args, task.train.n_items)
     t0 = time.perf_counter()
-    trainer.fit(model, sampler, task.train)
+    model, sampler = _fit(args.rec_ranker, name, task.train, seed, cfg, params)
     out = {"fit_s": time.perf_counter() - t0}
     metrics = ["dcg", "recall", "map"] + (["true_ndcg"] if task.relevance is not None else [])
     d = task.evaluate(model, metrics=metrics, device="cpu").to_dict()
@@ -327,10 +322,7 @@ def print_tables(result: dict) -> None:
         if "true_ndcg@5" in next(iter(summ.values())):
             keys.append("true_ndcg@5")
         print(f"\n## Setting 2: {ds} (rank the randomized test items)\n")
-        print("| method | " + " | ".join(keys) + " |")
-        print("|---|" + "---|" * len(keys))
-        for m, d in summ.items():
-            print(f"| {m} | " + " | ".join(_fmt(d, k) for k in keys) + " |")
+        print(method_table(summ, keys))
         for m in ("dla", "dla_sigmoid"):
             dla = summ.get(m, {})
             if "spearman_learned_vs_true" in dla:
@@ -342,7 +334,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--etas", default="0.5,1,2", help="comma-separated position-bias exponents")
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds (a new world per seed)")
+    add_flags(p, "seeds", "data_dir", "threads", "quick", "json", "no_write", "tag",
+              helps={"seeds": "seeds (a new world per seed)", "threads": "torch CPU threads",
+                     "quick": "a tiny run: small worlds, 2 seeds, few epochs"})
     p.add_argument("--lists", type=positive_int, default=None,
                    help="logged lists per world (default 300000; quick 8000)")
     p.add_argument("--ranker", default="twotower", choices=("twotower", "mf"), help="relevance model of setting 1")
@@ -383,12 +377,6 @@ def main(argv=None) -> int:
     p.add_argument("--rec-ranker", default="mf", choices=("mf", "twotower"),
                    help="setting 2 relevance model: MF (ID embeddings) or the feature-only two-tower of setting 1")
     p.add_argument("--n-sampled", type=int, default=20, help="setting 2: unclicked items per candidate set")
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
-    p.add_argument("--quick", action="store_true", help="a tiny run: small worlds, 2 seeds, few epochs")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
-    p.add_argument("--tag", default="", help="suffix of the results file name (for ablations)")
     args = p.parse_args(argv)
 
     import torch
@@ -439,8 +427,6 @@ def main(argv=None) -> int:
         result[f"eta={eta}"]["ndcg@10"] = {m: d[f"ndcg@10/{m}"] for m in args.pos_methods}
 
     if args.setting2:
-        from recsampling.bench.report import mean_se
-
         summary2, not_done = {}, []
         for ds in [x for x in args.datasets.split(",") if x]:
             per = {m: [] for m in args.rec_methods}
@@ -453,7 +439,7 @@ def main(argv=None) -> int:
             if not per[args.rec_methods[0]]:
                 not_done.append(ds)
                 continue
-            summary2[ds] = {m: mean_se(r) for m, r in per.items()}
+            summary2[ds] = mean_se_by(per)
             print(f"[dla_positions] setting 2 {ds} done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
         result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
                                              propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,
@@ -467,7 +453,6 @@ def main(argv=None) -> int:
     if not args.json:
         print_tables(result)
     if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
                 + ("_logrel" if args.logging_ranker == "relevance" and not args.logging_bias else "")
                 + (f"_labels{args.logging_labels}" if args.logging_labels != 2000 else "")
@@ -476,7 +461,7 @@ def main(argv=None) -> int:
                 + ("_setting2" if args.setting2 else "")
                 + ("_twotower" if args.setting2 and args.rec_ranker == "twotower" else "")
                 + (f"_{args.tag}" if args.tag else ""))
-        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        write_results(RESULTS, stem, result)
     if args.json:
         print(json.dumps(result))
     return 0

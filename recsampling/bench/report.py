@@ -70,15 +70,15 @@ def method_table(summary: Mapping[str, dict], metrics: Sequence[str], group: str
         A key prefix: column ``m`` reads ``"<group>/m"`` (none when empty).
     digits : int
     suffix : str
-        Of the standard errors; a figure without one shows its mean only, a missing figure an
-        empty cell.
+        Of the standard errors; a figure without one shows its mean only, a missing (or None)
+        figure an empty cell.
     """
     rows = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for method, d in summary.items():
         cells = []
         for m in metrics:
             key = f"{group}/{m}" if group else m
-            if key not in d:
+            if d.get(key) is None:
                 cells.append("")
                 continue
             se = d.get(key + suffix)
