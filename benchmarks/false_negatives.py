@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from recsampling._utils import to_jsonable
+from recsampling.bench.flags import add_flags
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
 WORLD = dict(n_users=300, n_items=500, target_interactions=15_000)  # the suite's --quick world
@@ -84,14 +85,12 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated sampler names")
-    p.add_argument("--seeds", type=int, default=3)
+    add_flags(p, "seeds", "threads", "quick", "json", defaults={"threads": 2},
+              helps={"quick": "1 seed, 2 epochs, a 100 x 150 world"})
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rows", type=int, default=20_000, help="rows of negatives drawn per measurement")
     p.add_argument("--model", default="mf")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, a 100 x 150 world")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "false_negatives.json"))
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     a = p.parse_args(argv)
     kw = dict(samplers=tuple(a.samplers.split(",")), seeds=tuple(range(a.seeds)), epochs=a.epochs, rows=a.rows,
               model=a.model, threads=a.threads)

@@ -29,12 +29,10 @@ from pathlib import Path
 
 import torch
 
-from recsampling._utils import positive_int
-from recsampling.models import make_model
-from recsampling.samplers import make_sampler
-from recsampling.bench.report import mean_se
+from recsampling.bench.contenders import Ours
+from recsampling.bench.flags import add_flags
+from recsampling.bench.report import mean_se_by
 from recsampling.tasks import load_task
-from recsampling.train import Trainer
 
 METRICS = ("ndcg", "recall", "precision")
 
@@ -43,9 +41,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m"])
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    add_flags(p, "data_dir", "seeds", "threads", "json")
     p.add_argument("--threshold", type=float, default=4.0, help="rating threshold of a voted item")
-    p.add_argument("--seeds", type=positive_int, default=3)
     p.add_argument("--factors", type=int, default=32)
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs")
     p.add_argument("--patience", type=int, default=3)
@@ -57,9 +54,7 @@ def main(argv=None) -> dict:
     p.add_argument("--methods", nargs="+", default=["bpr", "bpo", "nbpo"],
                    choices=["bpr", "bpo", "nbpo", "nbpo_const"],
                    help="nbpo_const: NBPO with a fixed flip rate of 0.5 (flip='constant'), the ablation")
-    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", default=None, help="default: benchmarks/results/nbpo_<dataset>.json")
-    p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -76,10 +71,11 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             best = None
             for l2 in args.l2:
-                model = make_model("mf", task.train, factors=args.factors, random_state=seed)
-                fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=l2, device="cpu",
-                              random_state=seed, progress=False, patience=args.patience, metric="ndcg@10").fit(
-                    model, make_sampler(params[name][0], **params[name][1]), task.train, valid=task.valid)
+                done = Ours("mf", params[name][0]).fit(
+                    task.train, dict(factors=args.factors, sampler_params=params[name][1], epochs=args.epochs,
+                                     batch_size=args.batch_size, lr=args.lr, l2=l2, patience=args.patience,
+                                     metric="ndcg@10"), seed, valid=task.valid)
+                model, fit = done.model, done.result
                 if best is None or fit.best_metric > best[0]:
                     best = (fit.best_metric, l2, model, fit)
             _, l2, model, fit = best
@@ -91,7 +87,7 @@ def main(argv=None) -> dict:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "
                       f"(best epoch {fit.best_epoch}, {row['fit_s']:.0f}s)", file=sys.stderr)
 
-    summary: dict = {name: mean_se(rows, suffix="_sem", always=True) for name, rows in runs.items()}
+    summary: dict = mean_se_by(runs, suffix="_sem", always=True)
     if "nbpo" in summary and "bpo" in summary:
         summary["nbpo_vs_bpo_ndcg@10"] = summary["nbpo"]["ndcg@10"] / summary["bpo"]["ndcg@10"]
     if "nbpo" in summary and "bpr" in summary:

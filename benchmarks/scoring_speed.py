@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from recsampling._utils import positive_int
+from recsampling.bench.flags import add_flags
 
 
 def _parse() -> argparse.Namespace:
@@ -44,10 +45,10 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--seen", type=int, default=1_000_000, help="seen (excluded) pairs, about (default 1e6)")
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
     p.add_argument("--repeats", type=positive_int, default=7, help="timed repeats of each contender (default 7)")
-    p.add_argument("--threads", type=positive_int, default=2, help="threads for torch and implicit (default 2)")
+    add_flags(p, "threads", "seed", "json", defaults={"threads": 2},
+              helps={"threads": "threads for torch and implicit (default 2)", "seed": "seed of the tables (default 0)"})
     p.add_argument("--device", default="cpu", help="device of our topk and the matmul (default cpu; 'auto', 'cuda')")
     p.add_argument("--memory-budget-mb", type=float, default=256, help="topk memory budget (default 256)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-implicit", action="store_true", help="skip the implicit baseline")
     p.add_argument("--large", action="store_true", help="also run the 100k x 200k case")
     p.add_argument("--large-users", type=int, default=10_000,
@@ -55,7 +56,6 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--large-seen", type=int, default=10_000_000, help="seen pairs in the large case (default 1e7)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "scoring_speed.json"),
                    help="where to write the JSON results")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     return p.parse_args()
 
 

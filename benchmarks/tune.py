@@ -19,13 +19,16 @@ import optuna
 import torch
 
 from recsampling._utils import positive_int
+from recsampling.bench.flags import add_flags
 from recsampling.tasks import load_task
 from recsampling.tuning import run_study, save_plots
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny world (200 users x 300 items), 3 epochs, 8 trials")
+    add_flags(p, "quick", "seed", "threads", "json",
+              helps={"quick": "tiny world (200 users x 300 items), 3 epochs, 8 trials",
+                     "seed": "seed of the world, the split and the TPE sampler (default 0)"})
     p.add_argument("--model", default="mf")
     p.add_argument("--sampler", default="bpr")
     p.add_argument("--trials", type=positive_int, default=None, help="trials run by this call (default 8 quick, 30)")
@@ -35,9 +38,6 @@ def main(argv=None) -> dict:
     p.add_argument("--study", default=None, help="study name (default MODEL-SAMPLER[-quick])")
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     p.add_argument("--metric", default="ndcg@10")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=positive_int, default=1)
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="save Optuna's history and parameter-importance plots as PNGs in DIR")
     a = p.parse_args(argv)

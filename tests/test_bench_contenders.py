@@ -83,3 +83,15 @@ def test_item_knn_rejects_an_unknown_similarity(rng):
 def test_every_peer_has_a_distinct_label():
     labels = [c.label for c in PEERS]
     assert len(set(labels)) == len(labels) and peer("implicit", "nope") is None
+
+
+def test_ours_selects_on_a_validation_set_and_checkpoints_every_k_epochs(rng):
+    train, valid = _world(np.random.default_rng(3)), _world(np.random.default_rng(3), test=True)
+    steps = []
+    fit = Ours("mf", "bpr").fit(train, dict(factors=8, epochs=4, batch_size=64, lr=0.05, metric="ndcg@5"), 0,
+                                valid=valid, checkpoint_every=2,
+                                on_checkpoint=lambda step, model, sampler: steps.append(step))
+    assert steps == [2, 4]
+    assert fit.result.best_epoch is not None and "ndcg@5" in fit.history[-1]
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        Ours("mf", "bpr").fit(train, dict(epochs=1), 0, checkpoint_every=0)

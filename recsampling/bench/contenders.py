@@ -54,8 +54,8 @@ class Fit:
         Last training loss (NaN for a peer, which reports none).
     sampler : Sampler, optional
         Ours' fitted sampler (its learned parameters, its diagnostics); None for a peer.
-    history : list of dict
-        Ours' per-epoch history (:attr:`recsampling.train.TrainResult.history`); empty for a peer.
+    result : TrainResult, optional
+        Ours' :class:`recsampling.train.TrainResult` (history, best epoch and metric); None for a peer.
     """
 
     model: object
@@ -63,7 +63,12 @@ class Fit:
     samples: int
     loss: float = float("nan")
     sampler: object = None
-    history: list = field(default_factory=list)
+    result: object = None
+
+    @property
+    def history(self) -> list:
+        """Ours' per-epoch history; empty for a peer."""
+        return [] if self.result is None else self.result.history
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,12 @@ class Ours(Contender):
 
     ``params`` keys: ``factors`` (default 32), ``model_params`` and ``sampler_params`` (dicts), and
     every other key goes to :class:`recsampling.train.Trainer` (``epochs``, ``batch_size``,
-    ``optimizer``, ``lr``, ``l2``, ``backend``, ...).
+    ``optimizer``, ``lr``, ``l2``, ``backend``, ``patience``, ``metric``, ...). ``valid`` (ours
+    only): the Interactions the Trainer scores after each epoch for early stopping.
     """
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
-            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
+            on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None, valid=None) -> Fit:
         from recsampling.models import make_model
         from recsampling.samplers import make_sampler
         from recsampling.train import Trainer
@@ -152,9 +158,10 @@ class Ours(Contender):
         callbacks = [] if on_checkpoint is None else [callback]
         trainer = Trainer(**p, device=device, random_state=random_state, n_threads=n_threads, progress=False,
                           callbacks=callbacks)
-        history = trainer.fit(model, sampler, train).history
+        result = trainer.fit(model, sampler, train, valid=valid)
+        history = result.history
         return Fit(model, float(sum(h["time"] for h in history)), int(sum(h["samples"] for h in history)),
-                   float(history[-1]["loss"]) if history else float("nan"), sampler, history)
+                   float(history[-1]["loss"]) if history else float("nan"), sampler, result)
 
 
 def _every(given: int | None, default: int) -> int:
