@@ -109,7 +109,7 @@ REC_TRAIN = {"synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005,
 # ----------------------------------------------------------------------------------- setting 1
 def _fit(kind: str, sampler: str, train, seed: int, train_params: dict, sampler_params: dict, hidden: tuple = (),
          item_bias: bool = False):
-    """Fit ``kind`` (``mf``, or the feature-only ``twotower``) with ``sampler`` on the torch path; ``(model, sampler)``."""
+    """Fit ``kind`` (``mf`` or the feature-only ``twotower``) with ``sampler``, torch path; ``(model, sampler)``."""
     model_params = dict(hidden=hidden, use_ids=False, item_bias=item_bias) if kind == "twotower" else {}
     fit = Ours(kind, sampler).fit(train, dict(train_params, model_params=model_params, sampler_params=sampler_params,
                                               backend="torch"), seed, device="cpu")

@@ -47,7 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FIGURES = ("ndcg@10", "recall@10")
 #: the peers by their names here -> their (library, method) in :data:`recsampling.bench.contenders.PEERS`
 PEERS = {"implicit+als": ("implicit", "als"), "implicit+bpr": ("implicit", "bpr"),
-         "implicit+itemknn": ("implicit", "itemknn"), "popularity": ("baseline", "popularity")}
+         "implicit+itemknn": ("implicit", "itemknn"), "popularity": ("baseline", "most_popular")}
 #: the tiny synthetic world of --quick
 QUICK_WORLD = dict(n_users=120, n_items=150, target_interactions=3000, n_logged_lists=0)
 

@@ -147,10 +147,12 @@ class Cell:
 
 
 # ------------------------------------------------------------------------------------- contenders
-#: the peers' models in the grid, each with its own defaults (their documentation): implicit's
-#: factor models (its item-kNN and the popularity order, :data:`recsampling.bench.contenders.PEERS`,
-#: are left out so that the grid and its results stay what they were)
-CONTENDERS: tuple[Contender, ...] = tuple(c for c in PEERS if isinstance(c, ImplicitFactors))
+#: the peers' models in the grid, each with its own defaults (their documentation)
+CONTENDERS: tuple[Contender, ...] = PEERS
+#: peers that join a run only when ``samplers`` names them (``--samplers itemknn,most_popular``):
+#: implicit's item-kNN and the popularity order (``baseline + most_popular``), so that the default
+#: grid and its results stay as they were
+_OPT_IN = tuple(c for c in PEERS if not isinstance(c, ImplicitFactors))
 
 
 def _contender(model: str, method: str) -> Contender:
@@ -162,8 +164,13 @@ def _is_peer(model: str, method: str) -> bool:
     return any(c.library == model and c.method == method for c in CONTENDERS)
 
 
-def grid() -> dict[str, tuple[str, ...]]:
+def grid(opt_in: bool = False) -> dict[str, tuple[str, ...]]:
     """The methods of each model of the grid, derived from the registries.
+
+    Parameters
+    ----------
+    opt_in : bool
+        Also the peers that run only when asked for by name (implicit's item-kNN, popularity).
 
     Returns
     -------
@@ -177,6 +184,8 @@ def grid() -> dict[str, tuple[str, ...]]:
 
     out = {model: tuple(samplers_for(model)) for model in MODELS.classes()}
     for c in CONTENDERS:
+        if c in _OPT_IN and not opt_in:
+            continue
         if c.library in MODELS:
             logger.warning("the registered model %r hides the peer contender %s", c.library, c.label)
             continue
@@ -213,11 +222,18 @@ def plan(datasets: Sequence[str], models: Sequence[str] | None, seeds: Sequence[
     """The cells of the grid, in run order (data set, model, method, seed).
 
     ``models`` None takes every model of :func:`grid`; ``samplers`` (optional) keeps only those
-    methods; ``tuned`` maps ``(dataset or None, model, sampler)`` to a configuration of
+    methods (and adds the opt-in peers it names, e.g. ``"itemknn"``, ``"most_popular"``); ``tuned``
+    maps ``(dataset or None, model, sampler)`` to a configuration of
     :func:`recsampling.tuning.load_tuned`.
     """
-    g = grid()
-    models = list(g) if models is None else list(models)
+    g = grid(opt_in=True)
+    asked = set(samplers or ())
+
+    def methods(model: str) -> list[str]:
+        return [s for s in g[model] if (samplers is None or s in asked)
+                and (s in asked or not any(c.library == model and c.method == s for c in _OPT_IN))]
+
+    models = [m for m in g if m in grid() or methods(m)] if models is None else list(models)
     unknown = [m for m in models if m not in g]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; expected some of {sorted(g)}")
@@ -231,9 +247,7 @@ def plan(datasets: Sequence[str], models: Sequence[str] | None, seeds: Sequence[
         if d not in DATASETS:
             raise ValueError(f"unknown suite dataset {d!r}; expected some of {sorted(DATASETS)}")
         for m in models:
-            for s in g[m]:
-                if samplers is not None and s not in samplers:
-                    continue
+            for s in methods(m):
                 cfg = _cell_config(d, m, s, quick, epochs, tuned)
                 cells.extend(Cell(d, m, s, int(seed), cfg) for seed in seeds)
     return cells
@@ -387,7 +401,7 @@ def run_suite(out, datasets: Sequence[str] = ("synthetic",), models: Sequence[st
 # ------------------------------------------------------------------------------------- reports
 def _order(rec: dict) -> tuple:
     """Sort key of a record: data sets, models and methods in the order of DATASETS and the grid."""
-    g = grid()
+    g = grid(opt_in=True)
     ds, models = list(DATASETS), list(g)
     methods = g.get(rec["model"], ())
     return (ds.index(rec["dataset"]) if rec["dataset"] in ds else len(ds),
@@ -445,7 +459,7 @@ def aggregate(out, plots: bool = True, keys: set | None = None) -> tuple[dict, o
     if plots:
         from recsampling.bench.plots import false_negative_plots, suite_plots
 
-        files["plots"] = (suite_plots(summary, curves, out, _metrics(), grid(), _peer_style)
+        files["plots"] = (suite_plots(summary, curves, out, _metrics(), grid(opt_in=True), _peer_style)
                           + false_negative_plots(recs, out, _metrics()))
     return files, summary
 
@@ -467,7 +481,8 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
                         "libraries (implicit); default: all")
     p.add_argument("--samplers", default=None,
                    help="comma-separated subset of the methods: registered samplers (plug-ins included) and the "
-                        "peers' models (default: all)")
+                        "peers' models (default: all; implicit's itemknn and baseline's most_popular, the "
+                        "popularity order, join only when named here)")
     p.add_argument("--seeds", type=positive_int, default=None, help="seeds per cell (default 3; --quick 2)")
     p.add_argument("--epochs", type=int, default=None,
                    help="override every data set's epochs (our models; implicit keeps its iterations)")
@@ -507,8 +522,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
         print(Path(files["markdown"]).read_text())
         print(f"report of {int(table['n_seeds'].sum())} finished cells written to {a.out}")
         if a.json:
-            print(json.dumps(to_jsonable({"out": str(a.out), **files, "results": report.results_by_dataset(table, _metrics()),
-                                          "false_negative_rate": report.false_negative_rates(CellStore(a.out).records())})))
+            print(json.dumps(to_jsonable({
+                "out": str(a.out), **files, "results": report.results_by_dataset(table, _metrics()),
+                "false_negative_rate": report.false_negative_rates(CellStore(a.out).records())})))
         return 0
     datasets = _split_list(a.datasets) or (["synthetic", "coat"] if a.quick else list(DATASETS))
     n_seeds = a.seeds if a.seeds is not None else (2 if a.quick else 3)

@@ -48,7 +48,7 @@ def test_ours_rejects_an_unknown_sampler(rng):
 
 def test_popularity_ranks_by_training_clicks(rng):
     train = _world(rng)
-    fit = Popularity("baseline", "popularity").fit(train, {})
+    fit = Popularity("baseline", "most_popular").fit(train, {})
     counts = np.asarray(train.matrix.sum(axis=0)).ravel()
     np.testing.assert_array_equal(_scores(fit)[0], counts)
     assert fit.samples == train.nnz

@@ -155,3 +155,18 @@ def test_bad_counts_are_usage_errors_before_any_cell_runs(tmp_path, capsys, args
     assert e.value.code == 2 and f"argument {args[0]}: must be an integer >= 1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
+
+
+def test_opt_in_peers_join_only_when_named():
+    default = {(c.model, c.method) for c in suite.plan(["synthetic"], None, [0])}
+    assert ("implicit", "itemknn") not in default and not any(m == "baseline" for m, _ in default)
+    named = [(c.model, c.method) for c in suite.plan(["synthetic"], None, [0], samplers=["itemknn", "most_popular"])]
+    assert named == [("implicit", "itemknn"), ("baseline", "most_popular")]
+
+
+def test_opt_in_peers_run_and_report(tmp_path):
+    res = suite.run_suite(tmp_path, **{**SMALL, "models": None, "samplers": ("itemknn", "most_popular"),
+                                       "seeds": (0,)})
+    assert sorted(res.ran) == ["synthetic__baseline__most_popular__seed0", "synthetic__implicit__itemknn__seed0"]
+    table = res.table.set_index("method")
+    assert table.loc["itemknn", "true_ndcg@10"] > 0 and table.loc["most_popular", "true_ndcg@10"] > 0

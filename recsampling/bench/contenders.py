@@ -270,7 +270,7 @@ PEERS: tuple[Contender, ...] = (
     ImplicitFactors("implicit", "als", dict(regularization=0.01, alpha=1.0, iterations=15), ":",
                     estimator="implicit.cpu.als:AlternatingLeastSquares"),
     ImplicitItemKNN("implicit", "itemknn", dict(K=100, similarity="cosine"), "-."),
-    Popularity("baseline", "popularity", {}, "-."),
+    Popularity("baseline", "most_popular", {}, "-."),
 )
 
 

@@ -124,7 +124,9 @@ def tidy(recs: Sequence[dict], metrics: Mapping[str, Sequence[str]], order: Call
         row = {"dataset": r["dataset"], "model": r["model"], "method": r["method"], "seed": r["seed"]}
         for k in CONFIG_COLUMNS:
             v = cfg.get(k)
-            row[k] = json.dumps(v, sort_keys=True) if isinstance(v, dict) and v else (None if isinstance(v, dict) else v)
+            if isinstance(v, dict):
+                v = json.dumps(v, sort_keys=True) if v else None
+            row[k] = v
         row.update({m: r["metrics"].get(m) for m in metric_cols})
         row.update({"train_s": r["train_s"], "samples_per_s": r["samples_per_s"], "eval_s": r["eval_s"],
                     "final_loss": r["final_loss"], "finished_at": r["finished_at"]})

@@ -29,7 +29,10 @@ def read_record(path: str | Path) -> dict | None:
 
 def same_config(a: dict, b: dict) -> bool:
     """Whether two configurations are equal once through JSON (tuples and lists compare equal)."""
-    return json.loads(json.dumps(to_jsonable(a), sort_keys=True)) == json.loads(json.dumps(to_jsonable(b), sort_keys=True))
+    def canonical(x: dict):
+        return json.loads(json.dumps(to_jsonable(x), sort_keys=True))
+
+    return canonical(a) == canonical(b)
 
 
 class CellStore:
