@@ -378,23 +378,22 @@ def write_markdown(sizes: dict) -> None:
 
 def main(argv=None) -> int:
     from recsampling._utils import positive_int
+    from recsampling.bench.flags import add_flags
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--interactions", type=positive_int, default=None,
                    help="one world size (expected clicks); default: 1M, 5M and 20M")
-    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                   help="threads of every library (ours and implicit); default: all cores")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world, the models and the draws")
     p.add_argument("--torch-sample", type=int, default=1_000_000,
                    help="a step on the torch path (the feature two-tower) trains one epoch on a uniform sample of "
                         "this many clicks and its time is scaled to all of them (labelled 'extrapolated'); "
                         "0: the whole epoch")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke run: a {QUICK['n_users']} x {QUICK['n_items']} world, implicit BPR timed once "
-                        "(figures not comparable; writes nothing)")
-    p.add_argument("--no-write", action="store_true", help="do not write results/scale.json or RESULTS.md")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_flags(p, "threads", "seed", "quick", "no_write", "json", defaults={"threads": os.cpu_count() or 1},
+              helps={"threads": "threads of every library (ours and implicit); default: all cores",
+                     "seed": "seed of the world, the models and the draws",
+                     "quick": f"smoke run: a {QUICK['n_users']} x {QUICK['n_items']} world, implicit BPR timed "
+                              "once (figures not comparable; writes nothing)",
+                     "no_write": "do not write results/scale.json or RESULTS.md"})
     # internal: one step in this (child) process
     p.add_argument("--step", help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
