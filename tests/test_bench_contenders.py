@@ -41,9 +41,11 @@ def test_ours_fits_a_registered_model_and_sampler_and_reports_its_checkpoints(rn
     np.testing.assert_array_equal(_scores(fit), _scores(again))  # same seed, same model
 
 
-def test_ours_rejects_an_unknown_sampler(rng):
+def test_ours_rejects_an_unknown_sampler_and_an_unknown_parameter(rng):
     with pytest.raises(ValueError, match="nope"):
         Ours("mf", "nope").fit(_world(rng), dict(epochs=1), 0)
+    with pytest.raises(ValueError, match="mf \\+ bpr.*epoch"):
+        Ours("mf", "bpr").fit(_world(rng), dict(epoch=1), 0)
 
 
 def test_popularity_ranks_by_training_clicks(rng):

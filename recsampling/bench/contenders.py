@@ -156,8 +156,11 @@ class Ours(Contender):
                 on_checkpoint(epoch + 1, model, sampler)
 
         callbacks = [] if on_checkpoint is None else [callback]
-        trainer = Trainer(**p, device=device, random_state=random_state, n_threads=n_threads, progress=False,
-                          callbacks=callbacks)
+        try:
+            trainer = Trainer(**p, device=device, random_state=random_state, n_threads=n_threads, progress=False,
+                              callbacks=callbacks)
+        except TypeError as e:
+            raise ValueError(f"bad training parameters for {self.label}: {e}") from None
         result = trainer.fit(model, sampler, train, valid=valid)
         history = result.history
         return Fit(model, float(sum(h["time"] for h in history)), int(sum(h["samples"] for h in history)),
