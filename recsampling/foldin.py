@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_int, check_number, check_random_state
 
 __all__ = ["OBJECTIVES", "fold_in", "objective_for"]
 
@@ -163,13 +162,13 @@ def fold_in(
     X = _check_positives(positives, n_items)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    l2 = _check_float(l2, "l2", 0.0)
-    positive_weight = _check_float(positive_weight, "positive_weight", 0.0, strict=True)
-    k = _check_count(n_negatives, "n_negatives")
-    max_negatives = _check_count(max_negatives, "max_negatives")
-    max_iter = _check_count(max_iter, "max_iter")
-    tol = _check_float(tol, "tol", 0.0)
-    budget = _check_float(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
+    l2 = check_number(l2, "l2", 0.0)
+    positive_weight = check_number(positive_weight, "positive_weight", 0.0, strict=True)
+    k = check_int(n_negatives, "n_negatives")
+    max_negatives = check_int(max_negatives, "max_negatives")
+    max_iter = check_int(max_iter, "max_iter")
+    tol = check_number(tol, "tol", 0.0)
+    budget = check_number(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
     fixed = dict(fixed_columns or {})
     if any(not isinstance(c, (int, np.integer)) or not 0 <= c < d for c in fixed):
         raise ValueError(f"fixed_columns must map column indices in [0, {d}) to values, got {sorted(fixed)}")
@@ -420,16 +419,3 @@ def _check_positives(positives, n_items: int) -> sp.csr_matrix:
     m.eliminate_zeros()
     m.sort_indices()
     return m
-
-
-def _check_float(value, name: str, low: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsampling._utils import check_number
 from recsampling.data.interactions import Interactions
 
 __all__ = [
@@ -72,9 +73,7 @@ def popularity_propensity(train: Interactions, eta: float = 0.5) -> np.ndarray:
     """
     if not isinstance(train, Interactions):
         raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
-    eta = float(eta)
-    if not np.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number >= 0, got {eta}")
+    eta = check_number(eta, "eta", 0.0)
     counts = train.item_counts().astype(np.float64)
     top = counts.max() if counts.size else 0.0
     if top <= 0:

@@ -59,7 +59,8 @@ import torch
 from torch import nn
 
 from recsampling import distributed
-from recsampling._utils import RandomState, check_memory, check_random_state, resolve_device, set_threads, torch_seed
+from recsampling._utils import (RandomState, check_int, check_memory, check_number, check_random_state, resolve_device,
+                               set_threads, torch_seed)
 from recsampling.checkpoint import save_checkpoint
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler
@@ -130,19 +131,6 @@ class TrainResult:
         return {"history": self.history, "best_epoch": self.best_epoch, "best_metric": self.best_metric,
                 "stopped_early": self.stopped_early, "diverged": self.diverged, "backend": self.backend, "metric": self.metric,
                 "world_size": self.world_size}
-
-
-def _check_number(value, name: str, low: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
@@ -249,19 +237,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _validate(self) -> None:
-        _check_int(self.epochs, "epochs", 0)
-        _check_int(self.batch_size, "batch_size", 1)
-        _check_int(self.eval_every, "eval_every", 1)
+        check_int(self.epochs, "epochs", 0)
+        check_int(self.batch_size, "batch_size", 1)
+        check_int(self.eval_every, "eval_every", 1)
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
-        _check_number(self.lr, "lr", 0.0, strict=True)
-        _check_number(self.l2, "l2", 0.0)
-        if self.n_threads is not None:
-            _check_int(self.n_threads, "n_threads", 1)
-        if self.patience is not None:
-            _check_int(self.patience, "patience", 1)
+        check_number(self.lr, "lr", 0.0, strict=True)
+        check_number(self.l2, "l2", 0.0)
+        check_int(self.n_threads, "n_threads", 1, none_ok=True)
+        check_int(self.patience, "patience", 1, none_ok=True)
         _parse_metric(self.metric)
         if any(not callable(c) for c in self.callbacks):
             raise ValueError("callbacks must be callables callback(epoch, logs)")

@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
@@ -192,8 +193,7 @@ def draw_negatives(
     """
     if collision not in _COLLISIONS:
         raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    check_int(k, "k")
     m = _as_csr(matrix)
     n_users, n_items = m.shape
     users = np.asarray(users)
@@ -293,7 +293,7 @@ def positive_rows(
         collision (``collision="skip"``) or its user has no drawable unobserved item at all (then
         every drawn column holds the positive itself and is masked).
     """
-    batch_size = _check_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     if equal_batches:
         parts = np.array_split(order, max(1, -(-order.size // batch_size)))
     else:
@@ -324,12 +324,6 @@ def popularity_probs(item_counts: np.ndarray, alpha: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class _PairwiseSampler(Sampler):
     """One row per training interaction: (u, i) plus ``k`` negatives; BPR loss (eq. 1)."""
 
@@ -349,7 +343,7 @@ class _PairwiseSampler(Sampler):
         return int(self.n_negatives)
 
     def _validate(self) -> None:
-        _check_int(self.n_negatives, "n_negatives")
+        check_int(self.n_negatives, "n_negatives")
         if self.collision not in _COLLISIONS:
             raise ValueError(f"collision must be one of {_COLLISIONS}, got {self.collision!r}")
 
@@ -441,10 +435,7 @@ class PopularitySampler(_PairwiseSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.number)) \
-                or not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
-        self._alpha = float(self.alpha)
+        self._alpha = check_number(self.alpha, "alpha", 0.0)
 
 
 @register("dns")
@@ -476,7 +467,7 @@ class DNSSampler(_PairwiseSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        _check_int(self.n_candidates, "n_candidates")
+        check_int(self.n_candidates, "n_candidates")
         if self.n_negatives > self.n_candidates:
             raise ValueError(f"n_negatives ({self.n_negatives}) must be <= n_candidates ({self.n_candidates})")
 
