@@ -271,9 +271,9 @@ class _PointwiseSampler(Sampler):
         check_int(self.n_negatives, "n_negatives")
         check_number(self.positive_weight, "positive_weight", 0.0, strict=True, none_ok=True)
         super().prepare(train, rng)
-        if self.collision not in ("redraw", "skip"):
-            raise ValueError(f"collision must be 'redraw' or 'skip', got {self.collision!r}")
-        from recsampling.samplers.negatives import users_with_negatives
+        from recsampling.samplers.negatives import _check_collision, users_with_negatives
+
+        _check_collision(self.collision)
 
         self._users = train.user_index()
         self._items = train.item_index()
