@@ -145,18 +145,14 @@ def _parse_metric(metric: str) -> tuple[str, int]:
 def validation_metric(model: nn.Module, valid: Interactions, train: Interactions, metric: str) -> float:
     """``metric`` (e.g. ``"ndcg@10"``) of ``model`` on ``valid``, training items excluded.
 
-    Uses :func:`recsampling.metrics.evaluate` (full ranking).
+    Uses :func:`recsampling.evaluation.evaluate` (full ranking).
     """
+    from recsampling.evaluation import evaluate
+
     name, k = _parse_metric(metric)
-    try:
-        from recsampling.metrics import evaluate
-    except ImportError as e:  # pragma: no cover - only while the metrics module is missing
-        raise ValueError("validation needs recsampling.metrics.evaluate, which is not available "
-                         f"({e}); train without valid=") from None
-    res = evaluate(model, valid, train=train, ks=(k,), metrics=(name,))
-    values = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+    values = evaluate(model, valid, train=train, ks=(k,), metrics=(name,)).to_dict()
     if metric not in values:
-        raise ValueError(f"metric {metric!r} is not computed by recsampling.metrics.evaluate; "
+        raise ValueError(f"metric {metric!r} is not computed by recsampling.evaluation.evaluate; "
                          f"available: {sorted(values)}")
     return float(values[metric])
 

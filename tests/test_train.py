@@ -122,7 +122,6 @@ def test_callbacks_see_each_epoch_and_can_stop_or_raise():
 
 
 def test_validation_with_real_metrics():
-    pytest.importorskip("recsampling.metrics")
     train = checkerboard()
     rng = np.random.default_rng(0)
     mask = rng.random(train.nnz) < 0.8
