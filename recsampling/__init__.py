@@ -2,7 +2,7 @@
 
 See the README for the tour; the pieces are ``recsampling.data`` (Interactions, readers, splits,
 the synthetic world), ``recsampling.samplers``, ``recsampling.models``, ``recsampling.train``,
-``recsampling.scoring``, ``recsampling.metrics`` and ``recsampling.tuning``.
+``recsampling.checkpoint``, ``recsampling.scoring``, ``recsampling.metrics`` and ``recsampling.tuning``.
 """
 
 from recsampling.data import Interactions

@@ -8,7 +8,7 @@ line before it is read.
 A checksum detects corruption (a flipped byte, a truncated copy); it is no defence against someone
 who can rewrite the folder, manifest included. What keeps an edited file from corrupting memory is
 the validation of everything read back (:class:`recsampling.data.Interactions` and
-:func:`recsampling.train.load_checkpoint`).
+:func:`recsampling.checkpoint.load_checkpoint`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""Small helpers shared by the whole package: random state, device, logging."""
+"""Small helpers shared by the whole package: random state, device, threads, memory, and the
+validators of scalar arguments (:func:`check_int`, :func:`check_number`) every module uses, so
+that a bad count or rate reads the same everywhere.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Union
 
 import numpy as np
@@ -31,6 +35,64 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
     raise ValueError(
         f"random_state must be an int, a numpy.random.Generator or None, got {type(random_state).__name__}"
     )
+
+
+def check_int(value, name: str, low: int = 1, *, high: int | None = None, none_ok: bool = False) -> int | None:
+    """``value`` as an ``int`` in ``[low, high]`` (a bool is not an integer), else a ``ValueError``.
+
+    Parameters
+    ----------
+    value : object
+        The argument (a Python or numpy integer).
+    name : str
+        Its name, for the message: ``"n_negatives must be an integer >= 1, got 0"``.
+    low : int, default 1
+    high : int, optional
+        Upper bound (inclusive); the message then names the range.
+    none_ok : bool, default False
+        Accept None (returned as is); the message then says ``or None``.
+
+    Returns
+    -------
+    int or None
+    """
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {bound}{' or None' if none_ok else ''}, got {value!r}")
+    return int(value)
+
+
+def check_number(value, name: str, low: float | None = None, *, strict: bool = False,
+                 none_ok: bool = False) -> float | None:
+    """``value`` as a finite ``float`` ``>= low`` (``> low`` when ``strict``), else a ``ValueError``.
+
+    Parameters
+    ----------
+    value : object
+        The argument (a Python or numpy real number; a bool is not a number).
+    name : str
+        Its name, for the message: ``"lr must be a finite number > 0, got -1"``.
+    low : float, optional
+        Lower bound; None: any finite number.
+    strict : bool, default False
+        Exclude ``low`` itself.
+    none_ok : bool, default False
+        Accept None (returned as is); the message then says ``or None``.
+
+    Returns
+    -------
+    float or None
+    """
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (low is not None and (value < low or (strict and value == low))):
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise ValueError(f"{name} must be a finite number{bound}{' or None' if none_ok else ''}, got {value!r}")
+    return float(value)
 
 
 def torch_seed(rng: np.random.Generator) -> int:
@@ -218,10 +280,8 @@ def resolve_threads(n_threads: int | None) -> int:
         except ValueError:
             local = 1
         n = (os.cpu_count() or 1) // local
-    elif isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
     else:
-        n = int(n_threads)
+        n = check_int(n_threads, "n_threads", 1, none_ok=True)
     try:
         import numba
 

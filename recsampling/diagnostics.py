@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_int, check_random_state
 from recsampling.data.interactions import Interactions
 from recsampling.metrics import TrueRelevance
 from recsampling.samplers.base import Batch, Sampler
@@ -129,8 +129,7 @@ def false_negative_share(sampler: Sampler, model, relevance, *, n_rows: int | No
     rel = TrueRelevance.of(relevance)
     if tuple(rel.shape) != tuple(sampler.train_.shape):
         raise ValueError(f"relevance must have the training data's shape {sampler.train_.shape}, got {rel.shape}")
-    if n_rows is not None and (isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1):
-        raise ValueError(f"n_rows must be an integer >= 1 or None, got {n_rows!r}")
+    check_int(n_rows, "n_rows", 1, none_ok=True)
     rng = check_random_state(random_state)
     was_model, was_sampler = model.training, sampler.training
     model.eval()

@@ -41,20 +41,17 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_int, check_number, check_random_state
 
 __all__ = ["OBJECTIVES", "fold_in", "objective_for"]
 
 logger = logging.getLogger("recsampling")
-
-OBJECTIVES = ("bpr", "logistic", "softmax")
 
 _JITTER = 1e-9  # added to the Hessian's diagonal: keeps the Newton system solvable with l2 = 0
 _ARMIJO = 1e-4
@@ -84,15 +81,7 @@ def objective_for(sampler) -> dict:
         objective = "bpr"
     if objective not in OBJECTIVES:
         raise ValueError(f"sampler {name!r} names the fold-in objective {objective!r}; expected one of {OBJECTIVES}")
-    out: dict = {"objective": objective}
-    if objective == "bpr" and getattr(sampler, "item_probs_", None) is not None:
-        out["negative_probs"] = np.asarray(sampler.item_probs_, dtype=np.float64)
-    if objective == "logistic":
-        k = int(getattr(sampler, "n_negatives", 1))
-        w = getattr(sampler, "positive_weight", None)
-        out["n_negatives"] = k
-        out["positive_weight"] = float(k if w is None else w)
-    return out
+    return {"objective": objective, **_KINDS[objective].options(sampler)}
 
 
 def fold_in(
@@ -163,19 +152,19 @@ def fold_in(
     X = _check_positives(positives, n_items)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    l2 = _check_float(l2, "l2", 0.0)
-    positive_weight = _check_float(positive_weight, "positive_weight", 0.0, strict=True)
-    k = _check_count(n_negatives, "n_negatives")
-    max_negatives = _check_count(max_negatives, "max_negatives")
-    max_iter = _check_count(max_iter, "max_iter")
-    tol = _check_float(tol, "tol", 0.0)
-    budget = _check_float(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
+    l2 = check_number(l2, "l2", 0.0)
+    positive_weight = check_number(positive_weight, "positive_weight", 0.0, strict=True)
+    k = check_int(n_negatives, "n_negatives")
+    max_negatives = check_int(max_negatives, "max_negatives")
+    max_iter = check_int(max_iter, "max_iter")
+    tol = check_number(tol, "tol", 0.0)
+    budget = check_number(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
     fixed = dict(fixed_columns or {})
     if any(not isinstance(c, (int, np.integer)) or not 0 <= c < d for c in fixed):
         raise ValueError(f"fixed_columns must map column indices in [0, {d}) to values, got {sorted(fixed)}")
     free = np.setdiff1d(np.arange(d), np.fromiter(fixed, dtype=np.int64, count=len(fixed)))
     q = None
-    if negative_probs is not None and objective != "softmax":
+    if negative_probs is not None and _KINDS[objective].weighs_negatives:
         q = np.asarray(negative_probs, dtype=np.float64)
         if q.shape != (n_items,) or not np.isfinite(q).all() or (q < 0).any():
             raise ValueError(f"negative_probs must be {n_items} finite numbers >= 0, got shape {q.shape}")
@@ -260,7 +249,7 @@ class _Problem:
 
     def __init__(self, cand, Vt, sub, objective, q, k, positive_weight, l2, free, base):
         n_items, d = Vt.shape
-        self.cand, self.objective = cand, objective
+        self.cand, self.kind = cand, _KINDS[objective]
         self.k, self.w, self.l2 = float(k), float(positive_weight), float(l2)
         self.free = torch.from_numpy(free)
         self.base = torch.from_numpy(base)
@@ -296,49 +285,12 @@ class _Problem:
     def value(self, w):
         """The objective of each user at ``w`` (free columns), shape (B,)."""
         sP, sC = self._scores(self._vector(w))
-        if self.objective == "bpr":
-            ell = F.softplus(_pairs(sP, sC))                                # −ln σ(s_i − s_j), (B, m, c)
-            f = ((ell @ self.cw32.unsqueeze(-1)).squeeze(-1).double() * self.pw).sum(1)
-        elif self.objective == "logistic":
-            f = self.w * (self.pw * F.softplus(-sP)).sum(1) + self.k * (self.cw * F.softplus(sC)).sum(1)
-        else:
-            L = self.log_mass + torch.logsumexp(sC + torch.log(self.cw), 1)
-            f = (self.pw * F.softplus(L.unsqueeze(1) - sP)).sum(1)
-        return f + self.l2 * (w * w).sum(1)
+        return self.kind.value(self, sP, sC) + self.l2 * (w * w).sum(1)
 
     def derivatives(self, w):
         """Gradient and Hessian in the free columns, per user: (B, f), (B, f, f)."""
         sP, sC = self._scores(self._vector(w))
-        C, VP, pw, cw = self.cand, self.VP, self.pw, self.cw
-        VPt = VP.transpose(1, 2)
-        if self.objective == "bpr":
-            # the pair weights are the outer product pw_i cw_j: each sum over the (B, m, c) pair
-            # matrix is its product with one of the two weight vectors
-            pw32, cw32 = self.pw32, self.cw32
-            sig = torch.sigmoid(_pairs(sP, sC))                 # σ(−D) = −∂ℓ/∂D, D_ij = s_i − s_j
-            gP = (sig @ cw32.unsqueeze(-1)).squeeze(-1).double() * pw       # (B, m)
-            gC = (pw32.unsqueeze(1) @ sig).squeeze(1).double() * cw         # (B, c)
-            grad = C.combine(gC) - (VPt @ gP.unsqueeze(-1)).squeeze(-1)
-            h = sig.sub_(sig * sig).mul_(cw32.unsqueeze(1))                 # cw_j ∂²ℓ/∂D², in place
-            hC = (pw32.unsqueeze(1) @ h).squeeze(1).double()                # (B, c)
-            cross = (VPt * pw.unsqueeze(1)) @ C.times(h)                    # Σ_ij pw_i cw_j ∂²ℓ v_i v_jᵀ
-            H = _gram(VP, h.sum(2).double() * pw) + C.gram(hC) - cross - cross.transpose(1, 2)
-        elif self.objective == "logistic":
-            sigP, sigC = torch.sigmoid(sP), torch.sigmoid(sC)
-            ap, an = self.w * pw, self.k * cw
-            grad = C.combine(an * sigC) - (VPt @ (ap * (1 - sigP)).unsqueeze(-1)).squeeze(-1)
-            H = _gram(VP, ap * sigP * (1 - sigP)) + C.gram(an * sigC * (1 - sigC))
-        else:
-            logits = sC + torch.log(cw)
-            lse = torch.logsumexp(logits, 1, keepdim=True)
-            p = torch.exp(logits - lse)                                     # softmax over the negatives
-            vbar = C.combine(p)                                             # (B, d)
-            z = self.log_mass.unsqueeze(1) + lse - sP                       # (B, m)
-            sz = torch.sigmoid(z)
-            a = pw * sz
-            grad = a.sum(1, keepdim=True) * vbar - (VPt @ a.unsqueeze(-1)).squeeze(-1)
-            cov = C.gram(p) - vbar.unsqueeze(2) * vbar.unsqueeze(1)
-            H = _gram(vbar.unsqueeze(1) - VP, pw * sz * (1 - sz)) + a.sum(1)[:, None, None] * cov
+        grad, H = self.kind.derivatives(self, sP, sC)
         fr = self.free
         g = grad[:, fr] + 2.0 * self.l2 * w
         H = H[:, fr][:, :, fr] + (2.0 * self.l2 + _JITTER) * torch.eye(fr.numel(), dtype=H.dtype)
@@ -390,6 +342,117 @@ class _Problem:
         return self._vector(result)
 
 
+# ---------------------------------------------------------------------------------------------
+# the objectives: each owns its name (what a sampler's ``fold_in_objective`` says), the keywords it
+# takes from a sampler, and its value, gradient and Hessian over a batch of users (a _Problem)
+
+
+class _Kind:
+    """One fold-in objective; :data:`OBJECTIVES` lists their names."""
+
+    #: the name samplers declare as their ``fold_in_objective`` and :func:`fold_in` takes
+    name: str = ""
+    #: whether the objective averages over the negatives with ``negative_probs`` (else ignored)
+    weighs_negatives: bool = True
+
+    def options(self, sampler) -> dict:
+        """The :func:`fold_in` keywords this objective reads from a (prepared) sampler."""
+        return {}
+
+    def value(self, p: _Problem, sP, sC):
+        """The objective without the L2 term per user, (B,), from the scores of positives and candidates."""
+        raise NotImplementedError
+
+    def derivatives(self, p: _Problem, sP, sC):
+        """Gradient (B, d) and Hessian (B, d, d) in every column, without the L2 term."""
+        raise NotImplementedError
+
+
+class _Pairwise(_Kind):
+    """BPR's pairwise log-loss against the negative distribution (the popularity sampler's, if any)."""
+
+    name = "bpr"
+
+    def options(self, sampler) -> dict:
+        probs = getattr(sampler, "item_probs_", None)
+        return {} if probs is None else {"negative_probs": np.asarray(probs, dtype=np.float64)}
+
+    def value(self, p, sP, sC):
+        ell = F.softplus(_pairs(sP, sC))                                    # −ln σ(s_i − s_j), (B, m, c)
+        return ((ell @ p.cw32.unsqueeze(-1)).squeeze(-1).double() * p.pw).sum(1)
+
+    def derivatives(self, p, sP, sC):
+        C, VP, pw, cw = p.cand, p.VP, p.pw, p.cw
+        VPt = VP.transpose(1, 2)
+        # the pair weights are the outer product pw_i cw_j: each sum over the (B, m, c) pair
+        # matrix is its product with one of the two weight vectors
+        pw32, cw32 = p.pw32, p.cw32
+        sig = torch.sigmoid(_pairs(sP, sC))                     # σ(−D) = −∂ℓ/∂D, D_ij = s_i − s_j
+        gP = (sig @ cw32.unsqueeze(-1)).squeeze(-1).double() * pw           # (B, m)
+        gC = (pw32.unsqueeze(1) @ sig).squeeze(1).double() * cw             # (B, c)
+        grad = C.combine(gC) - (VPt @ gP.unsqueeze(-1)).squeeze(-1)
+        h = sig.sub_(sig * sig).mul_(cw32.unsqueeze(1))                     # cw_j ∂²ℓ/∂D², in place
+        hC = (pw32.unsqueeze(1) @ h).squeeze(1).double()                    # (B, c)
+        cross = (VPt * pw.unsqueeze(1)) @ C.times(h)                        # Σ_ij pw_i cw_j ∂²ℓ v_i v_jᵀ
+        H = _gram(VP, h.sum(2).double() * pw) + C.gram(hC) - cross - cross.transpose(1, 2)
+        return grad, H
+
+
+class _Logistic(_Kind):
+    """The pointwise log-loss: the voted items as positives (weight ``w``), ``k`` negatives."""
+
+    name = "logistic"
+
+    def options(self, sampler) -> dict:
+        k = int(getattr(sampler, "n_negatives", 1))
+        w = getattr(sampler, "positive_weight", None)
+        return {"n_negatives": k, "positive_weight": float(k if w is None else w)}
+
+    def value(self, p, sP, sC):
+        return p.w * (p.pw * F.softplus(-sP)).sum(1) + p.k * (p.cw * F.softplus(sC)).sum(1)
+
+    def derivatives(self, p, sP, sC):
+        C, VP, pw, cw = p.cand, p.VP, p.pw, p.cw
+        VPt = VP.transpose(1, 2)
+        sigP, sigC = torch.sigmoid(sP), torch.sigmoid(sC)
+        ap, an = p.w * pw, p.k * cw
+        grad = C.combine(an * sigC) - (VPt @ (ap * (1 - sigP)).unsqueeze(-1)).squeeze(-1)
+        H = _gram(VP, ap * sigP * (1 - sigP)) + C.gram(an * sigC * (1 - sigC))
+        return grad, H
+
+
+class _Softmax(_Kind):
+    """The softmax of each positive against every unobserved item (uniform over them)."""
+
+    name = "softmax"
+    weighs_negatives = False
+
+    def value(self, p, sP, sC):
+        L = p.log_mass + torch.logsumexp(sC + torch.log(p.cw), 1)
+        return (p.pw * F.softplus(L.unsqueeze(1) - sP)).sum(1)
+
+    def derivatives(self, p, sP, sC):
+        C, VP, pw, cw = p.cand, p.VP, p.pw, p.cw
+        logits = sC + torch.log(cw)
+        lse = torch.logsumexp(logits, 1, keepdim=True)
+        prob = torch.exp(logits - lse)                                      # softmax over the negatives
+        vbar = C.combine(prob)                                              # (B, d)
+        z = p.log_mass.unsqueeze(1) + lse - sP                              # (B, m)
+        sz = torch.sigmoid(z)
+        a = pw * sz
+        grad = a.sum(1, keepdim=True) * vbar - (VP.transpose(1, 2) @ a.unsqueeze(-1)).squeeze(-1)
+        cov = C.gram(prob) - vbar.unsqueeze(2) * vbar.unsqueeze(1)
+        H = _gram(vbar.unsqueeze(1) - VP, pw * sz * (1 - sz)) + a.sum(1)[:, None, None] * cov
+        return grad, H
+
+
+#: every objective by its own name
+_KINDS: dict[str, _Kind] = {kind.name: kind for kind in (_Pairwise(), _Logistic(), _Softmax())}
+
+#: the fold-in objectives' names, as samplers declare them (``fold_in_objective``)
+OBJECTIVES = tuple(_KINDS)
+
+
 def _pairs(sP, sC):
     """``s_j − s_i`` for every (positive i, candidate j) of each user, (B, m, c), in float32.
 
@@ -420,16 +483,3 @@ def _check_positives(positives, n_items: int) -> sp.csr_matrix:
     m.eliminate_zeros()
     m.sort_indices()
     return m
-
-
-def _check_float(value, name: str, low: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsampling._utils import check_number
 from recsampling.data.interactions import Interactions
 
 __all__ = [
@@ -72,9 +73,7 @@ def popularity_propensity(train: Interactions, eta: float = 0.5) -> np.ndarray:
     """
     if not isinstance(train, Interactions):
         raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
-    eta = float(eta)
-    if not np.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number >= 0, got {eta}")
+    eta = check_number(eta, "eta", 0.0)
     counts = train.item_counts().astype(np.float64)
     top = counts.max() if counts.size else 0.0
     if top <= 0:
@@ -160,22 +159,15 @@ def click_propensities(
         raise ValueError(f"train must be an Interactions, got {type(train).__name__}")
     items = train.item_index()
     if propensities is None:
-        propensities = "data" if train.propensities is not None else "popularity"
+        propensities = (_Data if train.propensities is not None else _Popularity).name
     if isinstance(propensities, str):
-        if propensities == "popularity":
-            out = popularity_propensity(train, eta)[items]
-        elif propensities == "data":
-            if train.propensities is None:
-                raise ValueError(
-                    "propensities='data' needs an Interactions with a 'propensities' column, and "
-                    "this one has none; use 'popularity' or pass an array"
-                )
-            out = np.asarray(train.propensities, dtype=np.float64).copy()
-        else:
+        source = _SOURCES.get(propensities)
+        if source is None:
             raise ValueError(
-                f"unknown propensity source {propensities!r}; expected None, 'popularity', 'data', "
-                "an (n_items,) or (n_users, n_items) array"
+                f"unknown propensity source {propensities!r}; expected None, "
+                f"{', '.join(repr(name) for name in _SOURCES)}, an (n_items,) or (n_users, n_items) array"
             )
+        out = source.clicks(train, eta)
     elif isinstance(propensities, (int, float, np.integer, np.floating)) and not isinstance(propensities, bool):
         value = float(propensities)
         out = np.full(train.nnz, value)
@@ -200,6 +192,35 @@ def click_propensities(
             )
     _check_range(out, "propensities")
     return out
+
+
+class _Popularity:
+    """The relative item popularity estimate (:func:`popularity_propensity`)."""
+
+    name = "popularity"
+
+    def clicks(self, train: Interactions, eta: float) -> np.ndarray:
+        """The estimate at every stored click of ``train``."""
+        return popularity_propensity(train, eta)[train.item_index()]
+
+
+class _Data:
+    """The ``propensities`` column of the training data."""
+
+    name = "data"
+
+    def clicks(self, train: Interactions, eta: float) -> np.ndarray:
+        """A copy of ``train.propensities`` (a ``ValueError`` when the column is absent)."""
+        if train.propensities is None:
+            raise ValueError(
+                f"propensities={self.name!r} needs an Interactions with a 'propensities' column, and "
+                f"this one has none; use {_Popularity.name!r} or pass an array"
+            )
+        return np.asarray(train.propensities, dtype=np.float64).copy()
+
+
+#: the named propensity sources of :func:`click_propensities`, each under its own name
+_SOURCES = {source.name: source for source in (_Popularity(), _Data())}
 
 
 def _check_range(arr: np.ndarray, name: str) -> None:

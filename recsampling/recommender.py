@@ -339,7 +339,7 @@ class Recommender:
         """
         from recsampling._checksums import record_checksum
         from recsampling._files import atomic_write
-        from recsampling.train import save_checkpoint
+        from recsampling.checkpoint import save_checkpoint
 
         self._check_fitted()
         path = Path(path)
@@ -367,7 +367,8 @@ class Recommender:
             naming the file that is missing, corrupted (checksum mismatch) or malformed.
         """
         from recsampling._checksums import MANIFEST, verify_checksum
-        from recsampling.train import TrainResult, load_checkpoint
+        from recsampling.checkpoint import load_checkpoint
+        from recsampling.train import TrainResult
 
         path = Path(path)
         if not (path / _PARAMS_FILE).is_file() or not (path / _STATE_FILE).is_file():

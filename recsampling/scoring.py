@@ -51,7 +51,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from recsampling._utils import check_memory, resolve_device
+from recsampling._utils import check_int, check_memory, check_number, resolve_device
 
 __all__ = ["topk", "rank_candidates", "iter_score_chunks", "topk_of_scores", "chunk_rows"]
 
@@ -370,8 +370,7 @@ def topk_of_scores(scores, k: int) -> tuple[np.ndarray, np.ndarray]:
     ids, scores : numpy.ndarray, shape (n, k)
         As :func:`topk` returns them: best first, ties to the lower column, ``-1`` / ``-inf`` padding.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int(k, "k")
     S = torch.as_tensor(scores, dtype=torch.float32)
     if S.ndim != 2:
         raise ValueError(f"scores must be two-dimensional (rows x items), got shape {tuple(S.shape)}")
@@ -432,11 +431,8 @@ def topk(
     Ties are broken deterministically: among equal scores the lower item index ranks first.
     ``n`` is ``len(users)`` (or ``n_users``). Results are the same for any ``memory_budget_mb``.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    k = int(k)
-    if not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) or not memory_budget_mb > 0:
-        raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
+    k = check_int(k, "k")
+    check_number(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
     dev, U, V, users, exclude = _prepare(user_vectors, item_vectors, exclude, users, device)
     n, n_items = users.size, V.shape[0]
     check_memory(n * k * 12, f"the top-{k} lists of {n} users (ids and scores)", "k")  # k may exceed n_items
@@ -575,8 +571,7 @@ def rank_candidates(
     Ties are broken as in :func:`topk`: among equal scores the lower item index ranks first,
     whatever the order of the candidates in their row.
     """
-    if not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) or not memory_budget_mb > 0:
-        raise ValueError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
+    check_number(memory_budget_mb, "memory_budget_mb", 0.0, strict=True)
     dev, U, V, users, _ = _prepare(user_vectors, item_vectors, None, users, device)
     cand = _check_candidates(candidates, U.shape[0], V.shape[0])
     n, L = users.size, cand.shape[1]

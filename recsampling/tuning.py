@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import optuna
 
+from recsampling._utils import check_int
 from recsampling.data.interactions import Interactions
 
 __all__ = ["search_space", "make_objective", "run_study", "default_storage", "best_config", "load_tuned", "save_plots"]
@@ -106,8 +107,7 @@ def make_objective(train: Interactions, valid: Interactions, model: str = "mf", 
 
     if not isinstance(train, Interactions) or not isinstance(valid, Interactions):
         raise ValueError("train and valid must be Interactions")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    check_int(epochs, "epochs")
     # check names here: run_study's optimize(catch=ValueError) would turn a typo into failed trials
     _classes_of(model, sampler)
     from recsampling.metrics import RANKING_METRICS
@@ -282,11 +282,6 @@ class _TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe.reseed_rng()
 
 
-def _check_optional_int(value, name: str, low: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}")
-
-
 def run_study(model: str, sampler: str, train: Interactions, valid: Interactions, n_trials: int = 20,
               storage: str | None = None, study_name: str | None = None, pruner="median",
               load_if_exists: bool = True, seed: int | None = 0, epochs: int = 10,
@@ -351,13 +346,11 @@ def run_study(model: str, sampler: str, train: Interactions, valid: Interactions
         (model, sampler, epochs, metric, dataset or ``settings``): its trials' values would not
         compare with this run's. Nothing is run or recorded then.
     """
-    if not isinstance(n_trials, int) or n_trials < 0:
-        raise ValueError(f"n_trials must be an integer >= 0, got {n_trials!r}")
-    _check_optional_int(seed, "seed", 0)
-    _check_optional_int(heartbeat_interval, "heartbeat_interval", 1)
-    _check_optional_int(grace_period, "grace_period", 1)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    check_int(n_trials, "n_trials", 0)
+    check_int(seed, "seed", 0, none_ok=True)
+    check_int(heartbeat_interval, "heartbeat_interval", 1, none_ok=True)
+    check_int(grace_period, "grace_period", 1, none_ok=True)
+    check_int(retries, "retries", 0)
     if heartbeat_interval is None and (grace_period is not None or retries):
         raise ValueError("grace_period and retries need the heartbeat: give heartbeat_interval too")
     if grace_period is not None and grace_period <= heartbeat_interval:

@@ -373,13 +373,13 @@ def test_bad_parameters_are_rejected(kwargs, match):
 
 
 def test_trainer_uses_the_propensity_learning_rate():
-    train_mod = pytest.importorskip("recsampling.train")
     from recsampling.data.synthetic import make_world
+    from recsampling.train import Trainer
 
     world = make_world(100, 150, target_interactions=2000, n_logged_lists=3000, random_state=2)
     model = FeatureModel(world.user_features, world.item_features, dim=8)
     sampler = DLASampler(logs=world.logs, propensity_lr=0.05)
-    trainer = train_mod.Trainer(epochs=2, batch_size=256, lr=0.01, progress=False, random_state=0, device="cpu")
+    trainer = Trainer(epochs=2, batch_size=256, lr=0.01, progress=False, random_state=0, device="cpu")
     trainer.fit(model, sampler, world.clicks)
     opt = trainer._optimizer(model, sampler)
     assert any(g["lr"] == 0.05 and any(p is sampler.propensity_.logits for p in g["params"])

@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from recsampling.fast import draws as fast_draws
-from recsampling.fast import alias_table, draw_negatives, popularity_weights
+from recsampling.fast import alias_table, draw_negatives
+from recsampling.samplers.negatives import popularity_weights
 
 
 def clustered(n_users=240, n_items=120, n_clusters=4, p_in=0.35, p_out=0.02, seed=0) -> sp.csr_matrix:
@@ -101,7 +102,7 @@ def test_user_with_every_item_has_no_negative():
     (dict(n_negatives=0), "n_negatives must be an integer >= 1"),
     (dict(n_negatives=1.5), "n_negatives must be an integer >= 1"),
     (dict(alpha=-1.0), "alpha must be a finite number >= 0"),
-    (dict(alpha="pop"), "alpha must be a number"),
+    (dict(alpha="pop"), "alpha must be a finite number >= 0 or None"),
 ])
 def test_bad_options(kwargs, match):
     m = clustered(seed=10)

@@ -52,10 +52,6 @@ def _one_batch(sampler, train, rng, batch_size=None):
     return batch, batch.to("cpu")
 
 
-def _needs_draw_negatives():
-    pytest.importorskip("recsampling.samplers.negatives")
-
-
 # --------------------------------------------------------------------------- plain functions
 def test_delta_losses_hand_values():
     s = torch.tensor([0.0, math.log(3.0)])
@@ -164,7 +160,6 @@ def _clicks_with_every_user_active(seed=4, n_users=5, n_items=6):
 
 @pytest.mark.parametrize("delta", ["squared", "log"])
 def test_relmf_sampler_batch_loss_is_unbiased_for_the_full_estimator(delta):
-    _needs_draw_negatives()
     train, theta, scores = _clicks_with_every_user_active()
     model = TableModel(scores)
     sampler = RelMF(n_negatives=2, delta=delta, clip=None, propensities="data", floor=None)
@@ -183,7 +178,6 @@ def test_relmf_sampler_batch_loss_is_unbiased_for_the_full_estimator(delta):
 
 
 def test_relmf_sampler_hand_computed_batch():
-    _needs_draw_negatives()
     # one user, three items, a click on item 0 with theta 0.25; k = 1 unclicked draw
     train = Interactions.from_indices([0], [0], (1, 3), propensities=[0.25])
     scores = np.array([[math.log(3.0), 0.0, -1.0]])
@@ -202,7 +196,6 @@ def test_relmf_sampler_hand_computed_batch():
 
 
 def test_naive_pointwise_is_relmf_with_theta_one():
-    _needs_draw_negatives()
     train, theta, scores = _clicks_with_every_user_active()
     naive = NaivePointwise(n_negatives=2)
     same = RelMF(n_negatives=2, propensities=1.0, clip=None)
@@ -217,7 +210,6 @@ def test_naive_pointwise_is_relmf_with_theta_one():
 
 
 def test_the_clicks_negative_weight_is_bounded_by_clipping():
-    _needs_draw_negatives()
     train, theta, scores = _clicks_with_every_user_active()
     tiny = np.full(train.n_items, 1e-6)
     for clip in (0.1, 0.05):
@@ -243,8 +235,6 @@ def test_the_clicks_negative_weight_is_bounded_by_clipping():
 ])
 @pytest.mark.parametrize("scale", [1.0, 50.0])
 def test_tiny_propensities_give_finite_loss_and_gradients(make, scale):
-    if not isinstance(make(), UBPR):
-        _needs_draw_negatives()
     train, _, scores = _clicks_with_every_user_active()
     model = TableModel(scale * scores)
     sampler = make()

@@ -399,7 +399,6 @@ def test_registry_lists_every_set_and_rejects_unknown_names():
 
 
 def test_synthetic_dataset():
-    pytest.importorskip("recsampling.data.synthetic")
     ds = load_dataset("synthetic", n_users=40, n_items=60, target_interactions=300, random_state=3)
     assert ds.interactions.shape == ds.test.shape == (40, 60)
     d = describe_dataset(ds)

@@ -381,10 +381,8 @@ def test_to_movielens_round_trips_through_pandas(tmp_path, fmt, name, sep):
 
 @pytest.mark.parametrize("fmt", ["100k", "1m"])
 def test_to_movielens_loads_with_the_readers_when_present(tmp_path, fmt):
-    readers = pytest.importorskip("recsampling.data.readers")
-    reader = getattr(readers, "read_movielens", None)
-    if reader is None:
-        pytest.skip("recsampling.data.readers has no read_movielens")
+    from recsampling.data.readers import read_movielens as reader
+
     w = make_world(120, 200, 4_000, n_logged_lists=0, random_state=5)
     w.to_movielens(tmp_path / "ml", fmt=fmt)
     back = reader(tmp_path / "ml")

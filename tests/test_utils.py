@@ -40,5 +40,5 @@ def test_resolve_threads_defaults_to_the_cores_capped_by_numba(monkeypatch):
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_threads_rejects_bad_counts(bad):
-    with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1"):
+    with pytest.raises(ValueError, match="n_threads must be an integer >= 1 or None"):
         set_threads(bad)

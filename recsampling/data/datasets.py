@@ -106,11 +106,9 @@ def _mnar(name: str) -> Callable[..., Dataset]:
 
 
 def _synthetic(data_dir=None, download=False, **kw) -> Dataset:
-    try:
-        from recsampling.data.synthetic import make_world
-    except ImportError as e:  # pragma: no cover - only while the module is being written
-        raise ValueError(f"the synthetic world is not available ({e})") from None
     import inspect
+
+    from recsampling.data.synthetic import make_world
 
     try:
         inspect.signature(make_world).bind(**kw)

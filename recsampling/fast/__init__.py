@@ -8,7 +8,7 @@ per-pair sampler; :mod:`recsampling.fast.draws` holds the random draws they shar
 """
 
 from recsampling.fast.backends import FusedEpochs, find_kernel, kernel_keys, model_kind, register_kernel
-from recsampling.fast.draws import alias_table, draw_negatives, popularity_weights
+from recsampling.fast.draws import alias_table, draw_negatives
 
 __all__ = ["FusedEpochs", "alias_table", "draw_negatives", "find_kernel", "kernel_keys", "model_kind",
-           "popularity_weights", "register_kernel"]
+           "register_kernel"]

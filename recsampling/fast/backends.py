@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from recsampling._utils import check_random_state
+from recsampling._utils import check_int, check_random_state
 
 __all__ = ["register_kernel", "find_kernel", "kernel_keys", "model_kind", "FusedEpochs"]
 
@@ -99,9 +99,7 @@ def _resolve_threads(n_threads: int | None) -> int:
     limit = numba.config.NUMBA_NUM_THREADS
     if n_threads is None:
         return numba.get_num_threads()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or not 1 <= n_threads <= limit:
-        raise ValueError(f"n_threads must be an integer in [1, {limit}] (numba's thread pool) or None, got {n_threads!r}")
-    return int(n_threads)
+    return check_int(n_threads, "n_threads (at most numba's thread pool)", 1, high=limit, none_ok=True)
 
 
 def _view(t: torch.Tensor | None) -> np.ndarray:

@@ -42,6 +42,7 @@ import math
 import numba
 import numpy as np
 
+from recsampling._utils import check_int
 from recsampling.fast.draws import _FASTMATH, _GOLDEN, _bounded, _draw_item, _is_positive, _mix
 from recsampling.fast.mf import ADAGRAD_EPS, _sigmoid, _softplus
 from recsampling.fast.mf import _step1 as _update
@@ -541,9 +542,7 @@ def _dla_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_threa
         raise RuntimeError("the sampler must be prepared before a kernel is bound")
     if optimizer not in ("sgd", "adagrad"):
         raise ValueError(f"the fused DLA kernel runs sgd or adagrad, got {optimizer!r}")
-    bs = 1024 if batch_size is None else batch_size
-    if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    bs = 1024 if batch_size is None else check_int(batch_size, "batch_size", none_ok=True)
     threads = _resolve_threads(n_threads)
     m = train.matrix
     indptr = np.ascontiguousarray(m.indptr, dtype=np.int64)

@@ -5,7 +5,9 @@ Negatives
 - uniform (``alpha=None`` or ``alpha=0``): j uniform over all items;
 - popularity (``alpha > 0``): P(j) proportional to n_j ** alpha, n_j the item's number of training
   interactions (items never interacted with are never drawn), by Walker's alias method (O(1) per
-  draw). ``alpha=1`` is the distribution of ``implicit``'s draw (the item of a random nonzero).
+  draw) over the weights that the samplers define
+  (:func:`recsampling.samplers.negatives.popularity_weights`). ``alpha=1`` is the distribution of
+  ``implicit``'s draw (the item of a random nonzero).
 
 Collisions (j is one of the user's positives) are checked exactly, with one bit test in a bit
 matrix of the interactions (n_users * n_items / 8 bytes, up to ``BITMAP_MAX_BYTES``) or, for
@@ -23,25 +25,21 @@ Random numbers come from splitmix64 streams (Steele, Lea, Flood 2014), one per p
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_int, check_number, check_random_state
 
-__all__ = ["BITMAP_MAX_BYTES", "BLOCK_SIZE", "alias_table", "draw_negatives", "interaction_bitmap",
-           "popularity_weights"]
+__all__ = ["BITMAP_MAX_BYTES", "BLOCK_SIZE", "alias_table", "draw_negatives", "interaction_bitmap"]
 
 #: Interactions per parallel block (the unit of work and of random streams).
 BLOCK_SIZE = 1 << 15
 
 #: Largest bit matrix of the interactions built for collision tests (bytes); above it, binary search.
 BITMAP_MAX_BYTES = 64 << 20
-
-_COLLISIONS = ("redraw", "skip")
 
 # ---------------------------------------------------------------------------------------------
 # random numbers: splitmix64 (Steele, Lea, Flood 2014); all constants typed uint64 so that numba
@@ -223,41 +221,8 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prob, alias
 
 
-def popularity_weights(item_counts: np.ndarray, alpha: float) -> np.ndarray:
-    """Negative-sampling weights ``n_j ** alpha`` (0 for items never interacted with).
-
-    Parameters
-    ----------
-    item_counts : array of int, shape (n_items,)
-        Training interactions per item.
-    alpha : float
-        Exponent, >= 0; 0 gives every item weight 1 (uniform, including unseen items).
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n_items,)
-    """
-    c = np.asarray(item_counts, dtype=np.float64)
-    if alpha == 0:
-        return np.ones_like(c)
-    return np.where(c > 0, np.power(c, alpha, where=c > 0, out=np.zeros_like(c)), 0.0)
-
-
 # ---------------------------------------------------------------------------------------------
 # validation and the model-level entry point
-
-
-def _check_csr(train: Any) -> sp.csr_matrix:
-    matrix = getattr(train, "matrix", train)
-    if not sp.issparse(matrix):
-        raise ValueError(
-            f"train must be an Interactions or a scipy sparse users x items matrix, got {type(train).__name__}"
-        )
-    matrix = matrix.tocsr()
-    if not matrix.has_sorted_indices:
-        matrix = matrix.copy()
-        matrix.sort_indices()
-    return matrix
 
 
 def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -293,22 +258,14 @@ def interaction_bitmap(indptr: np.ndarray, indices: np.ndarray, n_items: int) ->
 
 
 def _negative_table(indices: np.ndarray, n_items: int, alpha: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The alias table of the popularity negatives (empty arrays: uniform draws)."""
+    # imported here, not above: recsampling.data.synthetic imports this module while the data package initializes
+    from recsampling.samplers.negatives import popularity_weights
+
     if alpha is None or alpha == 0:
         return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32)
     counts = np.bincount(indices, minlength=n_items)
     return alias_table(popularity_weights(counts, alpha))
-
-
-def _check_options(n_negatives: int, alpha: float | None, collision: str) -> None:
-    if isinstance(n_negatives, bool) or not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1:
-        raise ValueError(f"n_negatives must be an integer >= 1, got {n_negatives!r}")
-    if alpha is not None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-            raise ValueError(f"alpha must be a number >= 0 or None (uniform), got {alpha!r}")
-        if not math.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0 or None (uniform), got {alpha!r}")
-    if collision not in _COLLISIONS:
-        raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
 
 
 def _seed(rng: RandomState) -> np.uint64:
@@ -343,16 +300,15 @@ def draw_negatives(
     numpy.ndarray of int64, shape (n, n_negatives)
         Item indices; -1 marks a skipped collision (``collision="skip"``).
     """
-    _check_options(n_negatives, alpha, collision)
-    matrix = _check_csr(train)
+    from recsampling.samplers.negatives import _as_csr, _check_collision, _check_users
+
+    check_int(n_negatives, "n_negatives")
+    check_number(alpha, "alpha", 0.0, none_ok=True)
+    _check_collision(collision)
+    matrix = _as_csr(train, "train")
     indptr, indices = _csr_arrays(matrix)
     n_users, n_items = matrix.shape
-    users = np.asarray(users)
-    if users.ndim != 1 or users.dtype.kind not in "iu":
-        raise ValueError(f"users must be a 1-d integer array, got shape {users.shape} and dtype {users.dtype}")
-    users = users.astype(np.int64)
-    if users.size and (users.min() < 0 or users.max() >= n_users):
-        raise ValueError(f"users must be in [0, {n_users}), got values in [{users.min()}, {users.max()}]")
+    users = _check_users(users, n_users)
     prob, alias = _negative_table(indices, n_items, alpha)
     n_drawable = n_items if prob.size == 0 else int((prob > 0).sum())
     full = np.diff(indptr)[users] >= n_drawable

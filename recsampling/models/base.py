@@ -37,7 +37,7 @@ def skip_init(module_cls: type[nn.Module], *args, **kwargs) -> nn.Module:
     """``torch.nn.utils.skip_init`` on torch's default device rather than always the CPU.
 
     A model built under ``with torch.device("meta"):`` then has the shapes of its weights and
-    allocates nothing, which is how :func:`recsampling.train.load_checkpoint` compares a
+    allocates nothing, which is how :func:`recsampling.checkpoint.load_checkpoint` compares a
     checkpoint's parameters with its stored weights before building the real model.
     """
     kwargs.setdefault("device", torch.get_default_device())

@@ -17,16 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from recsampling._utils import RandomState, check_random_state, torch_seed
+from recsampling._utils import RandomState, check_int, check_number, check_random_state, torch_seed
 from recsampling.models.base import EmbeddingModel, register_model, skip_init
 
 __all__ = ["MatrixFactorization"]
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 @register_model("mf")
@@ -67,10 +61,8 @@ class MatrixFactorization(EmbeddingModel):
         random_state: RandomState = None,
     ):
         super().__init__(n_users, n_items)
-        self.factors = _check_positive_int(factors, "factors")
-        if not isinstance(init_std, (int, float)) or not init_std >= 0:
-            raise ValueError(f"init_std must be a number >= 0, got {init_std!r}")
-        self.init_std = float(init_std)
+        self.factors = check_int(factors, "factors")
+        self.init_std = check_number(init_std, "init_std", 0.0)
         self.has_user_bias = bool(user_bias)
         self.has_item_bias = bool(item_bias)
         gen = torch.Generator().manual_seed(torch_seed(check_random_state(random_state)))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsampling._utils import RandomState, check_random_state, torch_seed
+from recsampling._utils import RandomState, check_int, check_random_state, torch_seed
 from recsampling.models.base import EmbeddingModel, register_model, skip_init
 
 __all__ = ["TwoTower"]
@@ -133,8 +133,7 @@ class TwoTower(EmbeddingModel):
         random_state: RandomState = None,
     ):
         super().__init__(n_users, n_items)
-        if isinstance(factors, bool) or not isinstance(factors, int) or factors < 1:
-            raise ValueError(f"factors must be an integer >= 1, got {factors!r}")
+        factors = check_int(factors, "factors")
         hidden = tuple(int(h) for h in hidden)
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be >= 1, got {hidden}")

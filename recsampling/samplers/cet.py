@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_number
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, register
 from recsampling.samplers.hard import TopHardSampler
@@ -136,13 +137,8 @@ class CETSampler(TopHardSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        for name, value, allow_none in (("sel_lr", self.sel_lr, True), ("sel_l2", self.sel_l2, False)):
-            if value is None and allow_none:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-                    or value < 0 or (name == "sel_lr" and value == 0):
-                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'sel_lr' else '>= 0'}"
-                                 f"{' or None' if allow_none else ''}, got {value!r}")
+        check_number(self.sel_lr, "sel_lr", 0.0, strict=True, none_ok=True)
+        check_number(self.sel_l2, "sel_l2", 0.0)
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
         """As ``tophard``, and create the selection model sized to the data (θ starts at 1/2)."""

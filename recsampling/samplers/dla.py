@@ -186,6 +186,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
@@ -469,12 +470,9 @@ class DLASampler(Sampler):
                 self.exposure_features = feats
             if not feats or any(f not in _FEATURES for f in feats):
                 raise ValueError(f"exposure_features must be a non-empty subset of {_FEATURES}, got {feats!r}")
-            if not isinstance(self.n_popularity_buckets, (int, np.integer)) or self.n_popularity_buckets < 1:
-                raise ValueError(f"n_popularity_buckets must be an integer >= 1, got {self.n_popularity_buckets!r}")
-        if not (isinstance(self.propensity_l2, (int, float)) and self.propensity_l2 >= 0):
-            raise ValueError(f"propensity_l2 must be a number >= 0, got {self.propensity_l2!r}")
-        if self.propensity_lr is not None and not (isinstance(self.propensity_lr, (int, float)) and self.propensity_lr > 0):
-            raise ValueError(f"propensity_lr must be None or a number > 0, got {self.propensity_lr!r}")
+            check_int(self.n_popularity_buckets, "n_popularity_buckets")
+        check_number(self.propensity_l2, "propensity_l2", 0.0)
+        check_number(self.propensity_lr, "propensity_lr", 0.0, strict=True, none_ok=True)
         if self.relevance_link not in _LINKS:
             raise ValueError(f"relevance_link must be one of {_LINKS}, got {self.relevance_link!r}")
         mw = self.max_weight
@@ -482,10 +480,7 @@ class DLASampler(Sampler):
             raise ValueError(f"max_weight must be None, 'auto' or a number >= 1, got {mw!r}")
 
     def _n_sampled(self) -> int:
-        k = self.n_sampled
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_sampled must be an integer >= 1, got {k!r}")
-        return int(k)
+        return check_int(self.n_sampled, "n_sampled")
 
     def _fixed_log_propensity(self, n: int, what: str) -> Tensor | None:
         if self.fixed_propensity is None:
@@ -537,8 +532,7 @@ class DLASampler(Sampler):
         is left out of the losses). Draws are independent (an item can repeat within a row).
         """
         self._check_prepared()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         # near-equal batches (sizes differ by at most 1), not full ones and a small remainder: the
         # losses (6)-(7) are normalized by the batch's total weight, so a step's size does not
         # shrink with the batch and a small last batch would give the epoch's noisiest step

@@ -48,9 +48,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from recsampling._utils import check_int
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
-from recsampling.samplers.negatives import _check_int, bpr_loss, positive_rows, users_with_negatives
+from recsampling.samplers.negatives import bpr_loss, positive_rows, users_with_negatives
 
 __all__ = ["TopHardSampler", "SkipHardSampler"]
 
@@ -104,10 +105,10 @@ class TopHardSampler(Sampler):
                 "hard_ratio": trial.suggest_float("hard_ratio", 0.1, 1.0)}
 
     def _validate(self) -> None:
-        _check_int(self.n_negatives, "n_negatives")
-        _check_int(self.top_k, "top_k")
-        _check_int(self.refresh_every, "refresh_every")
-        _check_int(self.skip_top, "skip_top", 0)
+        check_int(self.n_negatives, "n_negatives")
+        check_int(self.top_k, "top_k")
+        check_int(self.refresh_every, "refresh_every")
+        check_int(self.skip_top, "skip_top", 0)
         _check_ratio(self.hard_ratio, "hard_ratio")
         if self.skip_top >= self.top_k:
             raise ValueError(f"skip_top ({self.skip_top}) must be below top_k ({self.top_k})")

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
@@ -85,8 +86,7 @@ class InBatchSampler(Sampler):
         self.mask_hits = mask_hits
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {self.temperature!r}")
+        check_number(self.temperature, "temperature", 0.0, strict=True)
         super().prepare(train, rng)
         self.users_ = train.user_index()
         self.items_ = train.item_index()
@@ -99,8 +99,7 @@ class InBatchSampler(Sampler):
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every training interaction once, in random order."""
         self._check_prepared()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         order = self.epoch_order(self.users_.size, rng)
         m = self.train_.matrix
         for start in range(0, order.size, batch_size):

@@ -114,6 +114,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.data.interactions import Interactions
 from recsampling.propensity import DEFAULT_CLIP, click_propensities, clip_propensities
 from recsampling.samplers.base import Batch, Sampler, register
@@ -286,12 +287,6 @@ def _reduce(terms: Tensor, reduction: str) -> Tensor:
 
 
 # --------------------------------------------------------------------------- shared helpers
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _resolve_floor(floor, delta: str) -> float | None:
     if isinstance(floor, str):
         if floor != "auto":
@@ -306,7 +301,7 @@ def _resolve_floor(floor, delta: str) -> float | None:
 
 
 def _epoch_rows(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     for start in range(0, order.size, batch_size):
         yield order[start:start + batch_size]
 
@@ -396,7 +391,7 @@ class RelMF(Sampler):
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
         super().prepare(train, rng)
-        k = _check_int(self.n_negatives, "n_negatives", 1)
+        k = check_int(self.n_negatives, "n_negatives", 1)
         if self.delta not in _DELTAS:
             raise ValueError(f"delta must be one of {_DELTAS}, got {self.delta!r}")
         self.floor_ = _resolve_floor(self.floor, self.delta)
@@ -538,13 +533,10 @@ class UBPR(Sampler):
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
         super().prepare(train, rng)
-        _check_int(self.n_negatives, "n_negatives", 1)
+        check_int(self.n_negatives, "n_negatives", 1)
         if train.n_items < 2:
             raise ValueError(f"UBPR needs at least 2 items to form pairs, got {train.n_items}")
-        if self.beta is not None:
-            b = float(self.beta)
-            if not np.isfinite(b) or b < 0:
-                raise ValueError(f"beta must be a finite number >= 0 or None, got {self.beta!r}")
+        check_number(self.beta, "beta", 0.0, none_ok=True)
         theta = click_propensities(train, self.propensities, self.eta)
         self.theta_ = clip_propensities(theta, self.clip)
         self.users_ = train.user_index()

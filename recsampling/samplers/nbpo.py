@@ -170,7 +170,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsampling._utils import torch_seed
+from recsampling._utils import check_int, check_number, torch_seed
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
@@ -268,16 +268,12 @@ class _PointwiseSampler(Sampler):
         self.collision = collision
 
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        if not isinstance(self.n_negatives, (int, np.integer)) or self.n_negatives < 1:
-            raise ValueError(f"n_negatives must be an integer >= 1, got {self.n_negatives!r}")
-        if self.positive_weight is not None and not (
-            isinstance(self.positive_weight, (int, float)) and self.positive_weight > 0
-        ):
-            raise ValueError(f"positive_weight must be None or a positive number, got {self.positive_weight!r}")
+        check_int(self.n_negatives, "n_negatives")
+        check_number(self.positive_weight, "positive_weight", 0.0, strict=True, none_ok=True)
         super().prepare(train, rng)
-        if self.collision not in ("redraw", "skip"):
-            raise ValueError(f"collision must be 'redraw' or 'skip', got {self.collision!r}")
-        from recsampling.samplers.negatives import users_with_negatives
+        from recsampling.samplers.negatives import _check_collision, users_with_negatives
+
+        _check_collision(self.collision)
 
         self._users = train.user_index()
         self._items = train.item_index()
@@ -461,8 +457,7 @@ class NBPOSampler(_PointwiseSampler):
             raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}")
         if self.flip not in _FLIPS:
             raise ValueError(f"flip must be one of {_FLIPS}, got {self.flip!r}")
-        if not isinstance(self.flip_dim, (int, np.integer)) or self.flip_dim < 1:
-            raise ValueError(f"flip_dim must be an integer >= 1, got {self.flip_dim!r}")
+        check_int(self.flip_dim, "flip_dim")
         top = 0.5 if self.flip == "factor" else 1.0  # P ≥ 0, Q ≤ 0 start below a flip rate of ½
         if not 0.0 < float(self.flip_init) < top:
             raise ValueError(f"flip_init must be a flip rate in (0, {top:g}) for flip={self.flip!r}, got {self.flip_init!r}")

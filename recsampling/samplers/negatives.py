@@ -56,10 +56,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.data.interactions import Interactions
 from recsampling.samplers.base import Batch, Sampler, register
 
-__all__ = ["draw_negatives", "positive_rows", "users_with_negatives", "bpr_loss", "BPRSampler",
+__all__ = ["draw_negatives", "positive_rows", "users_with_negatives", "popularity_weights", "bpr_loss", "BPRSampler",
            "PopularitySampler", "DNSSampler"]
 
 logger = logging.getLogger("recsampling")
@@ -88,16 +89,35 @@ def bpr_loss(pos: Tensor, neg: Tensor, weight: Tensor | None = None) -> Tensor:
     return (terms * weight.to(terms.dtype)).mean()
 
 
-def _as_csr(matrix) -> sp.csr_matrix:
+def _as_csr(matrix, name: str = "matrix") -> sp.csr_matrix:
+    """``matrix`` (an Interactions or a scipy sparse users x items matrix) as CSR with sorted rows."""
     m = getattr(matrix, "matrix", matrix)
     if not sp.issparse(m):
-        raise ValueError(f"matrix must be an Interactions or a scipy sparse users x items matrix, got "
+        raise ValueError(f"{name} must be an Interactions or a scipy sparse users x items matrix, got "
                          f"{type(matrix).__name__}")
     m = m.tocsr()
     if not m.has_sorted_indices:
         m = m.copy()
         m.sort_indices()
     return m
+
+
+def _check_collision(collision) -> str:
+    """``collision`` if it is one of ``"redraw"`` and ``"skip"``, else a ``ValueError``."""
+    if collision not in _COLLISIONS:
+        raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
+    return collision
+
+
+def _check_users(users, n_users: int) -> np.ndarray:
+    """``users`` as a 1-d int64 array of row indices in ``[0, n_users)``, else a ``ValueError``."""
+    users = np.asarray(users)
+    if users.ndim != 1 or (users.size and users.dtype.kind not in "iu"):
+        raise ValueError(f"users must be a 1-d integer array, got shape {users.shape} and dtype {users.dtype}")
+    users = users.astype(np.int64)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"users must be in [0, {n_users}), got values in [{users.min()}, {users.max()}]")
+    return users
 
 
 def _in_rows(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -190,18 +210,11 @@ def draw_negatives(
     ValueError
         On bad arguments, and in ``"redraw"`` mode when a user has no drawable unobserved item.
     """
-    if collision not in _COLLISIONS:
-        raise ValueError(f"collision must be one of {_COLLISIONS}, got {collision!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    _check_collision(collision)
+    check_int(k, "k")
     m = _as_csr(matrix)
     n_users, n_items = m.shape
-    users = np.asarray(users)
-    if users.ndim != 1 or (users.size and users.dtype.kind not in "iu"):
-        raise ValueError(f"users must be a 1-d integer array, got shape {users.shape} and dtype {users.dtype}")
-    users = users.astype(np.int64)
-    if users.size and (users.min() < 0 or users.max() >= n_users):
-        raise ValueError(f"users must be in [0, {n_users}), got values in [{users.min()}, {users.max()}]")
+    users = _check_users(users, n_users)
     cdf = _item_cdf(item_probs, n_items)
     indptr = m.indptr.astype(np.int64)
     indices = m.indices.astype(np.int64)
@@ -293,7 +306,7 @@ def positive_rows(
         collision (``collision="skip"``) or its user has no drawable unobserved item at all (then
         every drawn column holds the positive itself and is masked).
     """
-    batch_size = _check_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     if equal_batches:
         parts = np.array_split(order, max(1, -(-order.size // batch_size)))
     else:
@@ -317,17 +330,28 @@ def positive_rows(
         yield idx, u, out, mask
 
 
-def popularity_probs(item_counts: np.ndarray, alpha: float) -> np.ndarray:
-    """``n_j^α`` normalized (items with no interaction get 0 when α > 0; α = 0 is uniform)."""
+def popularity_weights(item_counts: np.ndarray, alpha: float) -> np.ndarray:
+    """The popularity negative distribution's weights ``n_j ** alpha``, unnormalized.
+
+    The one definition of the distribution: the samplers normalize it (``item_probs_``), the
+    fused kernels build their alias table from it (:mod:`recsampling.fast.draws`).
+
+    Parameters
+    ----------
+    item_counts : array of int, shape (n_items,)
+        Training interactions per item.
+    alpha : float
+        Exponent, >= 0. With ``alpha > 0`` an item never interacted with has weight 0 (it is never
+        drawn); ``alpha = 0`` gives every item weight 1 (uniform, unseen items included).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_items,)
+    """
     c = np.asarray(item_counts, dtype=np.float64)
-    w = np.ones_like(c) if alpha == 0 else np.where(c > 0, np.power(np.maximum(c, 1.0), alpha), 0.0)
-    return w / w.sum()
-
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    if alpha == 0:
+        return np.ones_like(c)
+    return np.where(c > 0, np.power(c, alpha, where=c > 0, out=np.zeros_like(c)), 0.0)
 
 
 class _PairwiseSampler(Sampler):
@@ -349,9 +373,8 @@ class _PairwiseSampler(Sampler):
         return int(self.n_negatives)
 
     def _validate(self) -> None:
-        _check_int(self.n_negatives, "n_negatives")
-        if self.collision not in _COLLISIONS:
-            raise ValueError(f"collision must be one of {_COLLISIONS}, got {self.collision!r}")
+        check_int(self.n_negatives, "n_negatives")
+        _check_collision(self.collision)
 
     # -- the contract ----------------------------------------------------------------------------
     def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
@@ -362,7 +385,10 @@ class _PairwiseSampler(Sampler):
         """
         self._validate()
         super().prepare(train, rng)
-        self.item_probs_ = None if self._alpha is None else popularity_probs(train.item_counts(), self._alpha)
+        self.item_probs_ = None
+        if self._alpha is not None:
+            weights = popularity_weights(train.item_counts(), self._alpha)
+            self.item_probs_ = weights / weights.sum()
         users = train.user_index()
         items = train.item_index()
         self._has_negative = users_with_negatives(train, self.item_probs_)
@@ -441,10 +467,7 @@ class PopularitySampler(_PairwiseSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.number)) \
-                or not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
-        self._alpha = float(self.alpha)
+        self._alpha = check_number(self.alpha, "alpha", 0.0)
 
 
 @register("dns")
@@ -476,7 +499,7 @@ class DNSSampler(_PairwiseSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        _check_int(self.n_candidates, "n_candidates")
+        check_int(self.n_candidates, "n_candidates")
         if self.n_negatives > self.n_candidates:
             raise ValueError(f"n_negatives ({self.n_negatives}) must be <= n_candidates ({self.n_candidates})")
 

@@ -37,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsampling._utils import check_int, check_number
 from recsampling.samplers.base import Batch, register
-from recsampling.samplers.negatives import _PairwiseSampler, _check_int
+from recsampling.samplers.negatives import _PairwiseSampler
 
 __all__ = ["WARPSampler", "warp_weights"]
 
@@ -123,10 +124,8 @@ class WARPSampler(_PairwiseSampler):
 
     def _validate(self) -> None:
         super()._validate()
-        _check_int(self.n_candidates, "n_candidates")
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float, np.number)) \
-                or not np.isfinite(self.margin) or self.margin < 0:
-            raise ValueError(f"margin must be a finite number >= 0, got {self.margin!r}")
+        check_int(self.n_candidates, "n_candidates")
+        check_number(self.margin, "margin", 0.0)
         if self.pair_loss not in _LOSSES:
             raise ValueError(f"pair_loss must be one of {_LOSSES}, got {self.pair_loss!r}")
 
