@@ -3,7 +3,7 @@
 Everything here is vectorized over users and computes several cut-offs ``K`` in one pass over a
 ``(n_users, K_max)`` matrix of ranked item ids (``-1`` pads short lists, as
 :func:`recsampling.scoring.topk` returns them). The evaluation driver that scores a model and
-assembles a table is :func:`recsampling.evaluation.evaluate` (also importable from here).
+assembles a table is :func:`recsampling.evaluation.evaluate`.
 
 Definitions (per user ``u``; ``T_u`` the user's relevant test items, ``n_u = |T_u|``,
 ``h_r = 1`` when the item at rank ``r`` (1-based) is in ``T_u``, ``D(r) = 1 / log2(r + 1)``)
@@ -80,21 +80,11 @@ __all__ = [
     "truth_metrics",
     "TrueRelevance",
     "true_relevance_metrics",
-    "evaluate",
-    "EvalResult",
 ]
 
 RANKING_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hitrate", "dcg")
 WEIGHTED_METRICS = ("ips_dcg", "snips_dcg", "ips_recall", "snips_recall", "ips_map", "snips_map")
 TRUTH_METRICS = ("true_ndcg", "true_dcg", "true_recall", "true_precision")
-
-
-def __getattr__(name):  # evaluate / EvalResult live in recsampling.evaluation (no import cycle)
-    if name in ("evaluate", "EvalResult"):
-        from recsampling import evaluation
-
-        return getattr(evaluation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- inputs

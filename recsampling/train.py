@@ -182,7 +182,7 @@ class Trainer:
         Stop after this many validation rounds without improvement (needs ``valid``); the best
         weights are restored at the end whenever validation ran.
     metric : str, default "ndcg@10"
-        Validation metric (higher is better), a key of ``metrics.evaluate(...).to_dict()``.
+        Validation metric (higher is better), a key of ``evaluation.evaluate(...).to_dict()``.
     eval_every : int, default 1
         Validate every this many epochs (and after the last).
     progress : bool, default True
