@@ -38,8 +38,8 @@ not shrink it)::
 The sampler minimizes ``ℓ_rank + ℓ_sel + sel_l2 · mean(a_u² + b_j²)`` over the model and the
 selection logits ``a`` (per user) and ``b`` (per item), an ``nn.Module`` the Trainer optimizes
 with the model (:meth:`param_groups`). The negatives are drawn as by ``tophard``
-(:mod:`recsampling.samplers.hard`): the current model's top-``K`` unseen items, refreshed every
-``refresh_every`` steps, mixed with uniform ones at ``hard_ratio``.
+(:mod:`recsampling.samplers.hard`): the current model's top-``K`` unseen items, refreshed once per
+epoch (or every ``refresh_every`` steps), mixed with uniform ones at ``hard_ratio``.
 
 Where this adapts the IR setting
 --------------------------------
@@ -123,7 +123,7 @@ class CETSampler(TopHardSampler):
 
     demo_params = {"top_k": 50, "hard_ratio": 0.5}
 
-    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int = 50, hard_ratio: float = 0.5,
+    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int | None = None, hard_ratio: float = 0.5,
                  skip_top: int = 0, sel_lr: float | None = None, sel_l2: float = 1e-4):
         super().__init__(n_negatives=n_negatives, top_k=top_k, refresh_every=refresh_every, hard_ratio=hard_ratio,
                          skip_top=skip_top)
