@@ -31,7 +31,9 @@ import numpy as np
 from recsampling._utils import to_jsonable
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
-WORLD = dict(n_users=300, n_items=500, target_interactions=15_000)  # the suite's --quick world
+WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),      # the suite's --quick world
+          "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}  # make_world's defaults
+WORLD = WORLDS["quick"]
 
 
 def run(samplers=SAMPLERS, seeds=(0, 1, 2), epochs: int = 10, rows: int = 20_000, model: str = "mf",
@@ -97,6 +99,8 @@ def main(argv=None) -> dict:
     p.add_argument("--params", default="{}",
                    help='JSON sampler parameters, given to each sampler that takes them, e.g. \'{"refresh_every": 5}\'')
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--world", choices=sorted(WORLDS), default="quick",
+                   help="the synthetic world: the suite's quick one (300 x 500, 15k clicks) or make_world's default")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, a 100 x 150 world")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "false_negatives.json"))
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
@@ -105,7 +109,7 @@ def main(argv=None) -> dict:
     if not isinstance(params, dict):
         p.error(f"--params must be a JSON object, got {a.params!r}")
     kw = dict(samplers=tuple(a.samplers.split(",")), seeds=tuple(range(a.seeds)), epochs=a.epochs, rows=a.rows,
-              threads=a.threads, params=params)
+              threads=a.threads, params=params, world_kw=WORLDS[a.world])
     if a.quick:
         kw.update(seeds=(0,), epochs=2, rows=2000, world_kw=dict(n_users=100, n_items=150, target_interactions=2000))
     out = {"models": {}}
