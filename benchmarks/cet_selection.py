@@ -145,7 +145,7 @@ def main(argv=None) -> dict:
     p.add_argument("--variants", default='[{}, {"sel_lr": 1e-9}, {"sel_lr": 0.1}]', help="JSON list of variants")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/cet_selection_<world>.json)")
+    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/cet_selection_<users>x<items>.json)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     a = p.parse_args(argv)
     from recsampling.data import make_world
@@ -166,11 +166,11 @@ def main(argv=None) -> dict:
             x = np.array([r[key] for r in rs], dtype=float)
             row[key] = {"mean": float(x.mean()), "se": float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None}
         summary.append(row)
-        print(json.dumps({k: (round(x["mean"], 4) if isinstance(x, dict) else x) for k, x in row.items()}))
+        print(json.dumps({k: (x if k == "variant" else round(x["mean"], 4)) for k, x in row.items()}))
     out = {"world": WORLDS[a.world], "seeds": list(range(a.seeds)), "summary": summary, "runs": runs,
            "command": "python benchmarks/cet_selection.py " + " ".join(argv if argv is not None else
                                                                        __import__("sys").argv[1:])}
-    path = Path(a.out or Path(__file__).parent / "results" / f"cet_selection_{a.world}.json")
+    path = Path(a.out or Path(__file__).parent / "results" / f"cet_selection_{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_jsonable(out), indent=1))
     if a.json:
