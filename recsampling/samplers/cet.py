@@ -65,7 +65,8 @@ What it does on the synthetic world (``benchmarks/RESULTS.md``, issue 19)
 The selection model learns exposure (its θ of the drawn negatives has a Spearman correlation
 of 0.66 with the world's true exposure on the 943 x 1682 world), and with it (2) ranks the
 drawn negatives by "truly negative" better than the score alone does (AUC 0.634 against 0.610;
-(2) with the world's own θ and relevance reaches 0.91: the ranker's ``σ(x̂)`` is the weak part).
+(2) with the world's own θ and relevance reaches 0.91, with the learned θ and the true relevance
+0.83: the ranker's ``σ(x̂)`` holds back most).
 Yet the ranker's gain over ``tophard`` comes from the score in (2): with θ held at 1/2
 (``sel_lr=1e-9``) the true NDCG@10 is higher than with it learned, and so is the NDCG@10 on a
 validation split of the clicks. The defaults are kept (the coupled estimation the paper
