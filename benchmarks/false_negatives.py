@@ -12,7 +12,10 @@ Reported: the last epoch's figures, mean ± standard error over seeds (the world
 every seed; the seed changes the model's initialization and the draws).
 
     python benchmarks/false_negatives.py --json              # about 10 minutes on 2 cores
+    python benchmarks/false_negatives.py --models mf,twotower --samplers tophard,cet --params '{"refresh_every": 5}'
     python benchmarks/false_negatives.py --quick --json      # a smoke run
+
+With several ``--models`` the JSON holds one run per model under ``"models"``.
 """
 
 from __future__ import annotations
@@ -29,28 +32,33 @@ from recsampling._utils import to_jsonable
 from recsampling.bench.flags import add_flags
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
-WORLD = dict(n_users=300, n_items=500, target_interactions=15_000)  # the suite's --quick world
+WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),      # the suite's --quick world
+          "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}  # make_world's defaults
+WORLD = WORLDS["quick"]
 
 
 def run(samplers=SAMPLERS, seeds=(0, 1, 2), epochs: int = 10, rows: int = 20_000, model: str = "mf",
-        world_kw: dict | None = None, threads: int = 2) -> dict:
+        world_kw: dict | None = None, threads: int = 2, params: dict | None = None) -> dict:
+    """One model: every sampler's last-epoch figures over ``seeds``; ``params`` go to each sampler that takes them."""
     from recsampling.data import make_world
     from recsampling.diagnostics import FalseNegativeMonitor
     from recsampling.models import make_model
     from recsampling.samplers import make_sampler
+    from recsampling.samplers.base import SAMPLERS as SAMPLERS_REGISTRY
     from recsampling.train import Trainer
 
     logging.getLogger("recsampling.evaluation").setLevel(logging.ERROR)  # MAR test pairs that are clicks: dropped
     world = make_world(**(world_kw or WORLD), n_logged_lists=0, random_state=0)
     train, test = world.clicks, world.unbiased_test
+    params = dict(params or {})
     out: dict = {"world": world_kw or WORLD, "epochs": epochs, "rows": rows, "model": model, "seeds": list(seeds),
-                 "samplers": {}}
+                 "params": params, "samplers": {}}
     for name in samplers:
         runs = []
         for seed in seeds:
             t0 = time.perf_counter()
             m = make_model(model, train, factors=32, random_state=seed)
-            s = make_sampler(name)
+            s = make_sampler(name, **{k: v for k, v in params.items() if SAMPLERS_REGISTRY.lookup(name)._takes(k)})
             mon = FalseNegativeMonitor(s, m, world, train, test, n_rows=rows, random_state=seed)
             Trainer(epochs=epochs, batch_size=1024, optimizer="adam", lr=0.01, l2=1e-4, progress=False,
                     random_state=seed, device="cpu", n_threads=threads, callbacks=[mon]).fit(m, s, train)
@@ -89,17 +97,29 @@ def main(argv=None) -> dict:
               helps={"quick": "1 seed, 2 epochs, a 100 x 150 world"})
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rows", type=int, default=20_000, help="rows of negatives drawn per measurement")
-    p.add_argument("--model", default="mf")
+    p.add_argument("--models", default="mf", help="comma-separated model names (mf, twotower)")
+    p.add_argument("--params", default="{}",
+                   help='JSON sampler parameters, given to each sampler that takes them, e.g. \'{"refresh_every": 5}\'')
+    p.add_argument("--world", choices=sorted(WORLDS), default="quick",
+                   help="the synthetic world: the suite's quick one (300 x 500, 15k clicks) or make_world's default")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "false_negatives.json"))
     a = p.parse_args(argv)
+    try:
+        params = json.loads(a.params)
+    except json.JSONDecodeError as e:
+        p.error(f"--params is not JSON ({e}): {a.params!r}")
+    if not isinstance(params, dict):
+        p.error(f"--params must be a JSON object, got {a.params!r}")
     kw = dict(samplers=tuple(a.samplers.split(",")), seeds=tuple(range(a.seeds)), epochs=a.epochs, rows=a.rows,
-              model=a.model, threads=a.threads)
+              threads=a.threads, params=params, world_kw=WORLDS[a.world])
     if a.quick:
         kw.update(seeds=(0,), epochs=2, rows=2000, world_kw=dict(n_users=100, n_items=150, target_interactions=2000))
-    out = run(**kw)
+    out = {"models": {}}
+    for model in a.models.split(","):
+        out["models"][model] = run(model=model, **kw)
+        print(f"{model}:\n{table(out['models'][model])}")
     out["command"] = "python benchmarks/false_negatives.py " + " ".join(argv if argv is not None else
                                                                        __import__("sys").argv[1:])
-    print(table(out))
     if not a.quick:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(to_jsonable(out), indent=1))

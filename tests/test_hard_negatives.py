@@ -68,6 +68,37 @@ def test_hard_columns_come_from_the_models_top_k_unseen_items(name):
     assert tables[0] is tables[1] and tables[2] is not tables[1]
 
 
+@pytest.mark.parametrize("name", ["tophard", "skiphard", "cet"])
+def test_by_default_the_table_is_rebuilt_at_the_start_of_each_epoch(name):
+    from recsampling.scoring import topk
+
+    train = checkerboard()
+    model = make_model("mf", train, factors=4, random_state=0)
+    s = make_sampler(name, top_k=8, skip_top=2 if name == "skiphard" else 0)
+    assert s.refresh_every is None
+    ends = []  # each epoch's top-8 of the model, taken after the epoch
+
+    def record(epoch, logs):
+        U, V = model.embedding_tables()
+        ends.append(topk(U, V, 8, exclude=train, device="cpu")[0])
+
+    Trainer(epochs=2, batch_size=64, lr=0.05, progress=False, random_state=0, device="cpu", n_threads=1,
+            callbacks=[record]).fit(model, s, train)
+    per_epoch = -(-s.n_samples() // 64)
+    assert per_epoch > 1 and s.refreshed_at_ == [0, per_epoch]
+    np.testing.assert_array_equal(s.table_, ends[0])  # epoch 1's table: the model as epoch 0 left it
+    assert not np.array_equal(ends[0], ends[1])  # the model moved, so a stale table would differ
+
+
+def test_an_integer_refresh_every_counts_steps_over_the_whole_fit():
+    train = checkerboard()
+    s = make_sampler("tophard", top_k=8, refresh_every=3)
+    Trainer(epochs=2, batch_size=64, lr=0.05, progress=False, random_state=0, device="cpu", n_threads=1).fit(
+        make_model("mf", train, factors=4, random_state=0), s, train)
+    steps = 2 * -(-s.n_samples() // 64)
+    assert s.steps_ == steps and s.refreshed_at_ == list(range(0, steps, 3))
+
+
 def test_hard_ratio_zero_draws_no_table_items_beyond_chance():
     train = checkerboard(n_users=40, n_items=30)
     model = make_model("mf", train, factors=4, random_state=0)
@@ -81,10 +112,13 @@ def test_hard_ratio_zero_draws_no_table_items_beyond_chance():
 
 def test_bad_parameters_are_value_errors():
     train = checkerboard()
-    for name, params, match in [("tophard", {"hard_ratio": 1.5}, "hard_ratio"), ("tophard", {"top_k": 0}, "top_k"),
-                                ("skiphard", {"top_k": 5, "skip_top": 5}, "skip_top"),
-                                ("warp", {"margin": -1.0}, "margin"), ("warp", {"pair_loss": "l2"}, "pair_loss"),
-                                ("cet", {"sel_l2": -1.0}, "sel_l2"), ("cet", {"sel_lr": 0.0}, "sel_lr")]:
+    cases = [("tophard", {"hard_ratio": 1.5}, "hard_ratio"), ("tophard", {"top_k": 0}, "top_k"),
+             ("skiphard", {"top_k": 5, "skip_top": 5}, "skip_top"),
+             ("warp", {"margin": -1.0}, "margin"), ("warp", {"pair_loss": "l2"}, "pair_loss"),
+             ("cet", {"sel_l2": -1.0}, "sel_l2"), ("cet", {"sel_lr": 0.0}, "sel_lr")]
+    cases += [(n, {"refresh_every": v}, "refresh_every") for n in ("tophard", "skiphard", "cet")
+              for v in (0, -1, 2.5, True, "epoch")]
+    for name, params, match in cases:
         with pytest.raises(ValueError, match=match):
             make_sampler(name, **params).prepare(train, np.random.default_rng(0))
 

@@ -13,8 +13,8 @@ Adaptation to recommendation
 A query is a user, a passage an item, the retriever the model being trained, "the top-ranked
 irrelevant passages" the top-``K`` items of the user that are not training positives. The model
 is re-scored with the library's batched top-k (:func:`recsampling.scoring.topk`, training items
-excluded exactly) every ``refresh_every`` optimizer steps (ADORE re-retrieves at every step; the
-table is the periodic approximation that keeps a step cheap). Each negative column of a row is
+excluded exactly) once per epoch by default, or every ``refresh_every`` optimizer steps (ADORE
+re-retrieves at every step; the table is the periodic approximation that keeps a step cheap). Each negative column of a row is
 a hard one (uniform over the table's ranks ``skip_top .. K-1`` of the user) with probability
 ``hard_ratio`` and else a uniform unobserved item (exact rejection), STAR's mixture.
 
@@ -33,9 +33,14 @@ unlabeled passages of a strong retriever are often relevant), so it draws from r
 When the table is built
 -----------------------
 The sampler sees the model in :meth:`loss` only (``batches`` draws indices without it), so the
-table is rebuilt there: at the first step of a fit and every ``refresh_every`` steps after. The
-batches of an epoch are drawn lazily, one step ahead of the loss, so each draw uses the latest
-table; the first batch of a fit (no table yet) draws uniform negatives in the hard columns.
+table is rebuilt there: with ``refresh_every=None`` (the default) at the first step of every
+epoch, with an integer at the first step of a fit and every ``refresh_every`` steps after. An
+epoch in steps depends on the data and the batch size (15 steps on the quick suite world, a
+fixed step count may never come round in a short fit), an epoch does not: hence the default.
+The batches of an epoch are drawn lazily, one step ahead of the loss, so each draw uses the
+latest table, except that a refresh at step ``t`` comes after batch ``t`` was drawn (the
+epoch's first batch still uses the previous epoch's table); the first batch of a fit (no table
+yet) draws uniform negatives in the hard columns.
 There is no fused kernel for these samplers: they train on the torch path (any model, CPU or
 CUDA).
 """
@@ -72,8 +77,9 @@ class TopHardSampler(Sampler):
         Negatives per training interaction.
     top_k : int, default 50
         ``K``: the table holds each user's ``K`` highest-scored non-training items.
-    refresh_every : int, default 50
-        Optimizer steps (batches) between rebuilds of the table.
+    refresh_every : int or None, default None
+        When the table is rebuilt: None, at the start of every epoch; an integer ``N >= 1``,
+        every ``N`` optimizer steps (batches), counted over the whole fit.
     hard_ratio : float, default 0.5
         Probability that a negative column is drawn from the table (else uniform), in [0, 1].
     skip_top : int, default 0
@@ -89,7 +95,7 @@ class TopHardSampler(Sampler):
     fold_in_objective = "bpr"
     demo_params = {"top_k": 50, "hard_ratio": 0.5}
 
-    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int = 50, hard_ratio: float = 0.5,
+    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int | None = None, hard_ratio: float = 0.5,
                  skip_top: int = 0):
         super().__init__()
         self.n_negatives = n_negatives
@@ -107,7 +113,8 @@ class TopHardSampler(Sampler):
     def _validate(self) -> None:
         check_int(self.n_negatives, "n_negatives")
         check_int(self.top_k, "top_k")
-        check_int(self.refresh_every, "refresh_every")
+        # None: rebuild the table once per epoch; an integer: every that many optimizer steps
+        check_int(self.refresh_every, "refresh_every", none_ok=True)
         check_int(self.skip_top, "skip_top", 0)
         _check_ratio(self.hard_ratio, "hard_ratio")
         if self.skip_top >= self.top_k:
@@ -124,6 +131,9 @@ class TopHardSampler(Sampler):
         self.table_: np.ndarray | None = None
         self._table_len = None
         self.steps_ = 0
+        #: steps at which the table was rebuilt, in order
+        self.refreshed_at_: list[int] = []
+        self._epoch_start = False
 
     def refresh(self, model: nn.Module) -> None:
         """Rebuild the top-``K`` table from ``model`` (training items excluded): :func:`recsampling.scoring.topk`."""
@@ -136,6 +146,7 @@ class TopHardSampler(Sampler):
         ids, _ = topk(U, V, k, exclude=self.train_, device="cpu")
         self.table_ = ids
         self._table_len = (ids >= 0).sum(axis=1)
+        self.refreshed_at_.append(int(self.steps_))
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every training interaction once, in random order, with ``n_negatives`` negatives.
@@ -146,6 +157,8 @@ class TopHardSampler(Sampler):
         """
         self._check_prepared()
         k = int(self.n_negatives)
+        if self.training:
+            self._epoch_start = True  # a training epoch: its first step may rebuild the table (:meth:`_step`)
         for _, users, items, mask in positive_rows(self.train_, self.users_, self.items_, k, batch_size, rng,
                                                    order=self.epoch_order(self.users_.size, rng),
                                                    has_negative=self._has_negative):
@@ -161,10 +174,12 @@ class TopHardSampler(Sampler):
             yield Batch(users, items, mask=mask if not mask.all() else None)
 
     def _step(self, model: nn.Module) -> None:
-        """Count an optimizer step; rebuild the table at the first one and every ``refresh_every``."""
+        """Count an optimizer step; rebuild the table first if due (see ``refresh_every``)."""
         if self.training:
-            if self.table_ is None or self.steps_ % int(self.refresh_every) == 0:
+            every = self.refresh_every
+            if self.table_ is None or (self._epoch_start if every is None else self.steps_ % int(every) == 0):
                 self.refresh(model)
+            self._epoch_start = False
             self.steps_ += 1
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
@@ -187,7 +202,7 @@ class SkipHardSampler(TopHardSampler):
 
     demo_params = {"top_k": 50, "hard_ratio": 0.5, "skip_top": 10}
 
-    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int = 50, hard_ratio: float = 0.5,
+    def __init__(self, n_negatives: int = 1, top_k: int = 50, refresh_every: int | None = None, hard_ratio: float = 0.5,
                  skip_top: int = 10):
         super().__init__(n_negatives=n_negatives, top_k=top_k, refresh_every=refresh_every, hard_ratio=hard_ratio,
                          skip_top=skip_top)
