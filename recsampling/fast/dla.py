@@ -44,7 +44,7 @@ import numpy as np
 
 from recsampling._utils import check_int
 from recsampling.fast.draws import _FASTMATH, _GOLDEN, _bounded, _draw_item, _is_positive, _mix
-from recsampling.fast.mf import ADAGRAD_EPS, _sigmoid, _softplus
+from recsampling.fast.mf import ADAGRAD_EPS, _logistic
 from recsampling.fast.mf import _step1 as _update
 
 __all__ = ["dla_epoch", "dla_batch", "OPT_SGD", "OPT_ADAGRAD"]
@@ -158,8 +158,9 @@ def _rows_pass(draws, perm, lo, seed, users, cols, valid, tables, g_all, gmax, i
                 if has_bu:
                     x += bu[u]
                 if sigmoid:  # t = log σ(x), t' = σ(−x)
-                    t[c] = -_softplus(-x)
-                    dt[c] = _sigmoid(-x)
+                    _, sneg, sp = _logistic(x)
+                    t[c] = -sp
+                    dt[c] = sneg
                 else:
                     t[c] = x
                     dt[c] = 1.0

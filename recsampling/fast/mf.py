@@ -75,19 +75,29 @@ CHUNK = 32
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _sigmoid(x):
+def _sigmoids(x):
+    """``(σ(x), σ(-x))`` from one float32 ``exp`` (as :func:`_logistic`), neither formed by a cancellation."""
+    e = np.float64(math.exp(np.float32(-abs(x))))
+    inv = 1.0 / (1.0 + e)
     if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
+        return inv, e * inv
+    return e * inv, inv
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _softplus(x):
-    """log(1 + exp(x)) without overflow."""
-    if x > 0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
+def _logistic(x):
+    """``(σ(x), σ(-x), softplus(-x))`` of one logit from one ``exp`` and one ``log``.
+
+    ``softplus(-x) = -log σ(x)``; the other log terms follow from it: ``softplus(x) =
+    softplus(-x) + x`` and ``log σ(-x) = -softplus(-x) - x``. Both σ's are formed without a
+    cancellation (``e = exp(-|x|) <= 1``), so neither loses precision in the tails.
+    """
+    e = np.float64(math.exp(np.float32(-abs(x))))  # float32 exp and log: the tables' precision, at a
+    inv = 1.0 / (1.0 + e)  # fraction of the float64 calls' cost (measured: 1/5 of an MF-BPR row)
+    sp = np.float64(-math.log(np.float32(inv)))  # log(1 + e) to float32's absolute precision
+    if x >= 0:
+        return inv, e * inv, sp
+    return e * inv, inv, sp - x
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -112,136 +122,173 @@ def _step1(w, acc, r, g, lr, adagrad):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _seen(cols, c):
-    """Whether ``cols[c]`` already stood in an earlier column (its step was taken there)."""
-    for e in range(c):
-        if cols[e] == cols[c]:
-            return True
-    return False
+def _multiplicities(cols, me):
+    """``me[c]``: how often ``cols[c]`` stands in columns c.., or 0 where it stood earlier (a repeat).
+
+    An item drawn twice gets one step on its summed gradient at its first column, as autograd
+    sums the repeats.
+    """
+    L = cols.shape[0]
+    for c in range(L):
+        me[c] = 1.0
+    for c in range(1, L):
+        for e in range(c):
+            if me[e] > 0 and cols[e] == cols[c]:
+                me[e] += 1.0
+                me[c] = 0.0
+                break
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _merged(cols, g, c):
-    """Summed gradient and multiplicity of item ``cols[c]`` over columns c.. (an item drawn twice
-    gets one step on its total gradient, as autograd sums the repeats)."""
-    total = g[c]
-    mult = 1.0
-    for e in range(c + 1, cols.shape[0]):
-        if cols[e] == cols[c]:
-            total += g[e]
-            mult += 1.0
-    return total, mult
+def _merge(cols, g, me, ge):
+    """``ge[c]``: the gradient of item ``cols[c]`` summed over its columns, at its first column."""
+    L = cols.shape[0]
+    for c in range(L):
+        ge[c] = g[c]
+    for c in range(1, L):
+        if me[c] == 0:
+            for e in range(c):
+                if me[e] > 0 and cols[e] == cols[c]:
+                    ge[e] += g[c]
+                    break
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
-def _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu):
-    """Step ``U[u]`` and the rows ``V[cols]`` of a factorization on the row's column gradients ``g``.
+def _score(U, V, u, cols, me, x, pu):
+    """Scores ``x_c = <U_u, V_c>`` of the row's columns and the squared norms of the rows it reads.
+
+    Copies ``U_u`` into ``pu`` (every step of the row uses the values from before it) and returns
+    ``||U_u||² + Σ_c ||V_c||²`` (a repeated item counted once per column, as the Trainer's
+    regularization of the row). One pass over the factors per distinct item.
+    """
+    d = U.shape[1]
+    L = cols.shape[0]
+    j = cols[0]
+    s = np.float32(0.0)
+    q2 = np.float32(0.0)
+    p2 = np.float32(0.0)
+    for f in range(d):
+        p = U[u, f]
+        q = V[j, f]
+        pu[f] = p
+        s += p * q
+        q2 += q * q
+        p2 += p * p
+    x[0] = s
+    reg = p2 + me[0] * q2
+    for c in range(1, L):
+        if me[c] == 0:  # a repeat: the first column's score (filled below once its item is scored)
+            continue
+        j = cols[c]
+        s = np.float32(0.0)
+        q2 = np.float32(0.0)
+        for f in range(d):
+            q = V[j, f]
+            s += pu[f] * q
+            q2 += q * q
+        x[c] = s
+        reg += me[c] * q2
+    for c in range(1, L):
+        if me[c] == 0:
+            for e in range(c):
+                if cols[e] == cols[c]:
+                    x[c] = x[e]
+                    break
+    return reg
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _factor_step(U, aU, V, aV, u, cols, ge, me, l2x2, lr, adagrad, pu, gu):
+    """Step ``U[u]`` and the rows ``V[cols]`` of a factorization on the row's item gradients ``ge``.
 
     The objective's part is ``Σ_c g_c <U_u, V_c>`` plus ``l2x2 / 2`` times the squared norms of
-    ``U_u`` and of every column's ``V_c``. An item in several columns gets one step on its summed
-    gradient (``ge``, ``me``: gradient and multiplicity at its first column, 0 at its repeats);
-    every step uses the values from before the row's step (``pu``: ``U_u``'s copy, ``gu``: its
-    gradient). The passes run over the factors with the column outside, so they vectorize.
+    ``U_u`` and of every column's ``V_c``; ``ge``, ``me`` are the summed gradients and
+    multiplicities of :func:`_merge` and :func:`_multiplicities`, ``pu`` holds ``U_u`` from before
+    the row's step (:func:`_score`). One pass per distinct item reads ``V_c``, adds its part
+    ``g_c V_c`` to the user's gradient ``gu`` and steps it; a last pass steps ``U_u``.
     """
     L = cols.shape[0]
     d = U.shape[1]
-    for c in range(L):
-        if _seen(cols, c):
-            ge[c] = 0.0
-            me[c] = 0.0
-        else:
-            ge[c], me[c] = _merged(cols, g, c)
     lr32 = np.float32(lr)
     l2x2_32 = np.float32(l2x2)
     for f in range(d):
-        pu[f] = U[u, f]
-        gu[f] = l2x2_32 * U[u, f]
+        gu[f] = l2x2_32 * pu[f]
     for c in range(L):
-        if g[c] == 0:  # e.g. DNS's unselected candidates: only their L2 below
-            continue
-        gc = np.float32(g[c])
-        j = cols[c]
-        for f in range(d):
-            gu[f] += gc * V[j, f]
-    if adagrad:
-        for f in range(d):
-            _step(U, aU, u, f, gu[f], lr, True)
-    else:
-        for f in range(d):
-            U[u, f] -= lr32 * gu[f]
-    for c in range(L):
-        if me[c] == 0:
+        m = me[c]
+        if m == 0:
             continue
         j = cols[c]
         gc = np.float32(ge[c])
-        ml2 = np.float32(me[c]) * l2x2_32
+        ml2 = np.float32(m) * l2x2_32
         if adagrad:
             for f in range(d):
-                _step(V, aV, j, f, gc * pu[f] + ml2 * V[j, f], lr, True)
-        elif gc == 0:
+                v = V[j, f]
+                gu[f] += gc * v
+                gv = gc * pu[f] + ml2 * v
+                a = aV[j, f] + gv * gv
+                aV[j, f] = a
+                V[j, f] = v - lr32 * gv / (np.float32(math.sqrt(a)) + np.float32(ADAGRAD_EPS))
+        elif gc == 0:  # e.g. DNS's unselected candidates: only their L2
             if ml2 != 0:
                 shrink = np.float32(1.0) - lr32 * ml2
                 for f in range(d):
                     V[j, f] *= shrink
         else:
             for f in range(d):
-                V[j, f] -= lr32 * (gc * pu[f] + ml2 * V[j, f])
+                v = V[j, f]
+                gu[f] += gc * v
+                V[j, f] = v - lr32 * (gc * pu[f] + ml2 * v)
+    if adagrad:
+        for f in range(d):
+            g = gu[f]
+            a = aU[u, f] + g * g
+            aU[u, f] = a
+            U[u, f] = pu[f] - lr32 * g / (np.float32(math.sqrt(a)) + np.float32(ADAGRAD_EPS))
+    else:
+        for f in range(d):
+            U[u, f] = pu[f] - lr32 * gu[f]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
-def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, x, g, gg, ge, me, pu, gu, pf, pg):
+def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, x, g, gg, ge, me, gm, pu, gu, pf, pg):
     """Score one row, take its loss and step every parameter it touches; returns the row loss.
 
     ``cols`` (L,) are the row's items (column 0 the positive), ``mask`` (L,) 0/1 whether a column
     enters the loss, ``w0`` the positive's weight (1/θ̃ of REL/UBPR), ``wu`` the user's weight
     (REL), ``pw`` (L,) per-column weights (UBPR's ``1 - Y_uj/θ̃_uj``). ``x``, ``g``, ``gg``,
-    ``ge``, ``me`` (L,), ``pu``, ``gu`` (d,), ``pf``, ``pg`` (flip dim,) are scratch buffers.
+    ``ge``, ``me``, ``gm`` (L,), ``pu``, ``gu`` (d,), ``pf``, ``pg`` (flip dim,) are scratch buffers.
     """
     U, V, bu, bi = tables
     aU, aV, abu, abi = accs
     P, Q, cu, ci = flips
     aP, aQ, acu, aci = flip_accs
     L = cols.shape[0]
-    d = U.shape[1]
     kind = iopt[I_LOSS]
     adagrad = iopt[I_OPT] == OPT_ADAGRAD
     lr = fopt[F_LR]
     l2x2 = 2.0 * fopt[F_L2]
     has_bu = bu.shape[0] > 0
     has_bi = bi.shape[0] > 0
-    # scores, and the squared norms the regularization needs, in one pass per column
-    reg = 0.0
+    _multiplicities(cols, me)
+    # scores, and the squared norms the regularization needs, in one pass per item
+    reg = _score(U, V, u, cols, me, x, pu)
     for c in range(L):
-        j = cols[c]
-        s = np.float32(0.0)
-        q2 = np.float32(0.0)
-        for f in range(d):
-            q = V[j, f]
-            s += U[u, f] * q
-            q2 += q * q
-        if has_bi:
-            b = bi[j]
-            s += b
-            q2 += b * b
-        if has_bu:
-            s += bu[u]
-        reg += q2
-        x[c] = s
         g[c] = 0.0
         gg[c] = 0.0
-    p2 = np.float32(0.0)
-    for f in range(d):
-        p2 += U[u, f] * U[u, f]
-    reg += p2
+    if has_bi:
+        for c in range(L):
+            b = bi[cols[c]]
+            x[c] += b
+            reg += b * b
     if has_bu:
+        for c in range(L):
+            x[c] += bu[u]
         reg += bu[u] * bu[u]
     loss = 0.0
     if kind == LOSS_BPR:
         n = iopt[I_NSEL]
         k = L - 1
         if n < k:  # DNS: keep the n highest-scored usable candidates (no gradient through the choice)
-            for c in range(1, L):
-                gg[c] = 0.0
             for _ in range(n):
                 best = -1
                 for c in range(1, L):
@@ -255,20 +302,22 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         inv_n = 1.0 / n
         for c in range(1, L):
             if gg[c] > 0 and mask[c] > 0:
-                z = x[0] - x[c]
-                loss += mask[c] * _softplus(-z) * inv_n
-                e = mask[c] * _sigmoid(-z) * inv_n
+                _, sneg, sp = _logistic(x[0] - x[c])  # σ(-z), softplus(-z) of z = x_0 - x_c
+                loss += mask[c] * sp * inv_n
+                e = mask[c] * sneg * inv_n
                 g[0] -= e
                 g[c] += e
             gg[c] = 0.0
     elif kind == LOSS_BPO:
         posw = fopt[F_POSW]
-        loss += posw * _softplus(-x[0])
-        g[0] = -posw * (1.0 - _sigmoid(x[0]))
+        _, sneg, sp = _logistic(x[0])
+        loss += posw * sp
+        g[0] = -posw * sneg
         for c in range(1, L):
             if mask[c] > 0:
-                loss += mask[c] * _softplus(x[c])
-                g[c] = mask[c] * _sigmoid(x[c])
+                spos, _, sp = _logistic(x[c])
+                loss += mask[c] * (sp + x[c])  # softplus(x_c)
+                g[c] = mask[c] * spos
     elif kind == LOSS_NBPO:
         posw = fopt[F_POSW]
         offset = fopt[F_FLIP_OFFSET]
@@ -276,68 +325,60 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         has_cu = cu.shape[0] > 0
         has_ci = ci.shape[0] > 0
         exact = iopt[I_EXACT] != 0
-        dp = P.shape[1]
-        freg = 0.0  # ||P_u||² + Σ_c ||Q_c||², summed with the γ's
+        freg = 0.0  # ||P_u||² + Σ_c ||Q_c||²
         if has_pq:
-            p2 = np.float32(0.0)
-            for f in range(dp):
-                p2 += P[u, f] * P[u, f]
-            freg += p2
+            freg = _score(P, Q, u, cols, me, gm, pf)
+        else:
+            for c in range(L):
+                gm[c] = 0.0
         for c in range(L):
-            j = cols[c]
-            gam = offset
+            gam = gm[c] + offset
             if has_cu:
                 gam += cu[u]
             if has_ci:
-                gam += ci[j]
-            if has_pq:
-                dot = np.float32(0.0)
-                q2 = np.float32(0.0)
-                for f in range(dp):
-                    q = Q[j, f]
-                    dot += P[u, f] * q
-                    q2 += q * q
-                gam += dot
-                freg += q2
+                gam += ci[cols[c]]
             wgt = posw if c == 0 else mask[c]
             if wgt == 0:
                 continue
-            # one softplus per variable gives every log term: -log σ(z) = sp, log(1 - σ(z)) = -sp - z
+            # one exp and one log1p per logit give every term: -log σ(z) = spz, log σ(-z) = -spz - z
             xc = x[c]
-            spx = _softplus(-xc)
-            spg = _softplus(-gam)
-            sx = math.exp(-spx)
-            sg = math.exp(-spg)
+            sx, snx, spx = _logistic(xc)
+            sg, sng, spg = _logistic(gam)
             if c == 0:
                 if exact:
                     loss += wgt * (spx + spg + gam)  # -[log σ(x) + log σ(-γ)]
-                    g[c] = -wgt * (1.0 - sx)
+                    g[c] = -wgt * snx
                     gg[c] = wgt * sg
                 else:
-                    loss -= wgt * ((1.0 - sg) * -spx + sx * (-spg - gam))
-                    g[c] = -wgt * (1.0 - sg) * (1.0 - sx)
+                    loss -= wgt * (sng * -spx + sx * (-spg - gam))
+                    g[c] = -wgt * sng * snx
                     gg[c] = wgt * sx * sg
             else:
                 if exact:
-                    a = -spx - xc  # log σ(-x)
-                    b = -spx - spg  # log σ(x) + log σ(γ)
-                    m = max(a, b)
-                    log_p = m + math.log(math.exp(a - m) + math.exp(b - m))
+                    p = snx + sx * sg  # σ(-x) + σ(x) σ(γ), both terms without cancellation
+                    if p > 1e-300:
+                        log_p = math.log(p)
+                    else:  # both terms underflow: log-sum-exp of their logs
+                        a = -spx - xc
+                        b = -spx - spg
+                        m = max(a, b)
+                        log_p = m + math.log(math.exp(a - m) + math.exp(b - m))
+                        p = math.exp(log_p)
                     loss -= wgt * log_p
-                    p = math.exp(log_p)  # σ(-x) + σ(x) σ(γ) > 0
-                    g[c] = wgt * sx * (1.0 - sx) * (1.0 - sg) / p
-                    gg[c] = -wgt * sx * sg * (1.0 - sg) / p
+                    g[c] = wgt * sx * snx * sng / p
+                    gg[c] = -wgt * sx * sg * sng / p
                 else:
                     loss -= wgt * (sg * -spx + (-spx - xc) + sx * -spg)
-                    g[c] = wgt * (sx - sg * (1.0 - sx))
-                    gg[c] = -wgt * sx * (1.0 - sg)
+                    g[c] = wgt * (sx - sg * snx)
+                    gg[c] = -wgt * sx * sng
         # the flip parameters: γ-gradient gg, flip_l2 on every column's parameters
         flr = fopt[F_FLIP_LR]
         fl2x2 = 2.0 * fopt[F_FLIP_L2]
         fl2 = fopt[F_FLIP_L2]
         if has_pq:
             loss += fl2 * freg
-            _factor_step(P, aP, Q, aQ, u, cols, gg, ge, me, fl2x2, flr, adagrad, pf, pg)
+            _merge(cols, gg, me, ge)
+            _factor_step(P, aP, Q, aQ, u, cols, ge, me, fl2x2, flr, adagrad, pf, pg)
         if has_cu:
             acc = 0.0
             for c in range(L):
@@ -345,22 +386,23 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
             loss += fl2 * cu[u] * cu[u]
             _step1(cu, acu, u, acc + fl2x2 * cu[u], flr, adagrad)
         if has_ci:
+            _merge(cols, gg, me, ge)
             for c in range(L):
-                if _seen(cols, c):
+                if me[c] == 0:
                     continue
                 j = cols[c]
-                gs, mult = _merged(cols, gg, c)
-                loss += fl2 * mult * ci[j] * ci[j]
-                _step1(ci, aci, j, gs + mult * fl2x2 * ci[j], flr, adagrad)
+                loss += fl2 * me[c] * ci[j] * ci[j]
+                _step1(ci, aci, j, ge[c] + me[c] * fl2x2 * ci[j], flr, adagrad)
     elif kind == LOSS_REL:
         scale = fopt[F_SCALE]
-        sx = _sigmoid(x[0])
         if iopt[I_LOGDELTA] != 0:
-            d1, d1p = _softplus(-x[0]), -(1.0 - sx)
-            d0, d0p = _softplus(x[0]), sx
+            sx, snx, sp = _logistic(x[0])
+            d1, d1p = sp, -snx
+            d0, d0p = sp + x[0], sx
         else:
-            d1, d1p = (1.0 - sx) ** 2, -2.0 * (1.0 - sx) ** 2 * sx
-            d0, d0p = sx * sx, 2.0 * sx * sx * (1.0 - sx)
+            sx, snx = _sigmoids(x[0])
+            d1, d1p = snx * snx, -2.0 * snx * snx * sx
+            d0, d0p = sx * sx, 2.0 * sx * sx * snx
         click = w0 * d1 + (1.0 - w0) * d0
         if iopt[I_FLOOR] != 0 and click < fopt[F_FLOOR]:
             loss += scale * fopt[F_FLOOR]
@@ -369,30 +411,32 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
             g[0] = scale * (w0 * d1p + (1.0 - w0) * d0p)
         for c in range(1, L):
             if mask[c] > 0 and wu != 0:
-                sx = _sigmoid(x[c])
                 if iopt[I_LOGDELTA] != 0:
-                    loss += scale * wu * _softplus(x[c])
+                    sx, _, sp = _logistic(x[c])
+                    loss += scale * wu * (sp + x[c])
                     g[c] = scale * wu * sx
                 else:
+                    sx, snx = _sigmoids(x[c])
                     loss += scale * wu * sx * sx
-                    g[c] = scale * wu * 2.0 * sx * sx * (1.0 - sx)
+                    g[c] = scale * wu * 2.0 * sx * sx * snx
     else:  # LOSS_UBPR
         inv_k = 1.0 / (L - 1)
         has_beta = iopt[I_BETA] != 0
         beta = fopt[F_BETA]
         for c in range(1, L):
-            z = x[0] - x[c]
+            _, sneg, sp = _logistic(x[0] - x[c])
             wgt = w0 * pw[c]
-            term = wgt * _softplus(-z)
+            term = wgt * sp
             if has_beta and term < -beta:
                 loss -= beta * inv_k
                 continue
             loss += term * inv_k
-            e = wgt * _sigmoid(-z) * inv_k
+            e = wgt * sneg * inv_k
             g[0] -= e
             g[c] += e
     # the model's parameters: loss gradient g plus the Trainer's l2 on every column
-    _factor_step(U, aU, V, aV, u, cols, g, ge, me, l2x2, lr, adagrad, pu, gu)
+    _merge(cols, g, me, ge)
+    _factor_step(U, aU, V, aV, u, cols, ge, me, l2x2, lr, adagrad, pu, gu)
     if has_bi:
         for c in range(L):
             if me[c] > 0:
@@ -431,6 +475,7 @@ def mf_rows(users, items, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt
     gg = np.empty(L)
     ge = np.empty(L)
     me = np.empty(L)
+    gm = np.empty(L)
     pu = np.empty(tables[0].shape[1], dtype=tables[0].dtype)
     gu = np.empty(tables[0].shape[1], dtype=tables[0].dtype)
     pf = np.empty(max(1, flips[0].shape[1]), dtype=flips[0].dtype)
@@ -438,7 +483,7 @@ def mf_rows(users, items, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt
     total = 0.0
     for r in range(users.shape[0]):
         total += _row(users[r], items[r], mask[r], w0[r], wu[r], pw[r], tables, accs, flips, flip_accs, iopt,
-                      fopt, x, g, gg, ge, me, pu, gu, pf, pg)
+                      fopt, x, g, gg, ge, me, gm, pu, gu, pf, pg)
     return total
 
 
@@ -559,6 +604,7 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
         gg = np.empty(L)
         ge = np.empty(L)
         me = np.empty(L)
+        gm = np.empty(L)
         pu = np.empty(d, dtype=tables[0].dtype)
         gu = np.empty(d, dtype=tables[0].dtype)
         pf = np.empty(dp, dtype=flips[0].dtype)
@@ -609,7 +655,7 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
                                 mask[c] = 0.0
                                 break
                 loss += _row(u, cols, mask, w0, wu, pw, (U, V, bu, bi), (aU, aV, abu, abi), (P, Q, cu, ci),
-                             (aP, aQ, acu, aci), iopt, fopt, x, g, gg, ge, me, pu, gu, pf, pg)
+                             (aP, aQ, acu, aci), iopt, fopt, x, g, gg, ge, me, gm, pu, gu, pf, pg)
                 rows += 1
         loss_sums[b] = loss
         n_rows[b] = rows
