@@ -35,7 +35,7 @@ random order.
 ``dcg@K`` is :mod:`recsampling.metrics`' ``sum_{r<=K} h_r / log2(r+1)``; ``dcg_norm@K`` divides it by
 the user's number of relevant test items, which is the scale of Saito et al.'s code and tables.
 
-Hyper-parameters: by default one fixed setting for every method (``DEFAULTS`` and the flags).
+Hyper-parameters: by default one fixed setting for every method (:data:`recsampling.bench.mnar.TRAINING` and the flags).
 ``--tune N`` instead gives every method the same Optuna budget (N TPE trials, the same seed and the
 same validation split: ``--valid-fraction`` of each user's *biased training* clicks, scored by
 ``--tune-metric``, default ``snips_dcg@5``), then trains each method with its best values on all
@@ -93,7 +93,7 @@ import numpy as np
 from recsampling._utils import positive_int
 from recsampling.bench.contenders import Ours
 from recsampling.bench.flags import add_flags, emit, write_results
-from recsampling.bench.mnar import item_propensities, randomized_figures, rare_candidates
+from recsampling.bench.mnar import TRAINING, item_propensities, load_randomized_task, randomized_figures, rare_candidates
 from recsampling.bench.report import mean_se_by, method_table
 from recsampling.bench.saito import (AUTHORS_DATA_SEED, METRIC_VARIANTS, AuthorsData, AuthorsEvaluation, fit_authors,
                                      paired_diffs, tune_authors)
@@ -112,24 +112,11 @@ METHODS = ("naive", "bpr", "relmf", "relmf_true_propensity", "ubpr")
 #: (``unobserved_weight``, WMF's confidence idea), the control for Rel-MF's click weight level
 EXTRA_METHODS = ("naive_weighted",)
 
-#: per data set: model and training defaults (the same for every method), fixed a priori
-DEFAULTS = {
-    "coat": dict(factors=32, epochs=30, batch_size=256, lr=0.005, l2=1e-4),
-    "yahoo-r3": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
-    "synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
-}
-SYNTHETIC_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
-QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
 
-
-# ------------------------------------------------------------------------------------------- data
 def load_mnar_task(dataset: str, data_dir: str, seed: int, quick: bool):
-    """The biased clicks and the randomized test of ``dataset`` (ratings >= 4 positive), ranked per user."""
-    from recsampling.tasks import load_task
-
-    world = dict(QUICK_WORLD if quick else SYNTHETIC_WORLD, n_logged_lists=0) if dataset == "synthetic" else None
+    """:func:`~recsampling.bench.mnar.load_randomized_task`, a one-line error when ``dataset`` cannot be loaded."""
     try:
-        return load_task(dataset, data_dir=data_dir, seed=seed, world=world, ks=KS)
+        return load_randomized_task(dataset, data_dir, seed, quick, ks=KS)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"benchmarks/mnar.py: cannot load {dataset!r} from {data_dir!r}: {e}") from None
 
@@ -517,7 +504,7 @@ def main(argv=None) -> int:
     args.seeds = args.seeds or 5
     args.clip = DEFAULT_CLIP if args.clip is None else args.clip
     args.beta = {None: 0.0, "off": None}.get(args.beta, args.beta)
-    for k, v in DEFAULTS[args.dataset].items():
+    for k, v in TRAINING[args.dataset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if args.unobserved_weight not in ("unbiased", "balanced"):

@@ -12,7 +12,8 @@ reports, with the functions here:
 - the ideal pointwise loss from the true relevance of a synthetic world (:func:`ideal_loss`);
 - the popularity propensities of Rel-MF / UBPR under three normalisations (:func:`item_propensities`).
 
-:func:`randomized_figures` gathers them for one fitted model.
+:func:`load_randomized_task` loads its tasks (also those of ``benchmarks/dla_positions.py``'s
+setting 2), :func:`randomized_figures` gathers the figures of one fitted model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,34 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["rare_candidates", "item_propensities", "rare_share", "ideal_loss", "n_relevant", "randomized_figures"]
+__all__ = ["WORLD", "QUICK_WORLD", "TRAINING", "load_randomized_task", "rare_candidates", "item_propensities",
+           "rare_share", "ideal_loss", "n_relevant", "randomized_figures"]
+
+#: the synthetic world of the MNAR benchmarks (a fresh one per seed; no logged lists), and its --quick size
+WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
+QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
+#: per data set: model and training defaults, the same for every method, fixed a priori
+TRAINING = {
+    "coat": dict(factors=32, epochs=30, batch_size=256, lr=0.005, l2=1e-4),
+    "yahoo-r3": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
+    "synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
+}
+
+
+def load_randomized_task(dataset: str, data_dir: str, seed: int, quick: bool = False, ks=(3, 5, 8)):
+    """The biased clicks and the randomized test of ``dataset`` (ratings >= 4 relevant), each user's test
+    items ranked: :func:`recsampling.tasks.load_task`, on ``synthetic`` a world of :data:`WORLD`
+    (:data:`QUICK_WORLD` with ``quick``) without logged lists.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        When the data set cannot be loaded.
+    """
+    from recsampling.tasks import load_task
+
+    world = dict(QUICK_WORLD if quick else WORLD, n_logged_lists=0) if dataset == "synthetic" else None
+    return load_task(dataset, data_dir=data_dir, seed=seed, world=world, ks=ks)
 
 
 def rare_candidates(train, test_items: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
