@@ -87,7 +87,12 @@ import numpy as np
 
 from recsampling._utils import positive_int
 from recsampling.bench.contenders import Ours
+from recsampling.bench.dla import biased_logs, irw_closed_form, log_relevance_scores, true_ndcg
 from recsampling.bench.flags import add_flags, write_results
+from recsampling.bench.mnar import QUICK_WORLD as MNAR_QUICK_WORLD
+from recsampling.bench.mnar import TRAINING as MNAR_TRAINING
+from recsampling.bench.mnar import WORLD as MNAR_WORLD
+from recsampling.bench.mnar import load_randomized_task
 from recsampling.bench.report import mean_se_by, method_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,11 +104,8 @@ KS = (3, 5, 8)
 #: setting 1 world (per seed) and training; fixed a priori, the same for every method
 POS_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000, feature_noise=0.0)
 POS_QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=3_000, feature_noise=0.0)
-#: setting 2: the MNAR benchmark's synthetic world and training defaults
-REC_WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
-REC_QUICK_WORLD = dict(n_users=200, n_items=300, target_interactions=5_000)
-REC_TRAIN = {"synthetic": dict(factors=32, epochs=15, batch_size=1024, lr=0.005, l2=1e-4),
-             "coat": dict(factors=32, epochs=30, batch_size=256, lr=0.005, l2=1e-4)}
+#: setting 2: the MNAR benchmark's training defaults (its world: recsampling.bench.mnar's)
+REC_TRAIN = {d: MNAR_TRAINING[d] for d in ("synthetic", "coat")}
 
 
 # ----------------------------------------------------------------------------------- setting 1
@@ -114,63 +116,6 @@ def _fit(kind: str, sampler: str, train, seed: int, train_params: dict, sampler_
     fit = Ours(kind, sampler).fit(train, dict(train_params, model_params=model_params, sampler_params=sampler_params,
                                               backend="torch"), seed, device="cpu")
     return fit.model, fit.sampler
-
-
-def _true_ndcg10(model, relevance: np.ndarray) -> float:
-    from recsampling.metrics import true_relevance_metrics
-    from recsampling.scoring import topk
-
-    U, V = model.embedding_tables()
-    ids, _ = topk(U, V, 10, device="cpu")
-    return float(np.mean(true_relevance_metrics(ids, relevance, (10,))["true_ndcg@10"]))
-
-
-def biased_logs(world, n_lists: int, eta: float, bias: float, seed: int, L: int = 10, n_cand: int = 50) -> dict:
-    """Logged lists whose logging ranker favours some items regardless of relevance.
-
-    Like ``make_world``'s logs (uniform user, ``n_cand`` distinct uniform candidates, top ``L`` of
-    ``logit(relevance) + N(0, 1)``, clicks ``Bernoulli((1/k)^eta) * Bernoulli(relevance)``) but
-    the logging score also adds ``bias * b_i`` with a fixed ``b_i ~ N(0, 1)`` per item (a
-    promoted-items effect): the raw clicks then over-credit the promoted items.
-    """
-    rng = np.random.default_rng([seed, 7])
-    n_users, n_items = world.relevance.shape
-    boost = rng.standard_normal(n_items)
-    users = rng.integers(0, n_users, size=n_lists)
-    chunk = max(1, 2**22 // n_items)  # distinct uniform candidates: smallest keys of a random row
-    cand = np.concatenate([np.argpartition(rng.random((min(chunk, n_lists - s), n_items)), n_cand - 1, axis=1)
-                           [:, :n_cand] for s in range(0, n_lists, chunk)])
-    rel = np.asarray(world.relevance)[users[:, None], cand].astype(np.float64)
-    score = np.log(rel) - np.log1p(-rel) + bias * boost[cand] + rng.standard_normal(cand.shape)
-    top = np.argsort(-score, axis=1, kind="stable")[:, :L]
-    items = np.take_along_axis(cand, top, axis=1)
-    shown = np.take_along_axis(rel, top, axis=1)
-    theta = (1.0 / np.arange(1, L + 1)) ** eta
-    clicks = (rng.random((n_lists, L)) < theta) & (rng.random((n_lists, L)) < shown)
-    return {"users": users.astype(np.int64), "items": items.astype(np.int64), "clicks": clicks.astype(np.int8)}
-
-
-def irw_closed_form(log_relevance: np.ndarray, clicks: np.ndarray) -> np.ndarray:
-    """The minimizer of eq. (7) over one free logit per position, for given log-relevances.
-
-    ``P_k ∝ Σ_n v_nk c_nk`` with ``v_nk = exp(log r_n1 − log r_nk)``, returned relative to
-    position 1. With the true relevance it is the best any propensity estimate can do from these
-    clicks (its error is the sampling noise of the log); with a trained ranker's scores it is
-    where the propensity logits go for that ranker (no optimization noise).
-    """
-    lr = np.asarray(log_relevance, dtype=np.float64)
-    p = (np.exp(lr[:, :1] - lr) * np.asarray(clicks, dtype=np.float64)).sum(0)
-    return p / p[0]
-
-
-def _log_relevance_scores(model, users: np.ndarray, items: np.ndarray, link: str) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        s = model.score(torch.as_tensor(np.array(users)), torch.as_tensor(np.array(items)))
-        if link == "sigmoid":
-            s = torch.nn.functional.logsigmoid(s)
-    return s.double().cpu().numpy()
 
 
 def run_positions(eta: float, seed: int, args) -> dict:
@@ -198,7 +143,7 @@ def run_positions(eta: float, seed: int, args) -> dict:
                                    max_weight=args.max_weight, relevance_link=args.relevance_link),
                               args.hidden, args.item_bias)
         fit_s = time.perf_counter() - t0
-        r = {"ndcg@10": _true_ndcg10(model, np.asarray(world.relevance)), "fit_s": fit_s}
+        r = {"ndcg@10": true_ndcg(model, np.asarray(world.relevance)), "fit_s": fit_s}
         if method == "dla":
             learned = sampler.position_propensities_
             r["learned"] = learned.tolist()
@@ -207,7 +152,7 @@ def run_positions(eta: float, seed: int, args) -> dict:
             users, items, clicks = (np.asarray(logs[k] if isinstance(logs, dict) else getattr(logs, k))
                                     for k in ("users", "items", "clicks"))
             r["irw_closed_form_ranker"] = irw_closed_form(
-                _log_relevance_scores(model, users, items, args.relevance_link), clicks).tolist()
+                log_relevance_scores(model, users, items, args.relevance_link), clicks).tolist()
             r["irw_closed_form_true_relevance"] = irw_closed_form(
                 np.log(np.asarray(world.relevance, dtype=np.float64)[users[:, None], items]), clicks).tolist()
         out[method] = r
@@ -245,11 +190,8 @@ def summarize_positions(runs: dict[float, list[dict]], methods) -> dict:
 # ----------------------------------------------------------------------------------- setting 2
 def _rec_task(dataset: str, seed: int, args):
     """The MNAR benchmark's task of ``dataset`` (its randomized test items ranked), None when absent."""
-    from recsampling.tasks import load_task
-
-    world = dict(REC_QUICK_WORLD if args.quick else REC_WORLD, n_logged_lists=0) if dataset == "synthetic" else None
     try:
-        return load_task(dataset, data_dir=args.data_dir, seed=seed, world=world, ks=KS)
+        return load_randomized_task(dataset, args.data_dir, seed, args.quick, ks=KS)
     except (FileNotFoundError, ValueError) as e:
         print(f"[dla_positions] {dataset} not available ({e}); skipped", file=sys.stderr)
         return None
@@ -444,7 +386,7 @@ def main(argv=None) -> int:
         result["setting2"] = {"config": dict(datasets=args.datasets, seeds=args.seeds, n_sampled=args.n_sampled,
                                              propensity_lr=args.rec_propensity_lr, optimizer="adam", train=REC_TRAIN,
                                              ranker=args.rec_ranker,
-                                             world=REC_QUICK_WORLD if args.quick else REC_WORLD, ks=list(KS),
+                                             world=MNAR_QUICK_WORLD if args.quick else MNAR_WORLD, ks=list(KS),
                                              protocol="test_items"),
                               "summary": summary2, "not_done": not_done}
     result["wall_s"] = time.perf_counter() - t_start

@@ -51,14 +51,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from training_speed import ONE_NEGATIVE, TORCH_ONLY, _setup_threads, config, fit_pair, loadavg, machine, time_implicit, write_section
+from training_speed import ONE_NEGATIVE, TORCH_ONLY, _setup_threads, config, fit_pair, time_implicit
+
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -70,15 +70,9 @@ FACTORS = 64
 K = 10
 #: (model, sampler) of the training steps, in the order they run
 OURS = (("mf", "bpr"), ("mf", "nbpo"), ("mf", "relmf"), ("mf", "ubpr"), ("twotower", "bpr"))
-GIB = 2.0**30
 
 
 # ------------------------------------------------------------------------------------ the steps
-def _peak_gib() -> float:
-    """This process's peak resident memory so far (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
-
-
 def _load(path: Path):
     """The clicks saved by the build step, as Interactions (CSR, propensities, side features)."""
     import numpy as np
@@ -94,24 +88,9 @@ def _load(path: Path):
 
 def _head(data, share: float = 0.02):
     """The first ``share`` of the users (at least 50), every item: the warm-up data."""
-    from recsampling.data import Interactions
-
-    n = min(data.n_users, max(50, int(data.n_users * share)))
-    end = int(data.matrix.indptr[n])
-    return Interactions.from_csr(data.matrix[:n], propensities=data.propensities[:end],
-                                 user_features=data.user_features[:n], item_features=data.item_features)
-
-
-def _sample_clicks(data, n: int, seed: int):
-    """A uniform sample of ``n`` of the clicks (same users, items and features)."""
     import numpy as np
 
-    from recsampling.data import Interactions
-
-    keep = np.sort(np.random.default_rng(seed).choice(data.nnz, size=n, replace=False))
-    users = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr))[keep]
-    return Interactions.from_indices(users, data.matrix.indices[keep], data.shape, propensities=data.propensities[keep],
-                                     user_features=data.user_features, item_features=data.item_features)
+    return data.take(np.arange(min(data.n_users, max(50, int(data.n_users * share)))))
 
 
 def step_build(args) -> dict:
@@ -172,7 +151,11 @@ def step_ours(args, model_name: str, sampler: str) -> dict:
              seed=args.seed, **cfg)
     timed = data
     if torch_path and 0 < args.torch_sample < data.nnz:  # the same batches, fewer of them
-        timed = _sample_clicks(data, args.torch_sample, args.seed)
+        import numpy as np
+
+        keep = np.zeros(data.nnz, dtype=bool)  # a uniform sample of the clicks (same users, items, features)
+        keep[np.random.default_rng(args.seed).choice(data.nnz, size=args.torch_sample, replace=False)] = True
+        timed = data.subset(keep)
     t = time.perf_counter()
     model, result, rate = fit_pair(timed, model_name, sampler, params, factors=FACTORS, threads=args.threads,
                                    epochs=1, seed=args.seed, **cfg)
@@ -233,6 +216,8 @@ def step_topk(args, who: str) -> dict:
 
 
 def run_step(args) -> int:
+    from recsampling.bench.measure import peak_rss_gib
+
     name = args.step
     if name == "build":
         out = step_build(args)
@@ -242,7 +227,7 @@ def run_step(args) -> int:
         out = step_topk(args, "ours" if name == "topk" else "implicit")
     else:
         out = step_ours(args, *name.split("+"))
-    out["peak_gib"] = _peak_gib()
+    out["peak_gib"] = peak_rss_gib()
     print(json.dumps(out))
     return 0
 
@@ -270,6 +255,8 @@ def shape_for(interactions: int) -> dict:
 
 def run_size(args, size: dict) -> dict:
     import numpy as np
+
+    from recsampling.bench.measure import loadavg, machine
 
     res: dict = {"benchmark": "scale", **machine(), "threads": args.threads, "seed": args.seed, "factors": FACTORS,
                  "torch_sample": args.torch_sample, **size, "load_before": loadavg()}
@@ -330,6 +317,8 @@ def write_results(by_size: dict) -> None:
 
 def write_markdown(sizes: dict) -> None:
     """The ``scale`` section of RESULTS.md: one column per world size, one row per step."""
+    from recsampling.bench.report import write_section
+
     begin, end = MARKS
 
     def row(label, cell) -> str:
@@ -373,7 +362,7 @@ def write_markdown(sizes: dict) -> None:
               "features (torch path); where marked, its epoch was timed on a uniform sample of the clicks "
               "(`--torch-sample`: " + ", ".join(f"{r['torch_sample']:,}" for r in sizes.values()) + ") and scaled.",
               end]
-    write_section(lines, begin, end)
+    write_section(ROOT / "benchmarks" / "RESULTS.md", lines, begin, end)
 
 
 def main(argv=None) -> int:

@@ -27,13 +27,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
 
 from recsampling._utils import positive_int
 from recsampling.bench.flags import add_flags
+from recsampling.bench.measure import best_and_median, peak_rss_mb, reset_peak_rss, rss_mb
 
 
 def _parse() -> argparse.Namespace:
@@ -88,49 +88,6 @@ def _problem(n_users, n_items, factors, n_seen, seed):
     return U, V, seen
 
 
-def _time(fn, repeats):
-    import numpy as np
-
-    fn()  # warm-up (allocations, thread pools, lazy imports)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.min(ts)), float(np.median(ts))
-
-
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    try:  # Linux: writing 5 resets VmHWM to the current RSS
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def main() -> int:
     args = _parse()
     import numpy as np
@@ -176,11 +133,12 @@ def main() -> int:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    res["ours_best_s"], res["ours_s"] = _time(ours, args.repeats)
-    res["matmul_torch_best_s"], res["matmul_torch_s"] = _time(matmul, args.repeats)
+    res["ours_best_s"], res["ours_s"] = best_and_median(ours, args.repeats)
+    res["matmul_torch_best_s"], res["matmul_torch_s"] = best_and_median(matmul, args.repeats)
     if dev.type == "cpu":
         prod = np.empty((args.users, args.items), dtype=np.float32)
-        res["matmul_numpy_best_s"], res["matmul_numpy_s"] = _time(lambda: np.dot(U, V.T, out=prod), args.repeats)
+        res["matmul_numpy_best_s"], res["matmul_numpy_s"] = best_and_median(lambda: np.dot(U, V.T, out=prod),
+                                                                             args.repeats)
         del prod
     # the floor: the faster of the two bare products (torch's BLAS, numpy's BLAS)
     floor = min(("torch", "numpy"), key=lambda b: res.get(f"matmul_{b}_s", float("inf")))
@@ -210,7 +168,7 @@ def main() -> int:
         by_blas = {}
         for blas in sorted({1, args.threads}):
             with threadpool_limits(limits=blas, user_api="blas"):
-                by_blas[blas] = _time(imp, args.repeats)
+                by_blas[blas] = best_and_median(imp, args.repeats)
         res["implicit_by_blas_threads"] = {str(b): {"best_s": v[0], "median_s": v[1]} for b, v in by_blas.items()}
         best_blas = min(by_blas, key=lambda b: by_blas[b][1])
         res["implicit_blas_threads"] = best_blas
@@ -234,8 +192,8 @@ def main() -> int:
         del U, V, Ut, Vt, seen, ours_out
         LU, LV, lseen = _problem(n_users, n_items, args.factors, args.large_seen, args.seed + 1)
         sub = np.arange(min(args.large_users, n_users))
-        rss_before = _rss_mb()
-        reset = _reset_peak()
+        rss_before = rss_mb()
+        reset = reset_peak_rss()
         t = time.perf_counter()
         ids, _ = topk(LU, LV, args.k, exclude=lseen, users=sub, device=dev, memory_budget_mb=args.memory_budget_mb)
         if dev.type == "cuda":
@@ -244,7 +202,7 @@ def main() -> int:
         res["large"] = {
             "shape": [n_users, n_items, args.factors], "seen_pairs": int(lseen.nnz), "users_scored": int(sub.size),
             "seconds": dt, "seconds_all_users_extrapolated": dt * n_users / sub.size,
-            "users_per_s": sub.size / dt, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(),
+            "users_per_s": sub.size / dt, "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb(),
             "peak_reset_before_call": reset, "memory_budget_mb": args.memory_budget_mb,
             "dense_scores_would_need_mb": n_users * n_items * 4 / 2**20,
         }

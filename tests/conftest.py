@@ -47,3 +47,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_data" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
+
+
+def write_fake_coat(folder: Path, n_users: int = 12, n_items: int = 15, seed: int = 0) -> Path:
+    """Dense ``train.ascii`` / ``test.ascii`` in Coat's format: 6 self-selected and 5 random items per user."""
+    rng = np.random.default_rng(seed)
+    train, test = np.zeros((n_users, n_items), int), np.zeros((n_users, n_items), int)
+    for u in range(n_users):
+        items = rng.permutation(n_items)
+        train[u, items[:6]] = rng.integers(1, 6, 6)
+        test[u, items[6:11]] = rng.integers(1, 6, 5)
+    folder.mkdir(parents=True)
+    for name, m in (("train.ascii", train), ("test.ascii", test)):
+        (folder / name).write_text("\n".join(" ".join(map(str, row)) for row in m) + "\n")
+    return folder

@@ -44,3 +44,15 @@ def test_suite_tables_from_records():
     text = markdown(table, "# head", {"d": ("ndcg@10",)}, "foot")
     assert "**0.5000**" in text and text.rstrip().endswith("foot")
     assert false_negative_rates(recs, "d") == {"m+b": pytest.approx(0.3)}
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    from recsampling.bench.report import write_section
+
+    path = tmp_path / "RESULTS.md"
+    write_section(path, ["<!-- a:begin -->", "A1", "<!-- a:end -->"], "<!-- a:begin -->", "<!-- a:end -->")
+    assert path.read_text() == "# Benchmark results\n\n<!-- a:begin -->\nA1\n<!-- a:end -->\n"
+    write_section(path, ["<!-- b:begin -->", "B1", "<!-- b:end -->"], "<!-- b:begin -->", "<!-- b:end -->")
+    write_section(path, ["<!-- a:begin -->", "A2", "A3", "<!-- a:end -->"], "<!-- a:begin -->", "<!-- a:end -->")
+    assert path.read_text() == ("# Benchmark results\n\n<!-- a:begin -->\nA2\nA3\n<!-- a:end -->\n\n"
+                                "<!-- b:begin -->\nB1\n<!-- b:end -->\n")

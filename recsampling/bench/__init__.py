@@ -5,7 +5,12 @@
 - :mod:`~recsampling.bench.store`: the cell store (one JSON file per finished fit, resumable);
 - :mod:`~recsampling.bench.report`: mean +- standard error over seeds, the tidy table, Markdown;
 - :mod:`~recsampling.bench.plots`: the suite's PNGs;
-- :mod:`~recsampling.bench.flags`: the scripts' shared flags, result files and JSON-last-line output.
+- :mod:`~recsampling.bench.flags`: the scripts' shared flags, result files and JSON-last-line output;
+- :mod:`~recsampling.bench.measure`: the speed scripts' repeat timer, memory readers, load and machine;
+- :mod:`~recsampling.bench.mnar`: the randomized-test tasks and figures of the MNAR benchmarks;
+- :mod:`~recsampling.bench.saito`: the authors' protocol of Saito's code (its training loops and
+  tuned values in :mod:`recsampling.samplers.saito`);
+- :mod:`~recsampling.bench.dla`: the DLA benchmark's biased logs and eq. (7) diagnostics.
 
 A script under ``benchmarks/`` keeps only its own question (STYLE.md rule 17); loading a task is
 :func:`recsampling.tasks.load_task`'s, the grid and its orchestration :mod:`recsampling.suite`'s.

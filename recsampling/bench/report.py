@@ -4,19 +4,21 @@
 - :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure;
 - :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
   :func:`false_negative_rates`: the suite's tables built from cell records
-  (:mod:`recsampling.bench.store`), one row per cell, then per data set x model x method.
+  (:mod:`recsampling.bench.store`), one row per cell, then per data set x model x method;
+- :func:`write_section`: a script's own section of ``benchmarks/RESULTS.md``, between its markers.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["mean_se", "mean_se_by", "method_table", "tidy", "summary", "markdown", "results_by_dataset",
-           "false_negative_rates", "CONFIG_COLUMNS"]
+           "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
 
 
 def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
@@ -194,3 +196,19 @@ def false_negative_rates(recs: Sequence[dict], dataset: str = "synthetic") -> di
         if r.get("dataset") == dataset and r.get("false_negative_rate") is not None:
             by.setdefault(f"{r['model']}+{r['method']}", []).append(float(r["false_negative_rate"]))
     return {k: float(np.mean(v)) for k, v in by.items()}
+
+
+def write_section(path: str | Path, lines: Sequence[str], begin: str, end: str) -> None:
+    """Put ``lines`` (which start with ``begin`` and end with ``end``) into the Markdown file ``path``
+    (e.g. ``benchmarks/RESULTS.md``), replacing the old section between those markers; appended
+    when there is none (a new file starts with ``# Benchmark results``)."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = "\n".join(lines) + "\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)

@@ -1,0 +1,29 @@
+"""recsampling.bench.measure: repeats' wall time, memory and the machine of the speed scripts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsampling.bench import measure
+
+
+def test_best_and_median_warm_up_once_then_time_each_repeat(monkeypatch):
+    calls = []
+    clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # repeats of 3 s, 1 s and 2 s
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock))
+    assert measure.best_and_median(lambda: calls.append(1), 3) == (1.0, 2.0)
+    assert len(calls) == 4  # the warm-up is not timed
+
+
+def test_memory_and_machine_figures():
+    before = measure.rss_mb()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    assert measure.rss_mb() > before + 32 and measure.peak_rss_mb() >= measure.rss_mb()
+    assert measure.peak_rss_gib() * 1024 >= measure.rss_mb() - 1
+    del block
+    if measure.reset_peak_rss():  # Linux: the peak comes back to what is resident now
+        assert measure.peak_rss_mb() < before + 48
+    load = measure.loadavg()
+    assert len(load) in (0, 3) and all(x >= 0 for x in load)
+    assert set(measure.machine()) == {"when", "cpu", "cpu_count"}
