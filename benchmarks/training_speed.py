@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -165,18 +164,6 @@ def ndcg(model, test, train) -> tuple[float, float]:
     return float(r["ndcg@10"]), float(r.get("ndcg@10_sem", float("nan")))
 
 
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def machine() -> dict:
-    return {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
-
-
 # ------------------------------------------------------------------------------------------- modes
 def run_bpr(args, data, name) -> dict:
     """The MF-BPR headline and its two popularity variants, interleaved with implicit."""
@@ -198,6 +185,8 @@ def run_bpr(args, data, name) -> dict:
                                        epochs=args.epochs + 1, seed=args.seed + rep, **cfg)
             rates[key].append(rate)
             results[key] = result
+    from recsampling.bench.measure import machine
+
     res = {"benchmark": "training_speed", **machine(),
            "dataset": {"name": name, "n_users": m.shape[0], "n_items": m.shape[1], "nnz": int(m.nnz)},
            "factors": args.factors, "threads": args.threads, "epochs": args.epochs, "repeats": args.repeats,
@@ -287,6 +276,8 @@ def run_all(args, data, name) -> dict:
         torch_part = (f"{row['torch_samples_per_s']:>10,.0f} {row['ndcg@10_torch']:>8.4f}±{row['ndcg@10_torch_sem']:.4f}"
                       if "torch_samples_per_s" in row else f"{'-':>10} {'-':>16}")
         print(f"{key:<22} {row['backend']:<7} {rate:>11,.0f} {row['ratio']:>7.3f} {nd:>8.4f} {torch_part}", flush=True)
+    from recsampling.bench.measure import machine
+
     return {"benchmark": "training_speed", "mode": "samplers", **machine(),
             "dataset": {"name": name, "split": "random 80/20 per user", "seed": args.seed, "n_users": m.shape[0],
                         "n_items": m.shape[1], "train_nnz": int(m.nnz), "test_nnz": int(test.nnz)},
@@ -297,20 +288,6 @@ def run_all(args, data, name) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ output
-def write_section(lines: list[str], begin: str, end: str) -> None:
-    """Put ``lines`` (which start with ``begin`` and end with ``end``) into RESULTS.md, replacing that section."""
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def write_markdown(res: dict, mode: str) -> None:
     begin, end = MARKS[mode]
     d = res["dataset"]
@@ -353,7 +330,9 @@ def write_markdown(res: dict, mode: str) -> None:
                          f"{r['ratio']:.3f} | {r['ndcg@10']:.4f} ± {r['ndcg@10_sem']:.4f} | {tp} |")
         lines += ["", "± is the standard error over test users. The fused kernels step once per training positive; "
                   "the torch path steps on batches of the size shown, with the same optimizer, lr and l2.", end]
-    write_section(lines, begin, end)
+    from recsampling.bench.report import write_section
+
+    write_section(ROOT / "benchmarks" / "RESULTS.md", lines, begin, end)
 
 
 def main(argv=None) -> int:
@@ -413,6 +392,8 @@ def main(argv=None) -> int:
         data = type(data).from_csr(keep[:, keep.getnnz(axis=0) > 0])
         name += " (--quick: a tenth of the users)"
         args.epochs, args.repeats = min(args.epochs or 2, 2), 1
+    from recsampling.bench.measure import loadavg
+
     load_before = loadavg()
     mode = "bpr" if args.samplers is None else "all"
     args.epochs = args.epochs or (5 if mode == "bpr" else 3)
