@@ -21,8 +21,9 @@ probability of being truly negative). Without one, every real negative entry wei
 
 - a batch with ``labels`` (BPO, NBPO, UBPR, DLA): the entries labelled 0 (``mask`` True);
 - a batch of rows holding only their positive (in-batch softmax, ``items`` (B, 1)): row ``r``'s
-  negatives are the other rows' positives that are not accidental hits (``hits[r, c]``
-  False, ``c ≠ r``), each weighing 1 (the logQ correction is not a weight of the draw);
+  negatives are the other rows' positives that are not accidental hits
+  (:meth:`~recsampling.samplers.inbatch.InBatchSampler.accidental_hits`, with ``mask_hits``),
+  each row's column weighing 1 (the logQ correction is not a weight of the draw);
 - otherwise (the BPR family, Rel-MF, ``tophard``): columns ``1..L-1`` where ``mask`` is True.
 
 Loss weights that are not about the negative's choice (Rel-MF's and UBPR's inverse
@@ -78,8 +79,12 @@ def drawn_negatives(sampler: Sampler, model, batch: Batch) -> tuple[np.ndarray, 
     elif items.shape[1] == 1:  # in-batch: the other rows' positives
         B = users.size
         w = ~np.eye(B, dtype=bool)
-        if batch.hits is not None:
-            w &= ~np.asarray(batch.hits, dtype=bool)
+        if getattr(sampler, "mask_hits", False):
+            uniq, inverse = np.unique(items[:, 0], return_inverse=True)
+            rows, cols = sampler.accidental_hits(users, uniq)  # every positive among the columns' items
+            hit = np.zeros((B, uniq.size), bool)
+            hit[rows.cpu().numpy(), cols.cpu().numpy()] = True
+            w &= ~hit[:, inverse]
         w = w.astype(np.float64)
         uu = np.broadcast_to(users[:, None], (B, B))
         items = np.broadcast_to(items[:, 0][None, :], (B, B))

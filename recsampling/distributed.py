@@ -14,7 +14,7 @@ initializes the default process group from them (gloo on CPU, NCCL on CUDA, each
   before every optimizer step. ``batch_size`` is the *global* batch: each rank takes
   ``ceil(batch_size / W)`` rows, and the averaged gradient is the single-process gradient of a
   batch of that size (``optimizer="sgd"`` steps on the global sum, as it does on one process);
-- **in-batch negatives** gather the item side of every rank (the softmax runs over the global batch,
+- **in-batch negatives** gather the item indices of every rank (the softmax runs over the global batch,
   logQ of the global batch, accidental hits masked against every rank's items);
 - **rank 0 only** evaluates, logs, shows progress, runs the callbacks and writes checkpoints (in the
   single-process format); its decisions (validation value, early stop) are broadcast so that every
@@ -190,16 +190,10 @@ def broadcast_module(module, ctx: Context) -> None:
             dist.broadcast(t.data, src=0)
 
 
-def gather_rows(x, ctx: Context, grad: bool = False):
-    """Every rank's ``x`` stacked along the first axis, rank order (equal shapes on every rank).
-
-    With ``grad=True`` the gather is differentiable: the gradient of the gathered tensor, summed
-    over the ranks, flows back to each rank's own ``x``.
-    """
+def gather_rows(x, ctx: Context):
+    """Every rank's ``x`` stacked along the first axis, rank order (equal shapes on every rank; no gradient)."""
     if not ctx.distributed:
         return x
-    if grad:
-        return _GatherRows.apply(x)
     return _gather(x)
 
 
@@ -207,24 +201,3 @@ def _gather(x):
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=0)
-
-
-class _GatherRows(torch.autograd.Function):
-    """all_gather along rows; backward: each rank's slice of the gradient, summed over ranks.
-
-    Every rank's loss reads every rank's rows, so the gradient of rank r's rows is the sum of the
-    ranks' gradients of them: an all_reduce of the gathered gradient, then rank r's slice (gloo
-    has no reduce_scatter).
-    """
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.rows = x.shape[0]
-        return _gather(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        g = g.contiguous()
-        dist.all_reduce(g)
-        start = dist.get_rank() * ctx.rows
-        return g[start:start + ctx.rows]

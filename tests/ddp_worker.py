@@ -53,14 +53,14 @@ def inbatch_grad_error(train) -> float:
     n = len(batch) // world
     full_model = make_model("mf", train, factors=8, random_state=0)
     rows = slice(0, n * world)
-    loss = sampler.loss(full_model, Batch(batch.users[rows], batch.items[rows], hits=batch.hits[rows, rows]))
+    loss = sampler.loss(full_model, Batch(batch.users[rows], batch.items[rows]))
     loss.backward()
     want = full_model.user_factors.weight.grad.clone(), full_model.item_factors.weight.grad.clone()
 
     model = make_model("mf", train, factors=8, random_state=0)
     sampler.shard_ = (rank, world)
     rows = slice(rank * n, (rank + 1) * n)
-    local = Batch(batch.users[rows], batch.items[rows])  # the hits of the global batch are found in the loss
+    local = Batch(batch.users[rows], batch.items[rows])  # the global batch's items are gathered in the loss
     ddp = DistributedDataParallel(_Objective(model, sampler, 0.0))
     ddp(local).backward()
     got = model.user_factors.weight.grad, model.item_factors.weight.grad

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsampling.data import make_world
+from recsampling.data import Interactions, make_world
 from recsampling.diagnostics import FalseNegativeMonitor, drawn_negatives, false_negative_share
 from recsampling.models import make_model
 from recsampling.samplers import Batch, make_sampler
@@ -33,9 +33,10 @@ def test_what_counts_as_a_negative_per_batch_layout():
     _, i, _ = drawn_negatives(_prepared("bpo", train), model, b)
     assert sorted(i.tolist()) == [4, 6]
     # in-batch: the other rows' positives except the accidental hits
-    hits = np.array([[False, True, False], [False, False, False], [False, False, False]])
-    b = Batch(np.array([0, 1, 2]), np.array([[10], [11], [12]]), hits=hits)
-    u, i, _ = drawn_negatives(_prepared("inbatch", train), model, b)
+    # (user 0 also likes item 11: an accidental hit of row 0; found by the sampler from the data)
+    small = Interactions.from_indices([0, 0, 1, 2], [10, 11, 11, 12], (3, 13))
+    b = Batch(np.array([0, 1, 2]), np.array([[10], [11], [12]]))
+    u, i, _ = drawn_negatives(_prepared("inbatch", small), make_model("mf", small, factors=4, random_state=0), b)
     assert sorted(zip(u.tolist(), i.tolist())) == [(0, 12), (1, 10), (1, 12), (2, 10), (2, 11)]
     # DNS: only the selected candidate of each row
     dns = _prepared("dns", train, n_candidates=4)

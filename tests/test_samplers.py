@@ -12,6 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from recsampling.data.interactions import Interactions
+from recsampling.data.synthetic import make_world
 from recsampling.models import MODELS, make_model
 from recsampling.samplers import SAMPLERS, Batch, make_sampler
 from recsampling.samplers.negatives import draw_negatives
@@ -54,8 +55,6 @@ def _check_batch(batch) -> None:
             assert value.dtype == dtype and tuple(value.shape) == tuple(items.shape), field
     if batch.mask is not None:
         assert batch.mask[:, 0].all()  # column 0 is the positive: always real
-    if batch.hits is not None:
-        assert batch.hits.dtype == b8 and tuple(batch.hits.shape) == (len(batch), len(batch))
 
 
 NAMES = sorted(SAMPLERS)
@@ -138,8 +137,6 @@ def test_batch_checks_its_shapes_and_moves_as_one():
         Batch(users, items, labels=np.ones((3, 2), np.int64))
     with pytest.raises(ValueError, match="items must be a 2-d int array"):
         Batch(users, items[:, 0])
-    with pytest.raises(ValueError, match="hits must have shape"):
-        Batch(users, items, hits=np.ones((3, 2), bool))
     b = Batch(users.astype(np.int32), items, mask=np.ones((3, 2), bool), weights=np.full((3, 2), 0.1)).to("cpu")
     assert b.users.dtype == torch.int64 and b.mask.dtype == torch.bool and b.labels is None
     assert b.weights.dtype == torch.float32 and float(b.weights[0, 0]) == pytest.approx(0.1)
@@ -279,8 +276,24 @@ def test_inbatch_logq_and_accidental_hits():
     b = next(iter(s.batches(10, np.random.default_rng(0))))
     order = {(int(u), int(i)): r for r, (u, i) in enumerate(zip(b.users, b.items[:, 0]))}
     r00, r01, r12 = order[(0, 0)], order[(0, 1)], order[(1, 2)]
-    assert b.hits[r00, r01] and b.hits[r01, r00]
-    assert not b.hits[r00, r12] and not b.hits.diagonal().any()
+    # over the batch's distinct items (item 2 is in two rows), each row's target column left out
+    uniq, inverse = np.unique(b.items[:, 0], return_inverse=True)
+    rows, cols = s.accidental_hits(b.users, uniq, targets=inverse)
+    distinct = np.zeros((len(b), uniq.size), bool)
+    distinct[rows.numpy(), cols.numpy()] = True
+    assert not distinct[np.arange(len(b)), inverse].any()
+    # the (B, B) hits: a column whose item is a positive of the row's user, the row itself left out
+    rows, cols = s.accidental_hits(b.users, uniq)
+    hits = np.zeros((len(b), uniq.size), bool)
+    hits[rows.numpy(), cols.numpy()] = True
+    hits = hits[:, inverse]
+    np.fill_diagonal(hits, False)
+    assert hits[r00, r01] and hits[r01, r00]
+    assert not hits[r00, r12] and not hits.diagonal().any()
+    # (row, column) pairs are exactly the data's positives, the targets left out
+    want = train.matrix[b.users][:, b.items[:, 0]].toarray() > 0
+    np.fill_diagonal(want, False)
+    np.testing.assert_array_equal(hits, want)
     log_q = np.log(train.item_counts()[b.items[:, 0]] / 4)
     np.testing.assert_allclose(log_q[r12], np.log(2 / 4), rtol=1e-6)
     # the loss equals a hand-written softmax with corrected, masked logits
@@ -289,9 +302,65 @@ def test_inbatch_logq_and_accidental_hits():
     U = model.user_embeddings(t.users)
     V = model.item_embeddings(t.items[:, 0])
     logits = U @ V.T - torch.as_tensor(log_q, dtype=torch.float32)[None, :]
-    logits[t.hits] = -np.inf
+    logits[torch.as_tensor(hits)] = -np.inf
     want = -(logits.diagonal() - torch.logsumexp(logits, 1)).mean()
     torch.testing.assert_close(s.loss(model, t), want)
+
+
+def _plain_inbatch_loss(sampler, model, b):
+    """Eq. (4) over the B columns with autograd (the formulation the distinct-items softmax replaces)."""
+    users, items = b.users, b.items[:, 0]
+    logits = model.user_embeddings(users) @ model.item_embeddings(items).T / sampler.temperature
+    if sampler.logq:
+        logits = logits - sampler._log_q[items].to(logits.dtype)[None, :]
+    if sampler.mask_hits:
+        pos = torch.as_tensor(sampler.train_.matrix[users.numpy()][:, items.numpy()].toarray() > 0)
+        logits = logits.masked_fill(pos.fill_diagonal_(False), float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(users)))
+
+
+@pytest.mark.parametrize("params", [{}, {"mask_hits": False}, {"logq": False, "temperature": 0.5}])
+@pytest.mark.parametrize("model_name", ["mf", "twotower"])
+def test_inbatch_softmax_over_distinct_items_has_the_loss_and_gradient_of_the_plain_one(model_name, params):
+    world = make_world(n_users=120, n_items=80, target_interactions=1500, random_state=0)
+    train = world.clicks
+    s = make_sampler("inbatch", **params)
+    s.prepare(train, np.random.default_rng(0))
+    b = next(iter(s.batches(256, np.random.default_rng(1)))).to("cpu")
+    assert torch.unique(b.items).numel() < len(b)  # duplicates: the count weights are exercised
+    model = make_model(model_name, train, factors=8, random_state=0).double()
+    s.double()
+    grads = []
+    for loss_fn in (s.loss, lambda m, x: _plain_inbatch_loss(s, m, x)):
+        model.zero_grad()
+        loss = loss_fn(model, b)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (l1, g1), (l2, g2) = grads
+    torch.testing.assert_close(l1, l2, rtol=0, atol=1e-9)
+    for a, c in zip(g1, g2):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
+    assert max(float(a.abs().max()) for a in g1) > 1e-3  # a gradient that is there
+
+
+def test_inbatch_softmax_is_exact_when_a_hit_towers_over_the_target():
+    # a hit's logit 200 above the row's own: zeroing it after the exponential would lose the row
+    # (exp underflows), so the softmax masks it before the maximum
+    train = Interactions.from_indices([0, 0, 1, 1], [0, 1, 0, 2], (2, 3))
+    s = make_sampler("inbatch", logq=False)
+    s.prepare(train, np.random.default_rng(0))
+    b = Batch(np.array([0, 1]), np.array([[0], [2]])).to("cpu")
+    model = make_model("mf", train, factors=2, random_state=0, item_bias=False)
+    with torch.no_grad():
+        model.user_factors.weight.copy_(torch.tensor([[10.0, 0.0], [1.0, 0.0]]))
+        model.item_factors.weight.copy_(torch.tensor([[0.0, 1.0], [20.0, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(s.loss(model, b), _plain_inbatch_loss(s, model, b))
+    # row 1 (user 1, target item 2, logit 0): item 0 is user 1's positive, its hit, at logit 300
+    with torch.no_grad():
+        model.item_factors.weight.copy_(torch.tensor([[300.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+    loss = s.loss(model, b)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, _plain_inbatch_loss(s, model, b))
 
 
 def test_fused_kernels_are_a_lookup_not_a_sampler_flag():

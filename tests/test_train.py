@@ -211,3 +211,16 @@ def test_a_batch_that_is_not_a_batch_is_a_clear_error(batch):
     with pytest.raises(ValueError, match="Rows.batches.. must yield recsampling.samplers.Batch objects .users, items, "
                                          "mask, labels, weights., got " + type(batch).__name__):
         Trainer(epochs=1, progress=False, backend="torch").fit(model, Rows(), checkerboard())
+
+
+def test_importing_recsampling_lets_idle_openmp_threads_sleep_unless_the_user_chose():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, recsampling, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for given, want in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        run_env = env if given is None else {**env, "OMP_WAIT_POLICY": given}
+        out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == want

@@ -8,8 +8,7 @@ A sampler answers "which examples do we train on, and with which loss?". It
 2. draws one epoch of vectorized batches with a seeded ``numpy.random.Generator``
    (``batches``); a batch is a :class:`Batch` of numpy arrays: ``users`` (B,), ``items``
    (B, L) (each row's entries; column 0 the positive where the sampler has one), and the
-   optional ``mask``, ``labels`` and ``weights`` (B, L) (plus in-batch's ``hits``), each with
-   one meaning (see :class:`Batch`). The Trainer moves it with :meth:`Batch.to`;
+   optional ``mask``, ``labels`` and ``weights`` (B, L), each with one meaning (see :class:`Batch`). The Trainer moves it with :meth:`Batch.to`;
 3. turns model scores into a scalar loss (``loss``, reading the fields of the :class:`Batch` of
    tensors), with gradients for the model and for the sampler's own parameters. The Trainer adds
    L2 on the embeddings of ``users`` and ``items``.
@@ -72,9 +71,6 @@ class Batch:
         Per-entry loss weights: inverse propensities (Rel-MF: ``1/θ`` of the click in column 0,
         the user's unclicked weight in the others), pair weights (UBPR: column ``j ≥ 1`` weighs
         the pair (0, j), column 0 holds the click's ``1/θ``).
-    hits : bool, shape (B, B), or None
-        In-batch negatives: True where row ``c``'s positive is a training positive of row
-        ``r``'s user other than its own target (an accidental hit, left out of the softmax).
 
     A :class:`Sampler` of your own yields these; the shapes and dtype kinds are checked when
     one is built (no pass over the data).
@@ -85,7 +81,6 @@ class Batch:
     mask: Array | None = None
     labels: Array | None = None
     weights: Array | None = None
-    hits: Array | None = None
 
     def __post_init__(self):
         _check_field("users", self.users, 1, "int")
@@ -99,10 +94,6 @@ class Batch:
                 _check_field(name, value, 2, kind)
                 if tuple(value.shape) != (B, L):
                     raise ValueError(f"Batch: {name} must have the shape of items {(B, L)}, got {tuple(value.shape)}")
-        if self.hits is not None:
-            _check_field("hits", self.hits, 2, "bool")
-            if tuple(self.hits.shape) != (B, B):
-                raise ValueError(f"Batch: hits must have shape (B, B) = {(B, B)}, got {tuple(self.hits.shape)}")
 
     def __len__(self) -> int:
         """``B``, the number of rows."""

@@ -26,12 +26,30 @@ Column c is an *accidental hit* for row r when its item is one of u_r's training
 not the row's own target: another row with the same item (duplicates in the batch) or another of
 u_r's positives. Treating those as negatives would push down items the user is known to like, so
 their logits are masked to −∞ (left out of the softmax); the diagonal (the target) is always kept.
-The mask is computed when the batch is drawn (the :class:`~recsampling.samplers.base.Batch`'s
-``hits``, (B, B) bool) from the CSR matrix.
+:meth:`InBatchSampler.accidental_hits` finds them from the training CSR when the loss runs (on the
+loss's device; the drawn batch holds only users and items).
 
-Under torchrun (:mod:`recsampling.distributed`) the columns are the global batch: every rank's
-items are gathered (with their gradient), ``log p_c`` is the same, and the accidental hits of a
-row are masked against every rank's items.
+The softmax over the distinct items
+-----------------------------------
+Eq. (4) sums over the batch's B columns, and a batch repeats popular items: on ML-1M a batch of
+4,096 interactions holds about 1,650 distinct items. The loss is computed over the U distinct
+items j of the batch, each column weighted by its count n_j in the batch (a weight is a
+``+ log n_j`` on the logit), which is the same sum::
+
+    Σ_c exp(s^c(x_r, y_c)) = Σ_j n_j exp(s^c(x_r, j))            (over the unmasked columns)
+
+With ``mask_hits`` every duplicate of the row's own target is a hit, so the target's column
+counts once; the other positives of u_r are masked, every other item counts n_j times, as the B
+columns do. The loss, and its gradient, are those of eq. (4) over the B columns (tested against
+autograd of that formulation); the work and memory are (B, U) instead of (B, B). The forward and
+backward are written out (:class:`_BatchSoftmax`): three matrix products and a few passes over
+one (B, U) buffer, the softmax's exponentials kept from the forward for the backward.
+
+Under torchrun (:mod:`recsampling.distributed`) the columns are the global batch's distinct
+items: every rank's items are gathered (indices only), each rank computes their vectors with its
+copy of the weights (the same on every rank) and DDP averages the gradients, which gives the
+gradient of the global batch's loss; ``log p_c`` is the same, and the accidental hits of a row are
+masked against every rank's items.
 
 Both models work: the logits are the dot products of ``model.user_embeddings(users)`` and
 ``model.item_embeddings(items)``, which include the folded biases.
@@ -43,7 +61,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recsampling._utils import check_int, check_number
@@ -69,10 +86,11 @@ class InBatchSampler(Sampler):
 
     Notes
     -----
-    A :class:`Batch` holds ``users`` (B,), ``items`` (B, 1) (each row's positive; the candidate
-    set of a row is the whole batch's positive items) and ``hits`` (B, B) (with ``mask_hits``);
-    ``log p_c`` is looked up in the sampler's table of every item.
-    The batch size is the number of negatives: larger batches give a better estimate.
+    A :class:`Batch` holds ``users`` (B,) and ``items`` (B, 1) (each row's positive; the candidate
+    set of a row is the whole batch's positive items). ``log p_c`` is looked up in the sampler's
+    table of every item; the accidental hits are found when the loss runs
+    (:meth:`accidental_hits`). The batch size is the number of negatives: larger batches give a
+    better estimate.
     """
 
     #: the grid pairs it with the two-tower model only (it trains MF too)
@@ -93,52 +111,155 @@ class InBatchSampler(Sampler):
         counts = train.item_counts().astype(np.float64)
         with np.errstate(divide="ignore"):
             self.log_q_ = np.log(counts / counts.sum()).astype(np.float32)
-        # the same table as a tensor that follows the sampler to its device (not saved: derived)
+        # tables that follow the sampler to its device (not saved: derived from the data): log p_c
+        # and the training CSR that accidental_hits reads (on CPU they share the arrays' memory)
+        m = train.matrix
         self.register_buffer("_log_q", torch.from_numpy(self.log_q_), persistent=False)
+        self.register_buffer("_indptr", _shared(m.indptr), persistent=False)
+        self.register_buffer("_indices", _shared(m.indices), persistent=False)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch: every training interaction once, in random order."""
         self._check_prepared()
         check_int(batch_size, "batch_size")
         order = self.epoch_order(self.users_.size, rng)
-        m = self.train_.matrix
         for start in range(0, order.size, batch_size):
             idx = order[start:start + batch_size]
-            users, items = self.users_[idx], self.items_[idx]
-            hits = None
-            if self.mask_hits and self.shard_[1] == 1:  # under torchrun: against every rank's items, in loss
-                # (B, B): is column c's item a positive of row r's user? (scipy row+column slicing)
-                hits = m[users][:, items].toarray() > 0
-                np.fill_diagonal(hits, False)
-            yield Batch(users, items[:, None], hits=hits)
+            yield Batch(self.users_[idx], self.items_[idx, None])
+
+    def accidental_hits(self, users: Tensor, items: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The (row, column) pairs where column ``c``'s item is a training positive of row ``r``'s user.
+
+        Parameters
+        ----------
+        users : int Tensor or array (B,)
+            The rows' users.
+        items : int Tensor or array (C,)
+            The columns' items, distinct.
+        targets : int Tensor or array (B,), optional
+            The column of each row's own target: left out (the target is not a hit).
+
+        Returns
+        -------
+        rows, cols : int64 Tensors (n,)
+            On the sampler's device, computed there from the training CSR (no (B, C) matrix).
+        """
+        dev = self._indptr.device if self.train_ is not None else None
+        rows, cols = self._positives(torch.as_tensor(users, device=dev), torch.as_tensor(items, device=dev))
+        keep = cols >= 0
+        if targets is not None:
+            keep &= cols != torch.as_tensor(targets, device=dev).long()[rows]
+        return rows[keep], cols[keep]
+
+    def _positives(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Every training positive of the rows' users: its row, and its column in ``items`` (-1: not there)."""
+        self._check_prepared()
+        dev = self._indptr.device
+        users = users.to(dev).long()
+        items = items.to(dev).long()
+        column = torch.full((self.train_.n_items,), -1, dtype=torch.int64, device=dev)
+        column[items] = torch.arange(items.numel(), device=dev)
+        # the users' rows of the CSR, concatenated: the row of each entry and its place in `indices`
+        starts = self._indptr.index_select(0, users).long()
+        lengths = self._indptr.index_select(0, users + 1).long() - starts
+        total = int(lengths.sum())
+        rows = torch.repeat_interleave(torch.arange(users.numel(), device=dev), lengths, output_size=total)
+        pos = torch.arange(total, device=dev).add_((starts - (torch.cumsum(lengths, 0) - lengths)).index_select(0, rows))
+        return rows, column.index_select(0, self._indices.index_select(0, pos).long())
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
-        """Eq. (4) over the batch; under torchrun the columns are every rank's batch (the global batch)."""
-        u = model.user_embeddings(batch.users)
-        items = batch.items[:, 0]
-        v = model.item_embeddings(items)
-        hits, offset = batch.hits, 0
+        """Eq. (4) over the batch, as a softmax over its distinct items (see the module docstring).
+
+        Under torchrun the columns are every rank's batch (the global batch).
+        """
+        users = batch.users
+        items, offset = batch.items[:, 0], 0
         if self.shard_[1] > 1:
             from recsampling import distributed
 
             ctx = distributed.context()
-            v = distributed.gather_rows(v, ctx, grad=True)  # each rank's rows get their gradient back
-            items = distributed.gather_rows(items, ctx)
-            offset = ctx.rank * u.shape[0]
-            if self.mask_hits:
-                users = batch.users.cpu().numpy()
-                h = self.train_.matrix[users][:, items.cpu().numpy()].toarray() > 0
-                h[np.arange(users.size), offset + np.arange(users.size)] = False
-                hits = torch.from_numpy(h).to(u.device)
-        log_q = self._log_q[items]
-        # (B, B) is the big tensor here: edit the fresh product in place (its backward needs only u
-        # and v), which saves up to three B x B copies per step
-        logits = u @ v.T
-        if self.temperature != 1:
-            logits.div_(float(self.temperature))
-        if self.logq:
-            logits.sub_(log_q.to(logits.dtype)[None, :])
+            items = distributed.gather_rows(items, ctx)  # indices only: the vectors are computed here
+            offset = ctx.rank * users.shape[0]
+        uniq, inverse, counts = torch.unique(items, return_inverse=True, return_counts=True)
+        target = inverse[offset:offset + users.shape[0]]
+        u = model.user_embeddings(users)
+        v = model.item_embeddings(uniq)
+        log_n = counts.to(u.dtype).log()
+        bias = log_n - self._log_q[uniq].to(u.dtype) if self.logq else log_n
+        hits = None
+        if self.mask_hits:
+            # flat positions in (B, U); a positive outside the batch points at the row's target,
+            # which the softmax sets after the hits
+            at = torch.arange(users.shape[0], device=u.device) * uniq.numel() + target
+            rows, cols = self._positives(users, uniq)
+            hits = torch.where(cols >= 0, rows * uniq.numel() + cols, at.index_select(0, rows))
+        return _BatchSoftmax.apply(u, v, bias, log_n[target], target, hits, float(self.temperature))
+
+
+def _shared(a: np.ndarray) -> Tensor:
+    """A tensor over ``a``'s memory (read-only arrays of the immutable Interactions included)."""
+    if not a.flags.writeable:
+        a = a.copy()
+    return torch.from_numpy(a)
+
+
+class _BatchSoftmax(torch.autograd.Function):
+    r"""Mean over rows of the in-batch softmax cross-entropy over count-weighted distinct columns.
+
+    Row r's loss is ``lse_r - (z_rt - log n_t)``, with ``t`` its target column, the logits
+    ``z_rj = s_rj/τ + bias_j`` (``bias_j = log n_j - log p_j``) and ``lse_r`` their log-sum-exp
+    over the row. With ``hits`` (flat indices into (B, U), the row's own target allowed among
+    them) those entries are left out of the sum and the target's logit counts once
+    (``z_rt - log n_t``). The gradient of the logits is ``softmax_r - onehot(t)`` (over B),
+    ``∂/∂u = G v / τ`` and ``∂/∂v = Gᵀ u / τ``; the exponentials of the forward are kept in place
+    for it (one (B, U) buffer, the only one).
+
+    The hits are zeroed after the exponential, and the row maximum that keeps it from
+    overflowing is taken over every column: an exponential of −∞ (or of anything that
+    underflows) is far slower than of an ordinary number on CPU. That maximum may then belong to
+    a hit; while the row's own logit is within 60 of it (``exp(-60)`` is an ordinary float) the
+    sum is exact, and a batch with a row beyond that masks its hits with −∞ before the maximum.
+    """
+
+    @staticmethod
+    def forward(ctx, u, v, bias, log_n_target, target, hits, temperature):
+        B, U = u.shape[0], v.shape[0]
+        z = torch.addmm(bias[None, :], u, v.T, alpha=1.0 / temperature)  # (B, U), the only big tensor
+        flat = z.view(-1)
+        at = torch.arange(B, device=z.device) * U + target
+        z_target = flat[at] - log_n_target  # the row's own logit, counted once
+        top = z.amax(1, keepdim=True)
         if hits is not None:
-            logits.masked_fill_(hits, float("-inf"))
-        target = offset + torch.arange(logits.shape[0], device=logits.device)
-        return F.cross_entropy(logits, target)
+            flat[at] = z_target
+            if bool((z_target - top[:, 0] < -_UNDERFLOW).any()):  # a hit far above the target: exact max
+                flat[hits] = float("-inf")
+                flat[at] = z_target
+                top = z.amax(1, keepdim=True)
+        z.sub_(top).exp_()
+        if hits is not None:
+            flat[hits] = 0.0
+            flat[at] = (z_target - top[:, 0]).exp()
+        total = z.sum(1)
+        lse = top[:, 0] + total.log()
+        ctx.save_for_backward(u, v, z, total, at)
+        ctx.temperature = temperature
+        ctx.done = False
+        return (lse - z_target).mean()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        if ctx.done:
+            raise RuntimeError("the in-batch softmax's backward runs once (its buffer is reused in place)")
+        ctx.done = True
+        u, v, e, total, at = ctx.saved_tensors
+        scale = grad / (u.shape[0] * ctx.temperature)
+        g = e.mul_((scale / total)[:, None])  # softmax / (B τ), in place of the exponentials
+        g.view(-1)[at] -= scale
+        grad_u = g @ v if ctx.needs_input_grad[0] else None
+        grad_v = g.T @ u if ctx.needs_input_grad[1] else None
+        return grad_u, grad_v, None, None, None, None, None
+
+
+#: how far (in logits) a hit may lie above the row's own logit before the softmax masks it exactly
+_UNDERFLOW = 60.0
