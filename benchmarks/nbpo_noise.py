@@ -7,12 +7,14 @@ against the known truth, with the training clicks excluded from the ranking.
 
 The noise (``--noise-model``, issue 18):
 
-- ``unvoted`` (the default): the noise NBPO models, *items a user would like that appear unvoted*.
-  The clicks are the world's; ρ of the unvoted pairs are hidden true positives, drawn in proportion
-  to the world's ``P(liked | not clicked)`` times per-user / per-item heterogeneity factors, i.e.
-  spread over the pool a uniform negative sampler draws from: about ρ of the drawn negatives are
-  liked items (``world["drawn_hidden_share"]``). The training data do not change with ρ, the truth
-  does.
+- ``liked`` (the default; ``make_world(label_noise_model="liked")``): the noise NBPO models, *items
+  a user would like that appear unvoted*, on a truth that does not move with ρ. For one seed the
+  truth (the clicks plus as many liked-but-unexposed pairs, ``--liked-unexposed``) and its 80/20
+  split are the same at every ρ; ρ of the truth is hidden from training, drawn
+  ∝ ``w_u w_i (1 − exposure)`` (rarely shown items, where a uniform sampler draws), nested across ρ.
+  The test is the held-out 20% at every ρ, with the hidden pairs of the 80% excluded from the
+  ranking like the training clicks, so a larger ρ means noisier training labels of the same
+  preferences and the comparison across ρ is paired. Every method is fitted at every ρ.
 - ``clicks``: ``make_world``'s default (the only model before issue 18): ρ of the clicks are hidden.
   They sit where the clicks are (popular items, active users) and make up under 3% of the unvoted
   pool at ρ = 0.4, too few for a uniform sampler to meet.
@@ -99,26 +101,45 @@ from recsampling.train import Trainer
 METRICS = ("ndcg", "recall", "true_ndcg", "true_recall", "avg_popularity")
 
 
-def _world_split(noise: float, seed: int, args) -> tuple[Task, object]:
-    """The task (train: observed clicks of 80% of the true positives; test: every other true positive) and its world."""
+def _world_split(noise: float, seed: int, args) -> tuple[Task, object, Interactions]:
+    """The task, its world and the held-out true positives.
+
+    The world's truth (``true_positives``, the same at every ρ for one seed) is split per user 80/20
+    (``random_split``, seeded: the same split at every ρ); train = the observed clicks of the 80%.
+    ``--noise-model liked``: test = the held-out 20% (the true likes, the same at every ρ), and the
+    hidden pairs of the 80% are excluded from the ranking like the training clicks (``Task.valid``),
+    so every ρ ranks the same candidates against the same positives and only the training labels
+    change. ``clicks``: test = every true positive not in train (held-out and hidden), as before.
+    """
     extra = {}
     if args.exposure == "full":
         # every pair exposed (≈0.98): the injected label noise is the only reason a relevant item is unvoted
         extra = dict(exposure_eta=0.0, user_activity_sigma=0.0,
                      relevance_rate=args.interactions / (0.98 * args.n_users * args.n_items))
-    extra["label_noise_model"] = getattr(args, "noise_model", "clicks")
+    extra["label_noise_model"] = args.noise_model
+    if args.noise_model == "liked":
+        extra["liked_unexposed"] = args.liked_unexposed
     world = make_world(args.n_users, args.n_items, args.interactions, label_noise=noise, random_state=seed, **extra)
     truth = world.true_positives
-    # unvoted noise leaves the clicks alone: split them, so that a seed trains on the same data at every rate
-    split = random_split(world.clicks if world.label_noise_model == "unvoted" else truth, 0.2, random_state=seed)
-    train_m = split.train.matrix.multiply(world.clicks.matrix).tocsr().astype(np.float32)
-    train_m.eliminate_zeros()
-    test_m = (truth.matrix - train_m).tocsr().astype(np.float32)
-    test_m.eliminate_zeros()
+    split = random_split(truth, 0.2, random_state=seed)
     ids = dict(user_ids=truth.user_ids, item_ids=truth.item_ids)
-    task = Task("synthetic (true positives)", Interactions.from_csr(train_m, **ids), Interactions.from_csr(test_m, **ids),
-                relevance=world.relevance, metrics=METRICS, ks=(10,))
-    return task, world
+
+    def inter(m):
+        m = m.tocsr().astype(np.float32)
+        m.eliminate_zeros()
+        return Interactions.from_csr(m, **ids)
+
+    train_m = split.train.matrix.multiply(world.clicks.matrix)
+    train = inter(train_m)
+    hidden_train = inter(split.train.matrix - train_m)
+    if args.noise_model == "liked":
+        test, held_out, valid = split.test, split.test, (hidden_train if hidden_train.nnz else None)
+    else:
+        test = inter(truth.matrix - train_m)
+        held_out, valid = inter(test.matrix - test.matrix.multiply(world.hidden_positives.matrix)), None
+    task = Task("synthetic (true positives)", train, test, valid=valid, relevance=world.relevance, metrics=METRICS,
+                ks=(10,))
+    return task, world, held_out
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -148,13 +169,14 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 AUC_MAX_PAIRS = 1 << 22
 
 
-def _mislabel_pairs(train: Interactions, world, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _mislabel_pairs(train: Interactions, held_out: Interactions, world, seed: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The unvoted pairs the flip-ranking AUCs are taken over: ``(users, items, mislabeled)``.
 
     Every pair that is not a training click, minus the held-out true positives (truly positive but
-    not label noise): ``mislabeled`` marks the world's hidden true positives (liked items that
-    appear unvoted), the rest are truly negative. A uniform sample of users when the world has more
-    than :data:`AUC_MAX_PAIRS` pairs.
+    not label noise): ``mislabeled`` marks the hidden true positives of the training part (liked
+    items that appear unvoted), the rest are truly negative. A uniform sample of users when the
+    world has more than :data:`AUC_MAX_PAIRS` pairs.
     """
     n_users, n_items = train.shape
     users = np.arange(n_users)
@@ -162,10 +184,10 @@ def _mislabel_pairs(train: Interactions, world, seed: int) -> tuple[np.ndarray, 
         users = np.sort(np.random.default_rng(seed).choice(n_users, AUC_MAX_PAIRS // n_items, replace=False))
     train_m = train.matrix.tocsr()[users].toarray() > 0
     tp = world.true_positives.matrix.tocsr()[users].toarray() > 0
-    hidden = world.hidden_positives.matrix.tocsr()[users].toarray() > 0
-    keep = ~train_m & (~tp | hidden)
+    held = held_out.matrix.tocsr()[users].toarray() > 0
+    keep = ~train_m & ~held
     r, i = np.nonzero(keep)
-    return users[r], i, hidden[r, i]
+    return users[r], i, tp[r, i]
 
 
 def _scores(model, users: np.ndarray, items: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
@@ -199,15 +221,19 @@ def _world_stats(train: Interactions, test: Interactions, world, pairs) -> dict:
     unvoted = float(train.n_users * n_items - train.nnz)
     n_u = train.user_counts().astype(np.float64)
     free = np.maximum(n_items - n_u, 1.0)
-    hidden_u = np.bincount(world.hidden_positives.user_index(), minlength=train.n_users).astype(np.float64)
-    test_u = np.bincount(test.user_index(), minlength=train.n_users).astype(np.float64)
     users, items, mislabeled = pairs
+    n_hidden = int(mislabeled.sum())  # the hidden true positives of the training part
+    hidden_u = np.bincount(users[mislabeled], minlength=train.n_users).astype(np.float64)
+    unvoted_tp = test.nnz + (n_hidden if world.label_noise_model == "liked" else 0)
+    test_u = np.bincount(test.user_index(), minlength=train.n_users).astype(np.float64) + (
+        hidden_u if world.label_noise_model == "liked" else 0.0)
     return {
         "train_clicks": float(train.nnz),
-        "hidden_positives": float(world.hidden_positives.nnz),
-        "hidden_fraction_of_true_positives": world.hidden_positives.nnz / max(world.true_positives.nnz, 1),
-        "unvoted_true_positive_share": test.nnz / unvoted,  # held-out + hidden true positives
-        "unvoted_hidden_share": world.hidden_positives.nnz / unvoted,
+        "hidden_positives": float(n_hidden),
+        # the label noise of the training part: its hidden share (≈ ρ under --noise-model liked)
+        "hidden_fraction_of_true_positives": n_hidden / max(n_hidden + train.nnz, 1),
+        "unvoted_true_positive_share": unvoted_tp / unvoted,  # held-out + hidden true positives
+        "unvoted_hidden_share": n_hidden / unvoted,
         "drawn_true_positive_share": float((n_u * test_u / free).sum() / max(n_u.sum(), 1.0)),
         "drawn_hidden_share": float((n_u * hidden_u / free).sum() / max(n_u.sum(), 1.0)),
         "unvoted_relevance_share": float(world.relevance.sum(dtype=np.float64) - world.relevance[
@@ -368,16 +394,10 @@ def fit_one(name: str, params: dict, train: Interactions, seed: int, args) -> tu
     return model, sampler, info
 
 
-def _same_data(a: Interactions, b: Interactions) -> bool:
-    ma, mb = a.matrix.tocsr(), b.matrix.tocsr()
-    return ma.shape == mb.shape and np.array_equal(ma.indptr, mb.indptr) and np.array_equal(ma.indices, mb.indices)
-
-
-def run_one(name: str, params: dict, task: Task, world, pairs, seed: int, args, fitted: tuple | None = None) -> dict:
-    """Fit one method (or take ``fitted``, a :func:`fit_one` on the same training data), evaluate it
-    against the truth."""
+def run_one(name: str, params: dict, task: Task, world, pairs, seed: int, args) -> dict:
+    """Fit one method on the task's training clicks, evaluate it against the truth."""
     train, test = task.train, task.test
-    model, sampler, info = fitted if fitted is not None else fit_one(name, params, train, seed, args)
+    model, sampler, info = fit_one(name, params, train, seed, args)
     res = task.evaluate(model, device="cpu").to_dict()
     out = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
     out.update(info)
@@ -421,9 +441,12 @@ def main(argv=None) -> dict:
                    help="whose tuned eta / lambda_r / lambda_phi --protocol authors takes")
     p.add_argument("--decay", type=float, default=AUTHORS_FIXED["decay"],
                    help="--protocol authors: learning-rate factor per epoch")
-    p.add_argument("--noise-model", default="unvoted", choices=["unvoted", "clicks"],
-                   help="unvoted (default): rho is the share of the unvoted pairs that are liked items (NBPO's noise, "
-                        "where the uniform sampler draws); clicks: rho of the clicks hidden (make_world's default)")
+    p.add_argument("--noise-model", default="liked", choices=["liked", "clicks"],
+                   help="liked (default): a truth fixed across rho (clicks + liked-but-unexposed pairs), rho of it hidden "
+                        "from training where the uniform sampler draws (NBPO's noise); clicks: rho of the clicks hidden "
+                        "(make_world's default)")
+    p.add_argument("--liked-unexposed", type=float, default=1.0,
+                   help="--noise-model liked: liked-but-unexposed pairs in the truth, as a multiple of the clicks")
     p.add_argument("--exposure", default="mnar", choices=["mnar", "full"],
                    help="mnar: the world's popularity-driven exposure (default); full: every pair exposed, so "
                         "the injected noise is the only missingness besides the held-out test")
@@ -471,7 +494,7 @@ def main(argv=None) -> dict:
     if args.flip_init is None:
         args.flip_init = AUTHORS_FLIP_INIT if authors else 0.01
     if args.quick:
-        args.n_users, args.n_items, args.interactions = 150, 200, 4000
+        args.n_users, args.n_items, args.interactions = 150, 200, 2500
         args.seeds, args.epochs = min(args.seeds, 2), min(args.epochs, 3)  # smaller ones asked for still hold
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -484,23 +507,17 @@ def main(argv=None) -> dict:
         methods = {m: methods[m] for m in args.methods}
     raw: dict[str, dict[str, list[dict]]] = {}
     world_raw: dict[str, list[dict]] = {}
-    # with --noise-model unvoted a seed's training clicks are the same at every rate: fit once, evaluate at each
-    fits: dict[tuple[int, str], tuple] = {}
     t_start = time.perf_counter()
-    for noise in args.noise:
+    for noise in args.noise:  # every method is fitted at every rate: the training labels change with it
         key = f"{noise:.1f}" if round(noise, 1) == noise else str(noise)
         raw[key] = {m: [] for m in methods}
         world_raw[key] = []
         for seed in range(args.seeds):
-            task, world = _world_split(noise, seed, args)
-            train = task.train
-            pairs = _mislabel_pairs(train, world, seed)
-            world_raw[key].append(_world_stats(train, task.test, world, pairs))
+            task, world, held_out = _world_split(noise, seed, args)
+            pairs = _mislabel_pairs(task.train, held_out, world, seed)
+            world_raw[key].append(_world_stats(task.train, task.test, world, pairs))
             for label, (name, params) in methods.items():
-                cached = fits.get((seed, label))
-                if cached is None or not _same_data(cached[0], train):
-                    cached = fits[(seed, label)] = (train, fit_one(name, params, train, seed, args))
-                raw[key][label].append(run_one(name, params, task, world, pairs, seed, args, cached[1]))
+                raw[key][label].append(run_one(name, params, task, world, pairs, seed, args))
                 if not args.json:
                     r = raw[key][label][-1]
                     print(f"noise {key} seed {seed} {label:14s} ndcg@10 {r['ndcg@10']:.4f} "

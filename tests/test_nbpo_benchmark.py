@@ -47,12 +47,12 @@ def test_quick_authors_run_reports_the_flip_ranking_against_the_mislabeled_pairs
     for key in ("flip_auc_mislabeled", "rarity_auc_mislabeled", "score_auc_mislabeled", "score_auc_mislabeled_bpr"):
         assert 0.0 <= block[key] <= 1.0, key
     world = block["world"]
-    # the paper's noise: about a fifth of the unvoted pairs, and of the drawn negatives, are liked items
-    assert world["unvoted_hidden_share"] == pytest.approx(0.2, abs=0.02)
-    assert 0.15 < world["drawn_hidden_share"] < 0.25
+    # the paper's noise: a fifth of the training part of the truth is hidden, among the unvoted pairs
+    assert world["hidden_fraction_of_true_positives"] == pytest.approx(0.2, abs=0.03)
+    assert 0 < world["unvoted_hidden_share"] < world["unvoted_true_positive_share"]
     cfg = result["config"]
     assert (cfg["protocol"], cfg["noise_model"], cfg["factors"], cfg["batch_size"], cfg["patience"]) == (
-        "authors", "unvoted", 50, 5000, 0)
+        "authors", "liked", 50, 5000, 0)
     assert block["nbpo"]["eta"] == 0.02 and block["nbpo"]["lambda_phi"] == 1.0 and block["bpr"]["lambda_r"] == 1.0
 
 
@@ -118,3 +118,20 @@ def test_authors_sampler_step_is_the_authors_update(bench, name):
         grads += [(sampler.flip_.P.weight, dP - lam_phi * P), (sampler.flip_.Q.weight, dQ - lam_phi * Q)]
     for w, ascent in grads:
         np.testing.assert_allclose(w.grad.double().numpy(), -decay * ascent, rtol=2e-4, atol=1e-5)
+
+
+def test_liked_noise_keeps_the_test_and_the_truth_fixed_across_rates_and_nests_the_training_noise(bench):
+    """--noise-model liked: one seed's test positives and ranking candidates are the same at every rate; the
+    training clicks lose a nested share ~ rho of the truth's training part; the AUC pool marks those as mislabeled."""
+    args = bench.main.__globals__["argparse"].Namespace(exposure="mnar", noise_model="liked", liked_unexposed=1.0,
+                                                         n_users=150, n_items=200, interactions=2500)
+    parts = {r: bench._world_split(r, 1, args) for r in (0.0, 0.2, 0.4)}
+    pairs = lambda x: set(zip(x.user_index().tolist(), x.item_index().tolist()))  # noqa: E731
+    (t0, _, h0), (t2, w2, h2), (t4, _, _) = parts[0.0], parts[0.2], parts[0.4]
+    assert pairs(t0.test) == pairs(t2.test) == pairs(t4.test) == pairs(h0) == pairs(h2)
+    assert pairs(t0.known) == pairs(t2.known) == pairs(t4.known)  # the same excluded pairs at every rate
+    assert pairs(t4.train) <= pairs(t2.train) <= pairs(t0.train)  # nested
+    lost = 1 - t4.train.nnz / t0.train.nnz
+    assert lost == pytest.approx(0.4, abs=0.05)
+    u, i, mislabeled = bench._mislabel_pairs(t2.train, h2, w2, 1)
+    assert set(zip(u[mislabeled].tolist(), i[mislabeled].tolist())) == pairs(t0.train) - pairs(t2.train)

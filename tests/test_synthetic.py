@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -257,38 +258,90 @@ def test_noise_rates_vary_and_match_what_was_hidden(noisy):
     np.testing.assert_allclose(even.item_noise_rate, 0.3, atol=1e-5)
 
 
-def test_unvoted_label_noise_hides_liked_items_among_the_unvoted_pairs():
-    """label_noise_model="unvoted": the clicks are those of rho = 0; rho of the unvoted pairs are liked items."""
-    kw = dict(n_logged_lists=0, n_test_items=0, label_noise_model="unvoted", random_state=2)
-    clean = make_world(200, 300, 6_000, **kw)
-    w1 = make_world(200, 300, 6_000, label_noise=0.1, **kw)
-    w2 = make_world(200, 300, 6_000, label_noise=0.3, **kw)
-    clicks, hidden = _pairs(w2.clicks), _pairs(w2.hidden_positives)
-    assert clicks == _pairs(clean.clicks) == _pairs(w1.clicks) and clean.hidden_positives.nnz == 0
-    assert not clicks & hidden and clicks | hidden == _pairs(w2.true_positives)
-    unvoted = 200 * 300 - w2.clicks.nnz
-    assert abs(w2.hidden_positives.nnz / unvoted - 0.3) < 4 * np.sqrt(0.3 * 0.7 / unvoted)
-    assert _pairs(w1.hidden_positives) <= hidden  # nested as the rate grows
-    q = w2.noise_rate()
-    cu, ci = w2.clicks.user_index(), w2.clicks.item_index()
-    assert (q[cu, ci] == 0).all() and q.min() >= 0 and q.max() <= 1
-    assert q.sum() / unvoted == pytest.approx(0.3, rel=1e-3)
-    # liked items: hidden pairs are more relevant than the unvoted pairs left negative
-    hu, hi = w2.hidden_positives.user_index(), w2.hidden_positives.item_index()
-    neg = np.ones(w2.shape, dtype=bool)
-    neg[cu, ci] = neg[hu, hi] = False
-    assert w2.relevance[hu, hi].mean() > 1.5 * w2.relevance[neg].mean()
-    # the flip rates: the expected hidden share of each item's / user's true positives
-    tp = w2.true_positives.item_counts()
-    assert (w2.item_noise_rate * tp).sum() == pytest.approx(w2.hidden_positives.nnz, rel=0.05)
-    assert w2.label_noise_model == "unvoted" and make_world(50, 60, 300, n_logged_lists=0).label_noise_model == "clicks"
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
-def test_unvoted_label_noise_refuses_bad_models_and_huge_worlds():
+def _inter_digest(x: Interactions) -> str:
+    m = x.matrix.tocsr()
+    return _digest(m.indptr.astype(np.int64), m.indices.astype(np.int64), x.propensities, x.timestamps)
+
+
+@pytest.mark.parametrize("name, kw, expected", [
+    ("clean", {}, ("caa0ae9de2ccee98", "d77044adce071ce6", "28aae08d190c234f", "0a9e0f5cc718fd4e")),
+    ("clicks", dict(label_noise=0.3), ("0e03ad1e12c65843", "d9732dc609a2f139", "28aae08d190c234f", "0a9e0f5cc718fd4e")),
+    ("linear", dict(label_noise=0.1, logging_ranker="linear"),
+     ("8a614b54ac27b3e2", "5344f82aa2858a91", "28aae08d190c234f", "73af1e55eab7c995")),
+])
+def test_worlds_of_the_other_noise_models_are_those_drawn_before_the_liked_model(name, kw, expected):
+    """Adding label_noise_model="liked" left every other world of a seed as it was: digests of the clicks, the
+    hidden pairs, the randomized test and the logged lists, recorded with the code before the change."""
+    w = make_world(120, 150, 3000, random_state=5, **kw)
+    got = (_inter_digest(w.clicks), _inter_digest(w.hidden_positives),
+           _digest(w.unbiased_test_items, w.unbiased_test_labels),
+           _digest(w.logs.users, w.logs.items, w.logs.clicks, w.logs.relevance))
+    assert got == expected
+
+
+def test_liked_label_noise_hides_a_nested_share_of_a_fixed_truth():
+    """label_noise_model="liked": the truth (clicks + liked-but-unexposed pairs) is the same at every rho; rho of it
+    is hidden, nested across rho, on rarely exposed pairs; the rest of the world is that of the clicks model."""
+    kw = dict(n_logged_lists=0, label_noise_model="liked", random_state=2)
+    worlds = {r: make_world(200, 300, 4_000, label_noise=r, **kw) for r in (0.0, 0.2, 0.4)}
+    base = make_world(200, 300, 4_000, n_logged_lists=0, random_state=2)  # the clicks model, no noise
+    truth = _pairs(worlds[0.0].true_positives)
+    assert _pairs(base.clicks) < truth  # the clicks plus the liked-but-unexposed pairs
+    extra = truth - _pairs(base.clicks)
+    assert len(extra) == pytest.approx(base.clicks.nnz, rel=0.1)  # liked_unexposed=1.0: as many as the clicks
+    eu, ei = np.array(sorted(extra)).T
+    assert base.relevance[eu, ei].mean() > 1.5 * base.relevance.mean()  # liked items ...
+    assert base.exposure[eu, ei].mean() < 0.5 * base.exposure[base.clicks.user_index(), base.clicks.item_index()].mean()
+    hidden = {}
+    for r, w in worlds.items():
+        t, c, h = _pairs(w.true_positives), _pairs(w.clicks), _pairs(w.hidden_positives)
+        assert t == truth and not c & h and c | h == truth
+        n = len(truth)
+        assert abs(len(h) / n - r) < 4 * np.sqrt(max(r * (1 - r), 1e-12) / n) + 1e-12  # hidden share ~ rho
+        hidden[r] = h
+        np.testing.assert_array_equal(w.unbiased_test_labels, base.unbiased_test_labels)
+        np.testing.assert_array_equal(w.relevance, base.relevance)
+    assert not hidden[0.0] and hidden[0.2] <= hidden[0.4]  # nested: the comparison across rho is paired
+    w = worlds[0.4]
+    q = w.noise_rate()
+    tu, ti = w.true_positives.user_index(), w.true_positives.item_index()
+    assert q[tu, ti].mean() == pytest.approx(0.4, rel=1e-3)
+    # concentrated where a uniform sampler draws: the hidden pairs are on rarely exposed, unpopular items
+    hu, hi = w.hidden_positives.user_index(), w.hidden_positives.item_index()
+    cu, ci = w.clicks.user_index(), w.clicks.item_index()
+    assert w.exposure[hu, hi].mean() < 0.6 * w.exposure[cu, ci].mean()
+    # the flip rates: the expected hidden share of each item's truth
+    assert (w.item_noise_rate * w.true_positives.item_counts()).sum() == pytest.approx(len(hidden[0.4]), rel=0.05)
+    assert w.label_noise_model == "liked" and w.params["liked_unexposed"] == 1.0
+    # liked_unexposed=0: the truth is the clicks of the clicks model
+    w0 = make_world(200, 300, 4_000, label_noise=0.2, liked_unexposed=0, **kw)
+    assert _pairs(w0.true_positives) == _pairs(base.clicks)
+
+
+def test_liked_label_noise_validates_its_arguments():
     with pytest.raises(ValueError, match="label_noise_model"):
-        make_world(50, 60, 300, label_noise=0.1, label_noise_model="flip")
+        make_world(50, 60, 300, label_noise=0.1, label_noise_model="unvoted")  # replaced by "liked"
     with pytest.raises(ValueError, match="DENSE_MAX_PAIRS"):
-        make_world(20_000, 10_000, 1_000, label_noise=0.1, label_noise_model="unvoted")
+        make_world(20_000, 10_000, 1_000, label_noise=0.1, label_noise_model="liked")
+    with pytest.raises(ValueError, match="liked_unexposed is a parameter"):
+        make_world(50, 60, 300, liked_unexposed=0.5)
+    for bad in (-0.1, float("nan"), "x"):
+        with pytest.raises(ValueError, match="liked_unexposed"):
+            make_world(50, 60, 300, label_noise_model="liked", liked_unexposed=bad)
+    with pytest.raises(ValueError, match="more liked-but-unexposed pairs than the world has"):
+        make_world(50, 60, 300, label_noise_model="liked", liked_unexposed=50.0)
+    with pytest.raises(ValueError, match="cannot be reached"):  # fully exposed pairs are never hidden
+        # here about 44% of the clicks are fully exposed
+        make_world(50, 60, 500, label_noise=0.8, label_noise_model="liked", liked_unexposed=0.0, relevance_rate=0.5)
 
 
 # ---------------------------------------------------------------------------- logged lists

@@ -61,24 +61,30 @@ Notation: users ``u``, items ``i``, ``k`` latent factors, ``σ`` the logistic fu
    are (popular, well-exposed items, active users) and make up only ``ρ · clicks / unvoted`` of the
    unvoted pool (a few percent in a MovieLens-shaped world).
 
-   ``label_noise_model="unvoted"`` is the noise NBPO's flip model describes: *items a user would
-   like that appear unvoted*, spread over the unvoted pool that a uniform negative sampler draws
-   from. The clicks stay those of ``ρ = 0``; among the pairs that are not clicks, a pair is a
-   hidden true positive with probability::
+   ``label_noise_model="liked"`` is the noise NBPO's flip model describes (Yu & Qin 2020: a user
+   may like some of her unvoted items, positives mislabeled as negatives, Eq. (2) of
+   ``recsampling/samplers/nbpo.py``), applied to a truth that does not move with ``ρ``, so that a
+   larger ``ρ`` means noisier training labels of the *same* preferences. The truth
+   (:attr:`SyntheticWorld.true_positives`) is the clicks plus a fixed set ``E`` of liked but
+   unexposed pairs: a pair that is not a click joins ``E`` with probability::
 
-       a_ui = w_u · w_i · relevance[u, i] (1 − exposure[u, i]) / (1 − relevance[u, i] · exposure[u, i])
-       P(hidden_ui) = min(c · a_ui, 1)
+       β · relevance[u, i] (1 − exposure[u, i]) / (1 − relevance[u, i] · exposure[u, i])
 
-   where ``relevance (1 − exposure) / (1 − relevance · exposure)`` is the world's own
-   ``P(liked | not clicked)`` (liked but never exposed: a well-exposed unclicked item is not
-   liked), ``w_u, w_i`` are the heterogeneity factors above, and ``c`` is solved so that the
-   expected hidden share of the unvoted pairs is ``ρ``: a uniformly drawn unvoted item is a liked
-   one with probability ``ρ``. :attr:`SyntheticWorld.user_noise_rate` / ``item_noise_rate`` are then
-   the expected hidden fraction of a user's / an item's true positives (clicks plus hidden), the
-   flip rate ``P(ỹ = 0 | y = 1)`` of the paper, and :meth:`SyntheticWorld.noise_rate` the per-pair
-   ``P(hidden)`` (0 on the clicks). The hiding draws are again one uniform per pair, so the hidden
-   sets are nested as ``ρ`` grows. It visits every pair (time ``O(n_users · n_items)``), so it is
-   offered for worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
+   (the world's own ``P(liked | not clicked)``, uniformly thinned by ``β`` so that
+   ``E[|E|] = liked_unexposed · clicks``). Then a share ``ρ`` of the truth is hidden::
+
+       P(hidden_ui) = min(c · w_u · w_i · (1 − exposure[u, i]), 1)
+
+   with the heterogeneity factors above and ``c`` solved so that the expected hidden share of the
+   truth is exactly ``ρ``. The factor ``1 − exposure`` puts the hidden likes on rarely shown items:
+   on the long tail, where a uniform negative sampler draws, not on the popular items the clicks
+   sit on. :attr:`SyntheticWorld.clicks` are the truth minus the hidden pairs; at ``ρ = 0`` they
+   are the whole truth. ``E`` and the hiding uniforms (one per truth pair) do not depend on ``ρ``,
+   so for one seed the truth is the same at every ``ρ`` and the hidden sets are nested.
+   :attr:`SyntheticWorld.user_noise_rate` / ``item_noise_rate`` are the expected hidden fraction
+   of a user's / an item's truth (the flip rate ``P(ỹ = 0 | y = 1)``), :meth:`SyntheticWorld.noise_rate`
+   the per-pair ``P(hidden)``. Drawing ``E`` visits every pair (time ``O(n_users · n_items)``), so
+   this model is offered for worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
 
 6. **Logged ranked lists** (the setting of Ai et al. 2018, DLA): for each list a user (uniform),
    ``log_candidates`` distinct items drawn uniformly, ranked by a noisy logging ranker
@@ -504,8 +510,8 @@ class SyntheticWorld:
     user_noise_weight, item_noise_weight : numpy.ndarray
         float32: the factors ``w_u``, ``w_i`` of the per-pair noise rate (see :meth:`noise_rate`).
     noise_scale : float
-        The ``c`` of ``noise_rate = clip(c w_u w_i, 0, 1)`` (``label_noise_model="unvoted"``: of
-        ``clip(c a_ui, 0, 1)``, module docstring).
+        The ``c`` of ``noise_rate = clip(c w_u w_i, 0, 1)`` (``label_noise_model="liked"``: of
+        ``clip(c w_u w_i (1 − exposure), 0, 1)``, module docstring).
     user_factors, item_factors, item_quality : numpy.ndarray
         The latent truth: ``U`` (n_users, k), ``V`` (n_items, k), ``q`` (n_items,).
     user_features, item_features : numpy.ndarray or None
@@ -570,7 +576,7 @@ class SyntheticWorld:
 
     @property
     def label_noise_model(self) -> str:
-        """``"clicks"`` or ``"unvoted"``: which label-noise model drew the hidden positives (module docstring)."""
+        """``"clicks"`` or ``"liked"``: which label-noise model drew the hidden positives (module docstring)."""
         return str(self.params.get("label_noise_model", "clicks"))
 
     # ------------------------------------------------------------------ the truth, on demand
@@ -658,19 +664,14 @@ class SyntheticWorld:
     def noise_rate(self) -> np.ndarray:
         """The per-pair probability that a true positive is hidden, (n_users, n_items) float32 (small worlds).
 
-        With ``label_noise_model="unvoted"``: the probability that a pair that is not a click is a
-        hidden true positive, ``min(c a_ui, 1)`` (0 on the clicks).
+        With ``label_noise_model="liked"``: the probability that a pair of the truth is hidden,
+        ``min(c w_u w_i (1 − exposure), 1)`` (on every pair; only the truth's pairs can be hidden).
         """
         self._check_dense("noise_rate()")
-        if self.label_noise_model == "unvoted":
-            out = np.zeros(self.shape, dtype=np.float32)
-            if self.noise_scale > 0:
-                clicked = self.clicks.matrix.tocsr()
-                for start in range(0, self.n_users, _noise_rows(self.n_items)):
-                    users = np.arange(start, min(start + _noise_rows(self.n_items), self.n_users))
-                    out[users] = _unvoted_hide_probability(self._truth, clicked, self.user_noise_weight,
-                                                           self.item_noise_weight, self.noise_scale, users)
-            return out
+        if self.label_noise_model == "liked":
+            w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
+            w *= np.float32(1.0) - self.exposure
+            return np.clip(w, 0.0, 1.0, out=w)
         w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
         return np.clip(w, 0.0, 1.0, out=w)
 
@@ -845,75 +846,70 @@ def _interactions(users, items, timestamps, propensities, shape, features: dict,
                                      **features)
 
 
-# ---------------------------------------------------------------------------- label noise among the unvoted
-_NOISE_MODELS = ("clicks", "unvoted")
-# pairs the share of label_noise_model="unvoted" is calibrated on (all of them in a smaller world)
-_NOISE_CALIBRATION_PAIRS = 1 << 22
+# ---------------------------------------------------------------------------- label noise of the truth of likes
+_NOISE_MODELS = ("clicks", "liked")
 
 
 def _noise_rows(n_items: int) -> int:
-    """Users per block of the passes over all pairs of ``label_noise_model="unvoted"`` (~4M pairs a block)."""
+    """Users per block of the pass over all pairs of ``label_noise_model="liked"`` (~4M pairs a block)."""
     return max(1, (1 << 22) // max(n_items, 1))
 
 
-def _unvoted_weight(truth: _Truth, clicked, w_user, w_item, users: np.ndarray) -> np.ndarray:
-    """``a_ui = w_u w_i P(liked | not clicked)`` for the rows ``users`` (0 on the clicks), float64 (B, n_items)."""
+def _liked_unexposed_weight(truth: _Truth, clicked, users: np.ndarray) -> np.ndarray:
+    """``P(liked | not clicked) = r (1 − e) / (1 − r e)`` for the rows ``users``, 0 on the clicks, float64 (B, n_items)."""
     rel = truth.relevance(users).astype(np.float64)
     exp = truth.exposure(users).astype(np.float64)
     a = rel * (1.0 - exp) / np.maximum(1.0 - rel * exp, 1e-12)
-    a *= w_user[users, None].astype(np.float64) * w_item[None, :].astype(np.float64)
     a[clicked[users].toarray() > 0] = 0.0
     return a
 
 
-def _unvoted_hide_probability(truth, clicked, w_user, w_item, scale: float, users: np.ndarray) -> np.ndarray:
-    """``min(c a_ui, 1)`` for the rows ``users``: P(a pair that is not a click is a hidden true positive)."""
-    return np.minimum(scale * _unvoted_weight(truth, clicked, w_user, w_item, users), 1.0).astype(np.float32)
+def _liked_truth(truth: _Truth, tu, ti, share: float, rng: np.random.Generator):
+    """``label_noise_model="liked"``: the liked-but-unexposed pairs ``E`` added to the clicks (module docstring, item 5).
 
-
-def _hide_unvoted(truth: _Truth, tu, ti, w_user, w_item, rho: float, rng: np.random.Generator):
-    """``label_noise_model="unvoted"``: draw the liked items among the unvoted pairs (module docstring, item 5).
-
-    Returns ``((users, items), c, user_noise_rate, item_noise_rate)``. ``c`` is solved on the
-    unvoted pairs (a uniform sample of :data:`_NOISE_CALIBRATION_PAIRS` of them in a larger world)
-    so that the expected hidden share is ``rho``; then one uniform per pair from ``rng``, in user
-    order, so the hidden sets are nested as ``rho`` grows.
+    Each pair that is not a click joins ``E`` with probability ``β · P(liked | not clicked)``, a
+    uniform thinning of the world's liked-but-unexposed pairs, ``β`` solved so that
+    ``E[|E|] = share · clicks`` (one pass over all pairs). Independent of ``ρ``: one uniform per pair
+    from ``rng``, in user order. Returns ``(users, items, β)``, int64.
     """
     n_users, n_items = truth.user_factors.shape[0], truth.item_factors.shape[0]
+    if share == 0 or tu.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0
     clicked = csr_matrix((np.ones(tu.size, dtype=np.int8), (tu, ti)), shape=(n_users, n_items))
     rows = _noise_rows(n_items)
-    keep = min(1.0, _NOISE_CALIBRATION_PAIRS / (n_users * n_items))
-    sub = rng.spawn(1)[0]  # the calibration sample: its own stream, the hiding draws stay the same
-    sample = []
-    for start in range(0, n_users, rows):
-        users = np.arange(start, min(start + rows, n_users))
-        a = _unvoted_weight(truth, clicked, w_user, w_item, users)
-        free = clicked[users].toarray() == 0
-        if keep < 1.0:
-            free &= sub.random(free.shape) < keep
-        sample.append(a[free])
-    sample = np.concatenate(sample)
-    if sample.size == 0 or rho >= (sample > 0).mean() * (1 - 1e-6):
-        raise ValueError(f"label_noise={rho} cannot be reached with label_noise_model='unvoted': at most "
-                         f"{(sample > 0).mean() if sample.size else 0.0:.4f} of the unvoted pairs can be liked")
-    scale = _solve_increasing(lambda c: float(np.minimum(c * sample, 1.0).mean()), rho, 0.0,
-                              rho / max(float(sample.mean()), 1e-300), "noise scale")
-    hu, hi = [], []
-    user_hidden = np.zeros(n_users)
-    item_hidden = np.zeros(n_items)
-    for start in range(0, n_users, rows):
-        users = np.arange(start, min(start + rows, n_users))
-        p = np.minimum(scale * _unvoted_weight(truth, clicked, w_user, w_item, users), 1.0)
-        user_hidden[users] = p.sum(1)
-        item_hidden += p.sum(0)
+    blocks = [np.arange(s, min(s + rows, n_users)) for s in range(0, n_users, rows)]
+    mass = sum(float(_liked_unexposed_weight(truth, clicked, users).sum()) for users in blocks)
+    beta = share * tu.size / max(mass, 1e-300)
+    if beta >= 1.0:
+        raise ValueError(f"liked_unexposed={share} asks for more liked-but-unexposed pairs than the world has: at most "
+                         f"{mass / tu.size:.3f} times the clicks (raise relevance_rate or lower it)")
+    eu, ei = [], []
+    for users in blocks:
+        p = beta * _liked_unexposed_weight(truth, clicked, users)
         r, i = np.nonzero(rng.random(p.shape) < p)
-        hu.append(users[r])
-        hi.append(i)
-    user_clicks = np.bincount(tu, minlength=n_users)
-    item_clicks = np.bincount(ti, minlength=n_items)
-    user_rate = (user_hidden / np.maximum(user_hidden + user_clicks, 1e-12)).astype(np.float32)
-    item_rate = (item_hidden / np.maximum(item_hidden + item_clicks, 1e-12)).astype(np.float32)
-    return (np.concatenate(hu).astype(np.int64), np.concatenate(hi).astype(np.int64)), scale, user_rate, item_rate
+        eu.append(users[r])
+        ei.append(i)
+    return np.concatenate(eu).astype(np.int64), np.concatenate(ei).astype(np.int64), float(beta)
+
+
+def _hide_liked(truth: _Truth, users, items, w_user, w_item, uniforms, rho: float):
+    """Hide ``ρ`` of the truth ``(users, items)``: ``P(hidden) = min(c w_u w_i (1 − e_ui), 1)``.
+
+    ``c`` is solved so that the expected hidden share of the truth is exactly ``ρ``; a pair is
+    hidden when its ``uniforms`` entry (drawn once, independent of ``ρ``) is below its
+    probability, so the hidden sets are nested as ``ρ`` grows. Returns ``(hidden, c, probability)``.
+    """
+    if rho == 0 or users.size == 0:
+        return np.zeros(users.size, dtype=bool), 0.0, np.zeros(users.size)
+    b = w_user[users].astype(np.float64) * w_item[items] * (1.0 - truth.exposure(users, items).astype(np.float64))
+    reachable = float((b > 0).mean())
+    if rho >= reachable * (1 - 1e-6):
+        raise ValueError(f"label_noise={rho} cannot be reached with label_noise_model='liked': only {reachable:.4f} "
+                         "of the liked pairs are not fully exposed (exposure 1 is never hidden)")
+    c = _solve_increasing(lambda s: float(np.minimum(s * b, 1.0).mean()), rho, 0.0,
+                          rho / max(float(b.mean()), 1e-300), "noise scale")
+    prob = np.minimum(c * b, 1.0)
+    return uniforms < prob, c, prob
 
 
 # ---------------------------------------------------------------------------- the generator
@@ -934,6 +930,7 @@ def make_world(
     label_noise: float = 0.0,
     noise_heterogeneity: float = 1.0,
     label_noise_model: str = "clicks",
+    liked_unexposed: float | None = None,
     n_logged_lists: int | None = None,
     list_length: int = 10,
     log_candidates: int | None = None,
@@ -983,11 +980,15 @@ def make_world(
     noise_heterogeneity : float
         Log-standard deviation of the per-user and per-item factors of the noise rate
         (0: every true positive is hidden with probability ``ρ``).
-    label_noise_model : {"clicks", "unvoted"}
+    label_noise_model : {"clicks", "liked"}
         ``"clicks"`` (default): ``ρ`` is the hidden fraction of the clicks (a thinning of the clicks).
-        ``"unvoted"``: ``ρ`` is the share of the unvoted pairs that are hidden true positives, liked
-        items drawn where a uniform negative sampler draws (module docstring, item 5); the clicks
-        are those of ``ρ = 0``. Worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
+        ``"liked"``: the truth is the clicks plus liked-but-unexposed pairs, the same at every ``ρ``,
+        and ``ρ`` is its hidden fraction, drawn ``∝ w_u w_i (1 − exposure)`` where a uniform negative
+        sampler draws (module docstring, item 5). Worlds of at most :data:`DENSE_MAX_PAIRS` pairs.
+    liked_unexposed : float, optional
+        ``label_noise_model="liked"`` only: the expected number of liked-but-unexposed pairs in
+        the truth, as a multiple of the clicks (default 1.0: the truth is about twice the clicks);
+        0 makes the truth the clicks. At most what the world has (``Σ P(liked | not clicked)``).
     n_logged_lists : int or None
         Number of logged ranked lists; None gives 20 per user. 0 gives no lists.
     list_length : int
@@ -1052,8 +1053,13 @@ def make_world(
     noise_heterogeneity = _check_real(noise_heterogeneity, "noise_heterogeneity", 0.0)
     if label_noise_model not in _NOISE_MODELS:
         raise ValueError(f"label_noise_model must be one of {_NOISE_MODELS}, got {label_noise_model!r}")
-    if label_noise_model == "unvoted" and label_noise > 0 and n_users * n_items > DENSE_MAX_PAIRS:
-        raise ValueError(f"label_noise_model='unvoted' visits every pair: at most DENSE_MAX_PAIRS = {DENSE_MAX_PAIRS} "
+    if label_noise_model != "liked" and liked_unexposed is not None:
+        raise ValueError(f"liked_unexposed is a parameter of label_noise_model='liked', got label_noise_model="
+                         f"{label_noise_model!r}")
+    if label_noise_model == "liked":
+        liked_unexposed = 1.0 if liked_unexposed is None else _check_real(liked_unexposed, "liked_unexposed", 0.0)
+    if label_noise_model == "liked" and n_users * n_items > DENSE_MAX_PAIRS:
+        raise ValueError(f"label_noise_model='liked' visits every pair: at most DENSE_MAX_PAIRS = {DENSE_MAX_PAIRS} "
                          f"pairs, got {n_users} x {n_items}")
     n_logged_lists = 20 * n_users if n_logged_lists is None else _check_positive_int(
         n_logged_lists, "n_logged_lists", 0)
@@ -1143,16 +1149,23 @@ def make_world(
     w_user = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_users)
     w_item = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_items)
     hide_u = rng_noise.random(n_tp)
-    extra = None  # label_noise_model="unvoted": the hidden (users, items), added to the clicks
-    if label_noise_model == "unvoted":
-        hidden = np.zeros(n_tp, dtype=bool)
-        if label_noise > 0:
-            extra, noise_scale, user_noise_rate, item_noise_rate = _hide_unvoted(
-                truth, tu, ti, w_user, w_item, label_noise, rng_noise)
-        else:
-            noise_scale = 0.0
-            user_noise_rate = np.zeros(n_users, dtype=np.float32)
-            item_noise_rate = np.zeros(n_items, dtype=np.float32)
+    liked = None  # label_noise_model="liked": (truth users, items, times, propensities, hidden)
+    if label_noise_model == "liked":
+        # the truth: the clicks plus liked-but-unexposed pairs, the same at every rho; then rho of it hidden
+        eu, ei, liked_scale = _liked_truth(truth, tu, ti, liked_unexposed, rng_noise)
+        hide_e = rng_noise.random(eu.size)
+        e_time = rng_time.integers(_T0, _T1 + 1, size=eu.size, dtype=np.int64) if timestamps else None
+        lu, li = np.concatenate([tu, eu]), np.concatenate([ti, ei])
+        hidden, noise_scale, prob = _hide_liked(truth, lu, li, w_user, w_item, np.concatenate([hide_u, hide_e]),
+                                                label_noise)
+        liked = (lu, li, None if tp_time is None else np.concatenate([tp_time, e_time]),
+                 np.concatenate([tp_prop, truth.exposure(eu, ei)]), hidden)
+        # expected hidden fraction of each user's / item's liked pairs: the flip rate P(ỹ = 0 | y = 1)
+        user_noise_rate = (np.bincount(lu, prob, n_users) / np.maximum(np.bincount(lu, minlength=n_users), 1)
+                           ).astype(np.float32)
+        item_noise_rate = (np.bincount(li, prob, n_items) / np.maximum(np.bincount(li, minlength=n_items), 1)
+                           ).astype(np.float32)
+        del eu, ei, hide_e, e_time, prob
     elif label_noise > 0 and n_tp:
         prod = w_user[tu].astype(np.float64) * w_item[ti]
         noise_scale = _solve_increasing(lambda s: float(np.minimum(s * prod, 1.0).sum()), label_noise * n_tp,
@@ -1182,17 +1195,13 @@ def make_world(
         feats["item_features"] = item_features
         feats["item_feature_names"] = tuple(f"i{j}" for j in range(n_item_features))
 
-    if extra is not None and extra[0].size:  # liked items among the unvoted: the clicks stay, the truth grows
-        hu, hi = extra
-        h_time = rng_time.integers(_T0, _T1 + 1, size=hu.size, dtype=np.int64) if timestamps else None
-        h = (hu, hi, h_time, truth.exposure(hu, hi))
-        clicks = _interactions(tu, ti, tp_time, tp_prop, shape, feats)
-        hidden_positives = _interactions(*h, shape, feats)
-        true_positives = _interactions(np.concatenate([tu, hu]), np.concatenate([ti, hi]),
-                                       None if tp_time is None else np.concatenate([tp_time, h_time]),
-                                       np.concatenate([tp_prop, h[3]]), shape, feats)
-        n_hidden = int(hu.size)
-        del h, hu, hi, h_time, extra
+    if liked is not None:
+        lu, li, l_time, l_prop, hidden = liked
+        true_positives = _interactions(lu, li, l_time, l_prop, shape, feats)
+        n_hidden = int(hidden.sum())
+        clicks = _interactions(lu, li, l_time, l_prop, shape, feats, ~hidden) if n_hidden else true_positives
+        hidden_positives = _interactions(lu, li, l_time, l_prop, shape, feats, hidden)
+        del liked, lu, li, l_time, l_prop
     else:
         tp = (tu, ti, tp_time, tp_prop)
         true_positives = _interactions(*tp, shape, feats)
@@ -1237,6 +1246,8 @@ def make_world(
         else "Generator",
         relevance_offset=offset, exposure_scale=exposure_scale, noise_scale=noise_scale,
     )
+    if label_noise_model == "liked":
+        params.update(liked_unexposed=liked_unexposed, liked_scale=liked_scale)
     logger.debug("synthetic world %dx%d: relevance offset %.4f, exposure scale %.4g, noise scale %.4g, "
                  "%d true positives, %d hidden", n_users, n_items, offset, exposure_scale, noise_scale, n_tp,
                  n_hidden)
