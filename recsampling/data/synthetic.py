@@ -668,11 +668,9 @@ class SyntheticWorld:
         ``min(c w_u w_i (1 − exposure), 1)`` (on every pair; only the truth's pairs can be hidden).
         """
         self._check_dense("noise_rate()")
-        if self.label_noise_model == "liked":
-            w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
-            w *= np.float32(1.0) - self.exposure
-            return np.clip(w, 0.0, 1.0, out=w)
         w = (np.float32(self.noise_scale) * self.user_noise_weight[:, None]) * self.item_noise_weight[None, :]
+        if self.label_noise_model == "liked":
+            w *= np.float32(1.0) - self.exposure
         return np.clip(w, 0.0, 1.0, out=w)
 
     def test_relevance(self) -> np.ndarray:

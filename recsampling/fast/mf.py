@@ -76,7 +76,9 @@ CHUNK = 32
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _sigmoids(x):
-    """``(σ(x), σ(-x))`` from one float32 ``exp`` (as :func:`_logistic`), neither formed by a cancellation."""
+    """``(σ(x), σ(-x))`` from one ``exp``, neither formed by a cancellation (``e = exp(-|x|) <= 1``)."""
+    # a float32 exp: the tables' precision, at a fraction of the float64 call's cost (the float64
+    # exp and log were measured at about a quarter of an MF-BPR row's time)
     e = np.float64(math.exp(np.float32(-abs(x))))
     inv = 1.0 / (1.0 + e)
     if x >= 0:
@@ -89,28 +91,14 @@ def _logistic(x):
     """``(σ(x), σ(-x), softplus(-x))`` of one logit from one ``exp`` and one ``log``.
 
     ``softplus(-x) = -log σ(x)``; the other log terms follow from it: ``softplus(x) =
-    softplus(-x) + x`` and ``log σ(-x) = -softplus(-x) - x``. Both σ's are formed without a
-    cancellation (``e = exp(-|x|) <= 1``), so neither loses precision in the tails.
+    softplus(-x) + x`` and ``log σ(-x) = -softplus(-x) - x``. The log is taken of the larger of
+    the two σ's, ``σ(|x|) >= 1/2`` (float32, as the exp of :func:`_sigmoids`), so it is exact to
+    float32's absolute precision in both tails.
     """
-    # float32 exp and log: the tables' precision, at a fraction of the float64 calls' cost (those
-    # were measured at about a quarter of an MF-BPR row's time)
-    e = np.float64(math.exp(np.float32(-abs(x))))
-    inv = 1.0 / (1.0 + e)
-    sp = np.float64(-math.log(np.float32(inv)))  # log(1 + e) to float32's absolute precision
+    s, sn = _sigmoids(x)
     if x >= 0:
-        return inv, e * inv, sp
-    return e * inv, inv, sp - x
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _step(w, acc, r, f, g, lr, adagrad):
-    """One SGD or Adagrad step of the element ``w[r, f]`` with gradient ``g``."""
-    if adagrad:
-        a = acc[r, f] + g * g
-        acc[r, f] = a
-        w[r, f] = w[r, f] - lr * g / (math.sqrt(a) + ADAGRAD_EPS)
-    else:
-        w[r, f] = w[r, f] - lr * g
+        return s, sn, np.float64(-math.log(np.float32(s)))
+    return s, sn, np.float64(-math.log(np.float32(sn))) - x
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -377,9 +365,10 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
         flr = fopt[F_FLIP_LR]
         fl2x2 = 2.0 * fopt[F_FLIP_L2]
         fl2 = fopt[F_FLIP_L2]
+        if has_pq or has_ci:
+            _merge(cols, gg, me, ge)  # the γ-gradient of each distinct item, at its first column
         if has_pq:
             loss += fl2 * freg
-            _merge(cols, gg, me, ge)
             _factor_step(P, aP, Q, aQ, u, cols, ge, me, fl2x2, flr, adagrad, pf, pg)
         if has_cu:
             acc = 0.0
@@ -388,7 +377,6 @@ def _row(u, cols, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt, fopt, 
             loss += fl2 * cu[u] * cu[u]
             _step1(cu, acu, u, acc + fl2x2 * cu[u], flr, adagrad)
         if has_ci:
-            _merge(cols, gg, me, ge)
             for c in range(L):
                 if me[c] == 0:
                     continue

@@ -8,7 +8,8 @@ A sampler answers "which examples do we train on, and with which loss?". It
 2. draws one epoch of vectorized batches with a seeded ``numpy.random.Generator``
    (``batches``); a batch is a :class:`Batch` of numpy arrays: ``users`` (B,), ``items``
    (B, L) (each row's entries; column 0 the positive where the sampler has one), and the
-   optional ``mask``, ``labels`` and ``weights`` (B, L), each with one meaning (see :class:`Batch`). The Trainer moves it with :meth:`Batch.to`;
+   optional ``mask``, ``labels`` and ``weights`` (B, L), each with one meaning (see
+   :class:`Batch`). The Trainer moves it with :meth:`Batch.to`;
 3. turns model scores into a scalar loss (``loss``, reading the fields of the :class:`Batch` of
    tensors), with gradients for the model and for the sampler's own parameters. The Trainer adds
    L2 on the embeddings of ``users`` and ``items``.

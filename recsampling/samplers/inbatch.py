@@ -144,11 +144,10 @@ class InBatchSampler(Sampler):
         rows, cols : int64 Tensors (n,)
             On the sampler's device, computed there from the training CSR (no (B, C) matrix).
         """
-        dev = self._indptr.device if self.train_ is not None else None
-        rows, cols = self._positives(torch.as_tensor(users, device=dev), torch.as_tensor(items, device=dev))
+        rows, cols = self._positives(torch.as_tensor(users), torch.as_tensor(items))  # on the CSR's device
         keep = cols >= 0
         if targets is not None:
-            keep &= cols != torch.as_tensor(targets, device=dev).long()[rows]
+            keep &= cols != torch.as_tensor(targets, device=cols.device).long()[rows]
         return rows[keep], cols[keep]
 
     def _positives(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
