@@ -146,9 +146,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -157,7 +158,7 @@ from scipy.sparse import csr_matrix
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from recsampling._utils import RandomState, check_random_state
+from recsampling._utils import RandomState, check_int, check_random_state
 from recsampling.data.interactions import Interactions
 from recsampling.fast.draws import _GOLDEN, _mix
 
@@ -757,14 +758,13 @@ class SyntheticWorld:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_real(value, name: str, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
+    """``float(value)``, finite, in the bounds (open or closed), else a ``ValueError`` naming ``name``.
+
+    Not :func:`recsampling._utils.check_number`: make_world's rates take an upper bound and keep
+    the messages they have always given (``"label_noise must be < 1.0, got 1"``).
+    """
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -911,6 +911,125 @@ def _hide_liked(truth: _Truth, users, items, w_user, w_item, uniforms, rho: floa
 
 
 # ---------------------------------------------------------------------------- the generator
+@dataclass(frozen=True)
+class _WorldConfig:
+    """The checked arguments of :func:`make_world` (documented there), without the seed.
+
+    ``__post_init__`` checks every value, in the order and with the messages make_world has
+    always used, and stores it checked (counts as ``int``, rates as ``float``) with the defaults
+    that depend on other arguments resolved (``n_logged_lists``, ``log_candidates``,
+    ``liked_unexposed``). ``target_interactions`` is kept as given, as the messages quote it.
+    """
+
+    n_users: int
+    n_items: int
+    target_interactions: float
+    factors: int
+    relevance_scale: float
+    quality_std: float
+    relevance_rate: float
+    popularity_exponent: float
+    popularity_quality_corr: float
+    exposure_eta: float
+    user_activity_sigma: float
+    min_exposure: float
+    label_noise: float
+    noise_heterogeneity: float
+    label_noise_model: str
+    liked_unexposed: float | None
+    n_logged_lists: int | None
+    list_length: int
+    log_candidates: int | None
+    logging_noise: float
+    logging_ranker: str
+    logging_labels: int
+    position_eta: float
+    n_test_items: int
+    n_user_features: int
+    n_item_features: int
+    feature_noise: float
+    timestamps: bool
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        put("n_users", check_int(self.n_users, "n_users"))
+        put("n_items", check_int(self.n_items, "n_items"))
+        _check_real(self.target_interactions, "target_interactions", 0.0, low_open=True)
+        put("factors", check_int(self.factors, "factors"))
+        put("relevance_scale", _check_real(self.relevance_scale, "relevance_scale", 0.0))
+        put("quality_std", _check_real(self.quality_std, "quality_std", 0.0))
+        put("relevance_rate", _check_real(self.relevance_rate, "relevance_rate", 0.0, 1.0, low_open=True,
+                                          high_open=True))
+        put("popularity_exponent", _check_real(self.popularity_exponent, "popularity_exponent", 0.0))
+        put("popularity_quality_corr", _check_real(self.popularity_quality_corr, "popularity_quality_corr", -1.0,
+                                                   1.0))
+        put("exposure_eta", _check_real(self.exposure_eta, "exposure_eta", 0.0))
+        put("user_activity_sigma", _check_real(self.user_activity_sigma, "user_activity_sigma", 0.0))
+        put("min_exposure", _check_real(self.min_exposure, "min_exposure", 0.0, 1.0, low_open=True))
+        put("label_noise", _check_real(self.label_noise, "label_noise", 0.0, 1.0, high_open=True))
+        put("noise_heterogeneity", _check_real(self.noise_heterogeneity, "noise_heterogeneity", 0.0))
+        model = self.label_noise_model
+        if model not in _NOISE_MODELS:
+            raise ValueError(f"label_noise_model must be one of {_NOISE_MODELS}, got {model!r}")
+        if model != "liked" and self.liked_unexposed is not None:
+            raise ValueError(f"liked_unexposed is a parameter of label_noise_model='liked', got label_noise_model="
+                             f"{model!r}")
+        if model == "liked":
+            put("liked_unexposed", 1.0 if self.liked_unexposed is None
+                else _check_real(self.liked_unexposed, "liked_unexposed", 0.0))
+        n_users, n_items = self.n_users, self.n_items
+        if model == "liked" and n_users * n_items > DENSE_MAX_PAIRS:
+            raise ValueError(f"label_noise_model='liked' visits every pair: at most DENSE_MAX_PAIRS = "
+                             f"{DENSE_MAX_PAIRS} pairs, got {n_users} x {n_items}")
+        put("n_logged_lists", 20 * n_users if self.n_logged_lists is None
+            else check_int(self.n_logged_lists, "n_logged_lists", 0))
+        L = check_int(self.list_length, "list_length")
+        put("list_length", L)
+        if L > n_items:
+            raise ValueError(f"list_length must be <= n_items ({n_items}), got {L}")
+        n_cand = min(5 * L, n_items) if self.log_candidates is None else check_int(self.log_candidates,
+                                                                                  "log_candidates")
+        put("log_candidates", n_cand)
+        if n_cand < L:
+            raise ValueError(f"log_candidates must be >= list_length ({L}), got {n_cand}")
+        if n_cand > n_items:
+            raise ValueError(f"log_candidates must be <= n_items ({n_items}), got {n_cand}")
+        put("logging_noise", _check_real(self.logging_noise, "logging_noise", 0.0))
+        if self.logging_ranker not in ("relevance", "linear"):
+            raise ValueError(f"logging_ranker must be 'relevance' or 'linear', got {self.logging_ranker!r}")
+        put("logging_labels", check_int(self.logging_labels, "logging_labels"))
+        put("position_eta", _check_real(self.position_eta, "position_eta", 0.0))
+        put("n_test_items", check_int(self.n_test_items, "n_test_items", 0))
+        if self.n_test_items > n_items:
+            raise ValueError(f"n_test_items must be <= n_items ({n_items}), got {self.n_test_items}")
+        put("n_user_features", check_int(self.n_user_features, "n_user_features", 0))
+        put("n_item_features", check_int(self.n_item_features, "n_item_features", 0))
+        put("feature_noise", _check_real(self.feature_noise, "feature_noise", 0.0))
+        if self.logging_ranker == "linear" and self.n_logged_lists and not (self.n_user_features
+                                                                            and self.n_item_features):
+            raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    @property
+    def latent_scale(self) -> np.float32:
+        """The factors' scale ``k^(-1/4)``, so that ``U_u·V_i`` has variance ≈ 1 (module docstring, item 1)."""
+        return np.float32(self.factors ** -0.25)
+
+    def params(self, random_state: RandomState, liked_scale: float, **calibrated) -> dict:
+        """:attr:`SyntheticWorld.params`: the checked arguments, the seed (``"Generator"`` for a generator) and the
+        calibrated constants; ``liked_unexposed`` and ``liked_scale`` under ``label_noise_model="liked"`` only."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "liked_unexposed"}
+        params["random_state"] = (random_state if isinstance(random_state, (int, np.integer)) or random_state is None
+                                  else "Generator")
+        params.update(calibrated)
+        if self.label_noise_model == "liked":
+            params.update(liked_unexposed=self.liked_unexposed, liked_scale=liked_scale)
+        return params
 def make_world(
     n_users: int = 943,
     n_items: int = 1682,
@@ -1035,220 +1154,41 @@ def make_world(
     >>> world.clicks.shape
     (943, 1682)
     """
-    n_users = _check_positive_int(n_users, "n_users")
-    n_items = _check_positive_int(n_items, "n_items")
-    target = _check_real(target_interactions, "target_interactions", 0.0, low_open=True)
-    factors = _check_positive_int(factors, "factors")
-    relevance_scale = _check_real(relevance_scale, "relevance_scale", 0.0)
-    quality_std = _check_real(quality_std, "quality_std", 0.0)
-    relevance_rate = _check_real(relevance_rate, "relevance_rate", 0.0, 1.0, low_open=True, high_open=True)
-    popularity_exponent = _check_real(popularity_exponent, "popularity_exponent", 0.0)
-    popularity_quality_corr = _check_real(popularity_quality_corr, "popularity_quality_corr", -1.0, 1.0)
-    exposure_eta = _check_real(exposure_eta, "exposure_eta", 0.0)
-    user_activity_sigma = _check_real(user_activity_sigma, "user_activity_sigma", 0.0)
-    min_exposure = _check_real(min_exposure, "min_exposure", 0.0, 1.0, low_open=True)
-    label_noise = _check_real(label_noise, "label_noise", 0.0, 1.0, high_open=True)
-    noise_heterogeneity = _check_real(noise_heterogeneity, "noise_heterogeneity", 0.0)
-    if label_noise_model not in _NOISE_MODELS:
-        raise ValueError(f"label_noise_model must be one of {_NOISE_MODELS}, got {label_noise_model!r}")
-    if label_noise_model != "liked" and liked_unexposed is not None:
-        raise ValueError(f"liked_unexposed is a parameter of label_noise_model='liked', got label_noise_model="
-                         f"{label_noise_model!r}")
-    if label_noise_model == "liked":
-        liked_unexposed = 1.0 if liked_unexposed is None else _check_real(liked_unexposed, "liked_unexposed", 0.0)
-    if label_noise_model == "liked" and n_users * n_items > DENSE_MAX_PAIRS:
-        raise ValueError(f"label_noise_model='liked' visits every pair: at most DENSE_MAX_PAIRS = {DENSE_MAX_PAIRS} "
-                         f"pairs, got {n_users} x {n_items}")
-    n_logged_lists = 20 * n_users if n_logged_lists is None else _check_positive_int(
-        n_logged_lists, "n_logged_lists", 0)
-    list_length = _check_positive_int(list_length, "list_length")
-    if list_length > n_items:
-        raise ValueError(f"list_length must be <= n_items ({n_items}), got {list_length}")
-    log_candidates = (min(5 * list_length, n_items) if log_candidates is None
-                      else _check_positive_int(log_candidates, "log_candidates"))
-    if log_candidates < list_length:
-        raise ValueError(f"log_candidates must be >= list_length ({list_length}), got {log_candidates}")
-    if log_candidates > n_items:
-        raise ValueError(f"log_candidates must be <= n_items ({n_items}), got {log_candidates}")
-    logging_noise = _check_real(logging_noise, "logging_noise", 0.0)
-    if logging_ranker not in ("relevance", "linear"):
-        raise ValueError(f"logging_ranker must be 'relevance' or 'linear', got {logging_ranker!r}")
-    logging_labels = _check_positive_int(logging_labels, "logging_labels")
-    position_eta = _check_real(position_eta, "position_eta", 0.0)
-    n_test_items = _check_positive_int(n_test_items, "n_test_items", 0)
-    if n_test_items > n_items:
-        raise ValueError(f"n_test_items must be <= n_items ({n_items}), got {n_test_items}")
-    n_user_features = _check_positive_int(n_user_features, "n_user_features", 0)
-    n_item_features = _check_positive_int(n_item_features, "n_item_features", 0)
-    feature_noise = _check_real(feature_noise, "feature_noise", 0.0)
-    if logging_ranker == "linear" and n_logged_lists and not (n_user_features and n_item_features):
-        raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
-
-    rng = check_random_state(random_state)
-    (rng_latent, rng_pop, rng_click, rng_noise, rng_logs, rng_test, rng_feat, rng_time,
-     rng_cal) = rng.spawn(9)
-    shape = (n_users, n_items)
-    cal_u, cal_i = _calibration_pairs(rng_cal, n_users, n_items)
-    cal_share = cal_u.size / (n_users * n_items)  # the calibration pairs' share of all pairs
-
-    # 1. relevance ------------------------------------------------------------------------
-    scale = np.float32(factors ** -0.25)
-    U = (rng_latent.standard_normal((n_users, factors), dtype=np.float32) * scale)
-    V = (rng_latent.standard_normal((n_items, factors), dtype=np.float32) * scale)
-    quality = (quality_std * rng_latent.standard_normal(n_items)).astype(np.float32)
-    rel_scale = np.float32(relevance_scale)
-    step = max(1, cal_u.size // _OFFSET_PAIRS)
-    cal = _logit_pairs(U, V, quality, rel_scale, cal_u[::step], cal_i[::step])
-    offset = _solve_increasing(lambda b: float(expit(cal + np.float32(b)).mean(dtype=np.float64)),
-                               relevance_rate, -60.0, 1.0, "relevance_rate")
-
-    # 2. popularity -----------------------------------------------------------------------
-    z = (quality - quality.mean()) / (quality.std() or 1.0)
-    c = popularity_quality_corr
-    key = c * z + np.sqrt(max(0.0, 1.0 - c * c)) * rng_pop.standard_normal(n_items)
-    rank = np.empty(n_items, dtype=np.int64)
-    rank[np.argsort(-key, kind="stable")] = np.arange(1, n_items + 1)
-    popularity = (rank.astype(np.float64) ** -popularity_exponent).astype(np.float32)
-
-    # 3. exposure -------------------------------------------------------------------------
-    activity = _lognormal_mean_one(rng_pop, user_activity_sigma, n_users)
-    pop_eta = popularity ** np.float32(exposure_eta)
-    rel_cal = _relevance_pairs(U, V, quality, rel_scale, np.float32(offset), cal_u, cal_i)
-    base_cal = activity[cal_u] * pop_eta[cal_i]
-    del cal_u, cal_i
-    cal_target = target * cal_share
-    reachable = float(rel_cal.sum(dtype=np.float64))
-    if cal_target >= reachable * (1 - 1e-6):
-        raise ValueError(
-            f"target_interactions={target_interactions} cannot be reached: even full exposure gives about "
-            f"{reachable / cal_share:.0f} clicks (relevance_rate={relevance_rate}); "
-            "lower target_interactions or raise relevance_rate")
-
-    def expected(s):
-        e = np.clip(np.float32(s) * base_cal, min_exposure, 1.0)
-        return float(np.sum(e * rel_cal, dtype=np.float64))
-
-    if expected(0.0) >= cal_target:
-        raise ValueError(
-            f"target_interactions={target_interactions} is below what min_exposure={min_exposure} alone gives "
-            f"(about {expected(0.0) / cal_share:.0f} clicks); lower min_exposure")
-    exposure_scale = _solve_increasing(expected, cal_target, 0.0, 1.0 / float(base_cal.max()), "exposure scale")
-    truth = _Truth(U, V, quality, rel_scale, np.float32(offset), activity,
-                   (np.float32(exposure_scale) * pop_eta).astype(np.float32), np.float32(min_exposure))
-    item_propensity = _mean_clipped(activity, truth.item_exposure, min_exposure)
-
-    # 4. clicks ---------------------------------------------------------------------------
-    tu, ti = truth.draw_clicks(rng_click)
-    n_tp = tu.size
-    tp_prop = truth.exposure(tu, ti)
-    tp_time = (rng_time.integers(_T0, _T1 + 1, size=n_tp, dtype=np.int64) if timestamps else None)
-
-    # 5. label noise ----------------------------------------------------------------------
-    w_user = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_users)
-    w_item = _lognormal_mean_one(rng_noise, noise_heterogeneity, n_items)
-    hide_u = rng_noise.random(n_tp)
-    liked = None  # label_noise_model="liked": (truth users, items, times, propensities, hidden)
-    if label_noise_model == "liked":
-        # the truth: the clicks plus liked-but-unexposed pairs, the same at every rho; then rho of it hidden
-        eu, ei, liked_scale = _liked_truth(truth, tu, ti, liked_unexposed, rng_noise)
-        hide_e = rng_noise.random(eu.size)
-        e_time = rng_time.integers(_T0, _T1 + 1, size=eu.size, dtype=np.int64) if timestamps else None
-        lu, li = np.concatenate([tu, eu]), np.concatenate([ti, ei])
-        hidden, noise_scale, prob = _hide_liked(truth, lu, li, w_user, w_item, np.concatenate([hide_u, hide_e]),
-                                                label_noise)
-        liked = (lu, li, None if tp_time is None else np.concatenate([tp_time, e_time]),
-                 np.concatenate([tp_prop, truth.exposure(eu, ei)]), hidden)
-        # expected hidden fraction of each user's / item's liked pairs: the flip rate P(ỹ = 0 | y = 1)
-        user_noise_rate = (np.bincount(lu, prob, n_users) / np.maximum(np.bincount(lu, minlength=n_users), 1)
-                           ).astype(np.float32)
-        item_noise_rate = (np.bincount(li, prob, n_items) / np.maximum(np.bincount(li, minlength=n_items), 1)
-                           ).astype(np.float32)
-        del eu, ei, hide_e, e_time, prob
-    elif label_noise > 0 and n_tp:
-        prod = w_user[tu].astype(np.float64) * w_item[ti]
-        noise_scale = _solve_increasing(lambda s: float(np.minimum(s * prod, 1.0).sum()), label_noise * n_tp,
-                                        0.0, label_noise, "noise scale")
-        hidden = hide_u < np.minimum(noise_scale * prod, 1.0)
-        del prod
-        # expected hidden fraction of each user's / item's true positives: Σ q p / Σ p over all pairs
-        user_sums, item_sums = truth.pair_sums(w_user, w_item, noise_scale)
-        user_noise_rate = (user_sums[:, 2] / np.maximum(user_sums[:, 0], 1e-12)).astype(np.float32)
-        item_noise_rate = (item_sums[:, 1] / np.maximum(item_sums[:, 0], 1e-12)).astype(np.float32)
-    else:
-        noise_scale = 0.0
-        hidden = np.zeros(n_tp, dtype=bool)
-        user_noise_rate = np.zeros(n_users, dtype=np.float32)
-        item_noise_rate = np.zeros(n_items, dtype=np.float32)
-    del hide_u
-
-    # 8. side features (before building the Interactions that carry them) ------------------
-    user_features = _features(rng_feat, U, n_user_features, feature_noise)
-    item_features = _features(rng_feat, np.hstack([V, quality[:, None] / max(quality_std, 1e-12) * scale]),
-                              n_item_features, feature_noise)
-    feats = {}
-    if user_features is not None:
-        feats["user_features"] = user_features
-        feats["user_feature_names"] = tuple(f"u{j}" for j in range(n_user_features))
-    if item_features is not None:
-        feats["item_features"] = item_features
-        feats["item_feature_names"] = tuple(f"i{j}" for j in range(n_item_features))
-
-    if liked is not None:
-        lu, li, l_time, l_prop, hidden = liked
-        true_positives = _interactions(lu, li, l_time, l_prop, shape, feats)
-        n_hidden = int(hidden.sum())
-        clicks = _interactions(lu, li, l_time, l_prop, shape, feats, ~hidden) if n_hidden else true_positives
-        hidden_positives = _interactions(lu, li, l_time, l_prop, shape, feats, hidden)
-        del liked, lu, li, l_time, l_prop
-    else:
-        tp = (tu, ti, tp_time, tp_prop)
-        true_positives = _interactions(*tp, shape, feats)
-        n_hidden = int(hidden.sum())
-        clicks = _interactions(*tp, shape, feats, ~hidden) if n_hidden else true_positives  # immutable: the same data
-        hidden_positives = _interactions(*tp, shape, feats, hidden)
-        del tp
-    del tu, ti, tp_time, tp_prop
-
-    # 6. logged ranked lists --------------------------------------------------------------
-    if logging_ranker == "linear" and n_logged_lists:
-        log_score = _linear_logging_scores(rng_logs, truth, user_features, item_features, logging_labels)
-    else:
-        log_score = None
-    logs = _draw_logs(rng_logs, truth, n_logged_lists, list_length, log_candidates, logging_noise,
-                      position_eta, log_score)
-
-    # 7. unbiased test set ----------------------------------------------------------------
-    if n_test_items:
-        test_items = np.sort(_distinct_uniform(rng_test, n_users, n_test_items, n_items), axis=1)
-        test_rel = truth.relevance(np.arange(n_users)[:, None], test_items)
-        test_labels = (rng_test.random(test_items.shape, dtype=np.float32) < test_rel).astype(np.int8)
-        del test_rel
-    else:
-        test_items = np.zeros((n_users, 0), dtype=np.int64)
-        test_labels = np.zeros((n_users, 0), dtype=np.int8)
-    pu, pk = np.nonzero(test_labels)
-    unbiased_test = _interactions(pu, test_items[pu, pk], None, np.ones(pu.size, np.float32), shape, feats)
-
-    params = dict(
+    cfg = _WorldConfig(
         n_users=n_users, n_items=n_items, target_interactions=target_interactions, factors=factors,
         relevance_scale=relevance_scale, quality_std=quality_std, relevance_rate=relevance_rate,
         popularity_exponent=popularity_exponent, popularity_quality_corr=popularity_quality_corr,
         exposure_eta=exposure_eta, user_activity_sigma=user_activity_sigma, min_exposure=min_exposure,
         label_noise=label_noise, noise_heterogeneity=noise_heterogeneity, label_noise_model=label_noise_model,
-        n_logged_lists=n_logged_lists,
-        list_length=list_length, log_candidates=log_candidates, logging_noise=logging_noise,
-        logging_ranker=logging_ranker, logging_labels=logging_labels, position_eta=position_eta,
-        n_test_items=n_test_items, n_user_features=n_user_features,
-        n_item_features=n_item_features, feature_noise=feature_noise, timestamps=timestamps,
-        random_state=random_state if isinstance(random_state, (int, np.integer)) or random_state is None
-        else "Generator",
-        relevance_offset=offset, exposure_scale=exposure_scale, noise_scale=noise_scale,
-    )
-    if label_noise_model == "liked":
-        params.update(liked_unexposed=liked_unexposed, liked_scale=liked_scale)
+        liked_unexposed=liked_unexposed, n_logged_lists=n_logged_lists, list_length=list_length,
+        log_candidates=log_candidates, logging_noise=logging_noise, logging_ranker=logging_ranker,
+        logging_labels=logging_labels, position_eta=position_eta, n_test_items=n_test_items,
+        n_user_features=n_user_features, n_item_features=n_item_features, feature_noise=feature_noise,
+        timestamps=timestamps)
+    rng = check_random_state(random_state)
+    # one child generator per part (module docstring): changing one part leaves the others' draws alone
+    (rng_latent, rng_pop, rng_click, rng_noise, rng_logs, rng_test, rng_feat, rng_time,
+     rng_cal) = rng.spawn(9)
+    cal_u, cal_i = _calibration_pairs(rng_cal, cfg.n_users, cfg.n_items)
+    U, V, quality, offset = _relevance(cfg, rng_latent, cal_u, cal_i)
+    popularity = _popularity(cfg, rng_pop, quality)
+    truth, exposure_scale = _exposure(cfg, rng_pop, U, V, quality, offset, popularity, cal_u, cal_i)
+    del cal_u, cal_i
+    drawn = _clicks(cfg, rng_click, rng_time, truth)
+    noise = _label_noise(cfg, rng_noise, rng_time, truth, drawn)
+    n_clicks = drawn.users.size
+    del drawn
+    user_features, item_features, feats = _side_features(cfg, rng_feat, U, V, quality)
+    true_positives, clicks, hidden_positives = _observed(cfg, noise, feats)
+    noise = noise._replace(truth=None, hidden=None)  # the pairs live on in the Interactions only
+    logs = _logged_lists(cfg, rng_logs, truth, user_features, item_features)
+    test_items, test_labels, unbiased_test = _unbiased_test(cfg, rng_test, truth, feats)
+
+    params = cfg.params(random_state, relevance_offset=offset, exposure_scale=exposure_scale,
+                        noise_scale=noise.scale, liked_scale=noise.liked_scale)
     logger.debug("synthetic world %dx%d: relevance offset %.4f, exposure scale %.4g, noise scale %.4g, "
-                 "%d true positives, %d hidden", n_users, n_items, offset, exposure_scale, noise_scale, n_tp,
-                 n_hidden)
+                 "%d true positives, %d hidden", cfg.n_users, cfg.n_items, offset, exposure_scale, noise.scale,
+                 n_clicks, hidden_positives.nnz)
     return SyntheticWorld(
         clicks=clicks,
         true_positives=true_positives,
@@ -1258,13 +1198,13 @@ def make_world(
         unbiased_test_labels=test_labels,
         logs=logs,
         item_popularity=popularity,
-        item_propensity=item_propensity,
-        user_activity=activity,
-        user_noise_rate=user_noise_rate,
-        item_noise_rate=item_noise_rate,
-        user_noise_weight=w_user,
-        item_noise_weight=w_item,
-        noise_scale=float(noise_scale),
+        item_propensity=_mean_clipped(truth.user_activity, truth.item_exposure, cfg.min_exposure),
+        user_activity=truth.user_activity,
+        user_noise_rate=noise.user_rate,
+        item_noise_rate=noise.item_rate,
+        user_noise_weight=noise.w_user,
+        item_noise_weight=noise.w_item,
+        noise_scale=float(noise.scale),
         user_factors=U,
         item_factors=V,
         item_quality=quality,
@@ -1273,6 +1213,208 @@ def make_world(
         params=params,
         _truth=truth,
     )
+
+
+class _Pairs(NamedTuple):
+    """Pairs of a world with their columns: int64 users and items, int64 timestamps (or None), float32 exposure."""
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None
+    propensities: np.ndarray
+
+
+class _Noise(NamedTuple):
+    """What label noise made: the truth's pairs, which of them are hidden, and the noise rates' pieces."""
+
+    truth: _Pairs | None        # the true positives: the clicks, plus E under label_noise_model="liked"
+    hidden: np.ndarray | None   # bool, per truth pair
+    w_user: np.ndarray          # float32 (n_users,), mean 1
+    w_item: np.ndarray          # float32 (n_items,), mean 1
+    scale: float                # c
+    user_rate: np.ndarray       # float32 (n_users,): expected hidden fraction of a user's truth
+    item_rate: np.ndarray       # float32 (n_items,)
+    liked_scale: float | None   # β of label_noise_model="liked", else None
+
+
+def _relevance(cfg: _WorldConfig, rng: np.random.Generator, cal_u: np.ndarray, cal_i: np.ndarray):
+    """Item 1 of the module docstring: ``U, V ~ N(0, I_k / sqrt(k))``, ``q ~ N(0, quality_std²)`` and the
+    offset ``b`` that makes the mean of ``σ(relevance_scale · U_u·V_i + q_i + b)`` over (a subsample of)
+    the calibration pairs ``relevance_rate``. Returns ``(U, V, q, b)``, float32 arrays and a float."""
+    scale = cfg.latent_scale
+    U = (rng.standard_normal((cfg.n_users, cfg.factors), dtype=np.float32) * scale)
+    V = (rng.standard_normal((cfg.n_items, cfg.factors), dtype=np.float32) * scale)
+    quality = (cfg.quality_std * rng.standard_normal(cfg.n_items)).astype(np.float32)
+    step = max(1, cal_u.size // _OFFSET_PAIRS)
+    cal = _logit_pairs(U, V, quality, np.float32(cfg.relevance_scale), cal_u[::step], cal_i[::step])
+    offset = _solve_increasing(lambda b: float(expit(cal + np.float32(b)).mean(dtype=np.float64)),
+                               cfg.relevance_rate, -60.0, 1.0, "relevance_rate")
+    return U, V, quality, offset
+
+
+def _popularity(cfg: _WorldConfig, rng: np.random.Generator, quality: np.ndarray) -> np.ndarray:
+    """Item 2: ``item_popularity = ρ^(-popularity_exponent)``, the ranks ``ρ`` sorted by a key of correlation
+    ``popularity_quality_corr`` with the standardized quality. float32 (n_items,), max 1."""
+    z = (quality - quality.mean()) / (quality.std() or 1.0)
+    c = cfg.popularity_quality_corr
+    key = c * z + np.sqrt(max(0.0, 1.0 - c * c)) * rng.standard_normal(cfg.n_items)
+    rank = np.empty(cfg.n_items, dtype=np.int64)
+    rank[np.argsort(-key, kind="stable")] = np.arange(1, cfg.n_items + 1)
+    return (rank.astype(np.float64) ** -cfg.popularity_exponent).astype(np.float32)
+
+
+def _exposure(cfg: _WorldConfig, rng: np.random.Generator, U, V, quality, offset: float, popularity: np.ndarray,
+              cal_u: np.ndarray, cal_i: np.ndarray) -> tuple[_Truth, float]:
+    """Item 3: ``a_u ~ LogNormal(0, user_activity_sigma²)`` (mean 1) and the scale ``s`` of
+    ``exposure = clip(s · a_u · item_popularity^exposure_eta, min_exposure, 1)`` that makes
+    ``Σ exposure · relevance`` over the calibration pairs ``target_interactions`` times their share of all
+    pairs. Raises when no ``s`` reaches it. Returns the world's :class:`_Truth` and ``s``."""
+    n_users, n_items = cfg.shape
+    cal_share = cal_u.size / (n_users * n_items)  # the calibration pairs' share of all pairs
+    rel_scale = np.float32(cfg.relevance_scale)
+    activity = _lognormal_mean_one(rng, cfg.user_activity_sigma, n_users)
+    pop_eta = popularity ** np.float32(cfg.exposure_eta)
+    rel_cal = _relevance_pairs(U, V, quality, rel_scale, np.float32(offset), cal_u, cal_i)
+    base_cal = activity[cal_u] * pop_eta[cal_i]
+    cal_target = float(cfg.target_interactions) * cal_share
+    reachable = float(rel_cal.sum(dtype=np.float64))
+    if cal_target >= reachable * (1 - 1e-6):
+        raise ValueError(
+            f"target_interactions={cfg.target_interactions} cannot be reached: even full exposure gives about "
+            f"{reachable / cal_share:.0f} clicks (relevance_rate={cfg.relevance_rate}); "
+            "lower target_interactions or raise relevance_rate")
+
+    def expected(s):
+        e = np.clip(np.float32(s) * base_cal, cfg.min_exposure, 1.0)
+        return float(np.sum(e * rel_cal, dtype=np.float64))
+
+    if expected(0.0) >= cal_target:
+        raise ValueError(
+            f"target_interactions={cfg.target_interactions} is below what min_exposure={cfg.min_exposure} alone "
+            f"gives (about {expected(0.0) / cal_share:.0f} clicks); lower min_exposure")
+    exposure_scale = _solve_increasing(expected, cal_target, 0.0, 1.0 / float(base_cal.max()), "exposure scale")
+    truth = _Truth(U, V, quality, rel_scale, np.float32(offset), activity,
+                   (np.float32(exposure_scale) * pop_eta).astype(np.float32), np.float32(cfg.min_exposure))
+    return truth, exposure_scale
+
+
+def _timestamps(rng: np.random.Generator, n: int, on: bool) -> np.ndarray | None:
+    """``n`` uniform unix times over MovieLens 100K's span (items 4 and 5), or None when ``on`` is false."""
+    return rng.integers(_T0, _T1 + 1, size=n, dtype=np.int64) if on else None
+
+
+def _clicks(cfg: _WorldConfig, rng: np.random.Generator, rng_time: np.random.Generator, truth: _Truth) -> _Pairs:
+    """Item 4: the clicks ``Y ~ Bernoulli(exposure · relevance)`` (:meth:`_Truth.draw_clicks`), with their
+    exposure as propensity and uniform timestamps."""
+    users, items = truth.draw_clicks(rng)
+    propensities = truth.exposure(users, items)
+    return _Pairs(users, items, _timestamps(rng_time, users.size, cfg.timestamps), propensities)
+
+
+def _label_noise(cfg: _WorldConfig, rng: np.random.Generator, rng_time: np.random.Generator, truth: _Truth,
+                 clicks: _Pairs) -> _Noise:
+    """Item 5: the factors ``w_u, w_i ~ LogNormal(0, noise_heterogeneity²)`` (mean 1) and one hiding uniform
+    per click, then the hidden set of ``label_noise_model`` (:func:`_noise_of_clicks`, :func:`_noise_of_likes`)."""
+    w_user = _lognormal_mean_one(rng, cfg.noise_heterogeneity, cfg.n_users)
+    w_item = _lognormal_mean_one(rng, cfg.noise_heterogeneity, cfg.n_items)
+    uniforms = rng.random(clicks.users.size)
+    if cfg.label_noise_model == "liked":
+        return _noise_of_likes(cfg, rng, rng_time, truth, clicks, w_user, w_item, uniforms)
+    return _noise_of_clicks(cfg, truth, clicks, w_user, w_item, uniforms)
+
+
+def _noise_of_clicks(cfg: _WorldConfig, truth: _Truth, clicks: _Pairs, w_user, w_item, uniforms) -> _Noise:
+    """Item 5, ``label_noise_model="clicks"``: a click is hidden when its uniform is below
+    ``noise_rate = clip(c · w_u · w_i, 0, 1)``, ``c`` solved so that the clicks' rates sum to ``ρ`` times their
+    number; the per-user / per-item rates are ``Σ noise_rate · P(click) / Σ P(click)`` over all pairs."""
+    n = clicks.users.size
+    if cfg.label_noise == 0 or n == 0:
+        return _Noise(clicks, np.zeros(n, dtype=bool), w_user, w_item, 0.0, np.zeros(cfg.n_users, dtype=np.float32),
+                      np.zeros(cfg.n_items, dtype=np.float32), None)
+    prod = w_user[clicks.users].astype(np.float64) * w_item[clicks.items]
+    scale = _solve_increasing(lambda s: float(np.minimum(s * prod, 1.0).sum()), cfg.label_noise * n,
+                              0.0, cfg.label_noise, "noise scale")
+    hidden = uniforms < np.minimum(scale * prod, 1.0)
+    prod = None  # freed before the pass over all pairs
+    user_sums, item_sums = truth.pair_sums(w_user, w_item, scale)
+    return _Noise(clicks, hidden, w_user, w_item, scale,
+                  (user_sums[:, 2] / np.maximum(user_sums[:, 0], 1e-12)).astype(np.float32),
+                  (item_sums[:, 1] / np.maximum(item_sums[:, 0], 1e-12)).astype(np.float32), None)
+
+
+def _noise_of_likes(cfg: _WorldConfig, rng: np.random.Generator, rng_time: np.random.Generator, truth: _Truth,
+                    clicks: _Pairs, w_user, w_item, uniforms) -> _Noise:
+    """Item 5, ``label_noise_model="liked"``: the truth is the clicks plus the liked-but-unexposed pairs ``E``
+    (:func:`_liked_truth`), the same at every ``ρ``; ``ρ`` of it is hidden with
+    ``P(hidden) = min(c · w_u · w_i · (1 − exposure), 1)`` (:func:`_hide_liked`), and the per-user / per-item
+    rates are the mean ``P(hidden)`` of their truth pairs (the flip rate ``P(ỹ = 0 | y = 1)``)."""
+    eu, ei, liked_scale = _liked_truth(truth, clicks.users, clicks.items, cfg.liked_unexposed, rng)
+    hide_e = rng.random(eu.size)
+    e_time = _timestamps(rng_time, eu.size, cfg.timestamps)
+    users, items = np.concatenate([clicks.users, eu]), np.concatenate([clicks.items, ei])
+    hidden, scale, prob = _hide_liked(truth, users, items, w_user, w_item, np.concatenate([uniforms, hide_e]),
+                                      cfg.label_noise)
+    liked = _Pairs(users, items, None if clicks.timestamps is None else np.concatenate([clicks.timestamps, e_time]),
+                   np.concatenate([clicks.propensities, truth.exposure(eu, ei)]))
+    n_users, n_items = cfg.shape
+    user_rate = np.bincount(users, prob, n_users) / np.maximum(np.bincount(users, minlength=n_users), 1)
+    item_rate = np.bincount(items, prob, n_items) / np.maximum(np.bincount(items, minlength=n_items), 1)
+    return _Noise(liked, hidden, w_user, w_item, scale, user_rate.astype(np.float32), item_rate.astype(np.float32),
+                  liked_scale)
+
+
+def _side_features(cfg: _WorldConfig, rng: np.random.Generator, U, V, quality):
+    """Item 8: ``user_features = standardize(U W_u + ε)``, ``item_features = standardize([V, q] W_i + ε)``
+    (``q`` rescaled to the factors' scale). Returns the two float32 arrays (or None) and the Interactions
+    keyword arguments that carry them."""
+    user_features = _features(rng, U, cfg.n_user_features, cfg.feature_noise)
+    item_latent = np.hstack([V, quality[:, None] / max(cfg.quality_std, 1e-12) * cfg.latent_scale])
+    item_features = _features(rng, item_latent, cfg.n_item_features, cfg.feature_noise)
+    feats = {}
+    if user_features is not None:
+        feats["user_features"] = user_features
+        feats["user_feature_names"] = tuple(f"u{j}" for j in range(cfg.n_user_features))
+    if item_features is not None:
+        feats["item_features"] = item_features
+        feats["item_feature_names"] = tuple(f"i{j}" for j in range(cfg.n_item_features))
+    return user_features, item_features, feats
+
+
+def _observed(cfg: _WorldConfig, noise: _Noise, feats: dict) -> tuple[Interactions, Interactions, Interactions]:
+    """Items 4-5 as Interactions: ``(true_positives, clicks, hidden_positives)``, the clicks the truth minus the
+    hidden pairs (the same object as the truth when nothing is hidden: Interactions are immutable)."""
+    truth, hidden = noise.truth, noise.hidden
+    true_positives = _interactions(*truth, cfg.shape, feats)
+    clicks = _interactions(*truth, cfg.shape, feats, ~hidden) if hidden.any() else true_positives
+    return true_positives, clicks, _interactions(*truth, cfg.shape, feats, hidden)
+
+
+def _logged_lists(cfg: _WorldConfig, rng: np.random.Generator, truth: _Truth, user_features, item_features
+                  ) -> LoggedLists:
+    """Item 6: logged lists ranked by ``score + logging_noise · N(0, 1)`` (:func:`_draw_logs`), the score
+    ``logit(relevance)`` or, for ``logging_ranker="linear"``, the weak feature ranker
+    (:func:`_linear_logging_scores`), with position clicks ``examined · relevant``, ``θ_k = (1/k)^position_eta``."""
+    log_score = None
+    if cfg.logging_ranker == "linear" and cfg.n_logged_lists:
+        log_score = _linear_logging_scores(rng, truth, user_features, item_features, cfg.logging_labels)
+    return _draw_logs(rng, truth, cfg.n_logged_lists, cfg.list_length, cfg.log_candidates, cfg.logging_noise,
+                      cfg.position_eta, log_score)
+
+
+def _unbiased_test(cfg: _WorldConfig, rng: np.random.Generator, truth: _Truth, feats: dict):
+    """Item 7: ``n_test_items`` distinct uniform items per user (sorted), labelled ``Bernoulli(relevance)``.
+    Returns the items (int64), the labels (int8) and the positive pairs as Interactions (propensity 1)."""
+    n_users = cfg.n_users
+    if cfg.n_test_items:
+        items = np.sort(_distinct_uniform(rng, n_users, cfg.n_test_items, cfg.n_items), axis=1)
+        rel = truth.relevance(np.arange(n_users)[:, None], items)
+        labels = (rng.random(items.shape, dtype=np.float32) < rel).astype(np.int8)
+        del rel
+    else:
+        items = np.zeros((n_users, 0), dtype=np.int64)
+        labels = np.zeros((n_users, 0), dtype=np.int8)
+    pu, pk = np.nonzero(labels)
+    return items, labels, _interactions(pu, items[pu, pk], None, np.ones(pu.size, np.float32), cfg.shape, feats)
 
 
 def _linear_logging_scores(rng: np.random.Generator, truth: _Truth, user_features: np.ndarray,
