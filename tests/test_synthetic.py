@@ -457,6 +457,23 @@ def test_bad_parameters_raise_clear_errors():
         make_world(50, 60, 100, n_logged_lists=0).to_movielens("/tmp/never", fmt="20m")
 
 
+def test_the_config_holds_every_argument_and_params_records_them_checked():
+    """make_world's arguments (but the seed) are the fields of its config, in order; params holds them checked."""
+    import inspect
+    from dataclasses import fields
+
+    from recsampling.data.synthetic import _WorldConfig
+
+    args = list(inspect.signature(make_world).parameters)
+    assert [f.name for f in fields(_WorldConfig)] == args[:-1] and args[-1] == "random_state"
+    w = make_world(np.int64(40), 50, 200, relevance_rate=np.float32(0.25), n_logged_lists=None, n_test_items=0,
+                   random_state=np.random.default_rng(0))
+    p = w.params
+    assert type(p["n_users"]) is int and type(p["relevance_rate"]) is float and p["target_interactions"] == 200
+    assert p["n_logged_lists"] == 20 * 40 and p["log_candidates"] == 50 and p["random_state"] == "Generator"
+    assert set(p) == set(args) - {"liked_unexposed"} | {"relevance_offset", "exposure_scale", "noise_scale"}
+
+
 @pytest.mark.slow
 def test_movielens_1m_sized_world_builds_with_its_statistics():
     w = make_world(6040, 3706, 1_000_209, random_state=0)
