@@ -307,6 +307,26 @@ def test_inbatch_logq_and_accidental_hits():
     torch.testing.assert_close(s.loss(model, t), want)
 
 
+def test_inbatch_positives_among_the_columns_cpu_kernel_and_torch_ops_agree_with_scipy():
+    from recsampling.fast.draws import positives_among
+    from recsampling.samplers.inbatch import _positives_among
+
+    rng = np.random.default_rng(0)
+    m = sp.random(50, 40, density=0.2, format="csr", random_state=0)
+    m.data[:] = 1
+    users = rng.integers(0, 50, 64)  # repeated users, and users without positives among the columns
+    items = rng.choice(40, 15, replace=False)
+    want = m[users][:, items].toarray() > 0
+    for rows, cols in (positives_among(m, users, items),
+                       _positives_among(torch.as_tensor(m.indptr), torch.as_tensor(m.indices), 40,
+                                        torch.as_tensor(users), torch.as_tensor(items))):
+        got = np.zeros_like(want)
+        got[np.asarray(rows), np.asarray(cols)] = True
+        np.testing.assert_array_equal(got, want)
+        assert len(rows) == want.sum()  # each pair once
+    assert want.any() and not want.all()
+
+
 def _plain_inbatch_loss(sampler, model, b):
     """Eq. (4) over the B columns with autograd (the formulation the distinct-items softmax replaces)."""
     users, items = b.users, b.items[:, 0]
@@ -341,6 +361,31 @@ def test_inbatch_softmax_over_distinct_items_has_the_loss_and_gradient_of_the_pl
     for a, c in zip(g1, g2):
         torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
     assert max(float(a.abs().max()) for a in g1) > 1e-3  # a gradient that is there
+
+
+def test_inbatch_softmax_keeps_its_buffer_across_batches_and_refuses_a_stale_backward():
+    world = make_world(n_users=120, n_items=80, target_interactions=1500, random_state=0)
+    s = make_sampler("inbatch")
+    s.prepare(world.clicks, np.random.default_rng(0))
+    model = make_model("mf", world.clicks, factors=8, random_state=0).double()
+    s.double()
+    batches = [b.to("cpu") for b in s.batches(100, np.random.default_rng(1))][:3]
+    for b in batches:  # batches of different distinct-item counts through one buffer: each the plain gradient
+        got = []
+        for loss_fn in (s.loss, lambda m, x: _plain_inbatch_loss(s, m, x)):
+            model.zero_grad()
+            loss_fn(model, b).backward()
+            got.append([p.grad.clone() for p in model.parameters()])
+        for a, c in zip(*got):
+            torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
+    first = s.loss(model, batches[0])
+    s.loss(model, batches[1])  # takes the buffer over: the first loss's exponentials are gone
+    with pytest.raises(RuntimeError, match="call backward"):
+        first.backward()
+    pending = s.loss(model, batches[0])
+    with torch.no_grad():  # a loss without a backward leaves the buffer to the pending one
+        s.loss(model, batches[1])
+    pending.backward()
 
 
 def test_inbatch_softmax_is_exact_when_a_hit_towers_over_the_target():

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from recsampling._utils import RandomState, check_int, check_number, check_random_state
 
-__all__ = ["BITMAP_MAX_BYTES", "BLOCK_SIZE", "alias_table", "draw_negatives", "interaction_bitmap"]
+__all__ = ["BITMAP_MAX_BYTES", "BLOCK_SIZE", "alias_table", "draw_negatives", "interaction_bitmap", "positives_among"]
 
 #: Interactions per parallel block (the unit of work and of random streams).
 BLOCK_SIZE = 1 << 15
@@ -233,6 +233,53 @@ def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         view.flags.writeable = False
         out.append(view)
     return out[0], out[1]
+
+
+@numba.njit(nogil=True, cache=True)
+def _positives_among_kernel(indptr, indices, users, column):  # pragma: no cover - compiled
+    n = 0
+    for r in range(users.shape[0]):
+        u = users[r]
+        for t in range(indptr[u], indptr[u + 1]):
+            if column[indices[t]] >= 0:
+                n += 1
+    rows = np.empty(n, dtype=np.int64)
+    cols = np.empty(n, dtype=np.int64)
+    k = 0
+    for r in range(users.shape[0]):
+        u = users[r]
+        for t in range(indptr[u], indptr[u + 1]):
+            c = column[indices[t]]
+            if c >= 0:
+                rows[k] = r
+                cols[k] = c
+                k += 1
+    return rows, cols
+
+
+def positives_among(matrix: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, column) pairs where ``items[col]`` is a positive of ``users[row]`` in ``matrix``.
+
+    Two passes over the users' CSR rows (count, then fill), one lookup per positive in a dense
+    item-to-column table: no (rows, columns) matrix and no array per positive outside ``items``.
+    In-batch negatives' accidental hits on CPU (:meth:`recsampling.samplers.InBatchSampler.accidental_hits`).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix (n_users, n_items)
+    users : int array (B,)
+    items : int array (C,)
+        Distinct items.
+
+    Returns
+    -------
+    rows, cols : int64 arrays (n,)
+        Ordered by row, then by the positives' order in the CSR row.
+    """
+    indptr, indices = _csr_arrays(matrix)
+    column = np.full(matrix.shape[1], -1, dtype=np.int64)
+    column[np.asarray(items, dtype=np.int64)] = np.arange(len(items), dtype=np.int64)
+    return _positives_among_kernel(indptr, indices, np.asarray(users, dtype=np.int64), column)
 
 
 def interaction_bitmap(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
