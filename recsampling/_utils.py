@@ -66,8 +66,8 @@ def check_int(value, name: str, low: int = 1, *, high: int | None = None, none_o
 
 
 def check_number(value, name: str, low: float | None = None, *, strict: bool = False,
-                 none_ok: bool = False) -> float | None:
-    """``value`` as a finite ``float`` ``>= low`` (``> low`` when ``strict``), else a ``ValueError``.
+                 high: float | None = None, high_strict: bool = False, none_ok: bool = False) -> float | None:
+    """``value`` as a finite ``float`` in ``[low, high]`` (each end open when strict), else a ``ValueError``.
 
     Parameters
     ----------
@@ -76,9 +76,13 @@ def check_number(value, name: str, low: float | None = None, *, strict: bool = F
     name : str
         Its name, for the message: ``"lr must be a finite number > 0, got -1"``.
     low : float, optional
-        Lower bound; None: any finite number.
+        Lower bound; None: none.
     strict : bool, default False
         Exclude ``low`` itself.
+    high : float, optional
+        Upper bound; None: none (``"label_noise must be a finite number >= 0 and < 1, got 1"``).
+    high_strict : bool, default False
+        Exclude ``high`` itself.
     none_ok : bool, default False
         Accept None (returned as is); the message then says ``or None``.
 
@@ -89,8 +93,11 @@ def check_number(value, name: str, low: float | None = None, *, strict: bool = F
     if value is None and none_ok:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or (low is not None and (value < low or (strict and value == low))):
-        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+            or not math.isfinite(value) or (low is not None and (value < low or (strict and value == low))) \
+            or (high is not None and (value > high or (high_strict and value == high))):
+        bounds = ([] if low is None else [f"{'>' if strict else '>='} {low:g}"]) \
+            + ([] if high is None else [f"{'<' if high_strict else '<='} {high:g}"])
+        bound = (" " + " and ".join(bounds)) if bounds else ""
         raise ValueError(f"{name} must be a finite number{bound}{' or None' if none_ok else ''}, got {value!r}")
     return float(value)
 

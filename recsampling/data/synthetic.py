@@ -158,7 +158,7 @@ from scipy.sparse import csr_matrix
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from recsampling._utils import RandomState, check_int, check_random_state
+from recsampling._utils import RandomState, check_int, check_number, check_random_state
 from recsampling.data.interactions import Interactions
 from recsampling.fast.draws import _GOLDEN, _mix
 
@@ -758,26 +758,6 @@ class SyntheticWorld:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_real(value, name: str, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False) -> float:
-    """``float(value)``, finite, in the bounds (open or closed), else a ``ValueError`` naming ``name``.
-
-    Not :func:`recsampling._utils.check_number`: make_world's rates take an upper bound and keep
-    the messages they have always given (``"label_noise must be < 1.0, got 1"``).
-    """
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (v < low or (low_open and v == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (v > high or (high_open and v == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return v
-
-
 def _lognormal_mean_one(rng: np.random.Generator, sigma: float, n: int) -> np.ndarray:
     w = np.exp(sigma * rng.standard_normal(n))
     return (w / w.mean()).astype(np.float32)
@@ -956,20 +936,20 @@ class _WorldConfig:
 
         put("n_users", check_int(self.n_users, "n_users"))
         put("n_items", check_int(self.n_items, "n_items"))
-        _check_real(self.target_interactions, "target_interactions", 0.0, low_open=True)
+        check_number(self.target_interactions, "target_interactions", 0.0, strict=True)
         put("factors", check_int(self.factors, "factors"))
-        put("relevance_scale", _check_real(self.relevance_scale, "relevance_scale", 0.0))
-        put("quality_std", _check_real(self.quality_std, "quality_std", 0.0))
-        put("relevance_rate", _check_real(self.relevance_rate, "relevance_rate", 0.0, 1.0, low_open=True,
-                                          high_open=True))
-        put("popularity_exponent", _check_real(self.popularity_exponent, "popularity_exponent", 0.0))
-        put("popularity_quality_corr", _check_real(self.popularity_quality_corr, "popularity_quality_corr", -1.0,
-                                                   1.0))
-        put("exposure_eta", _check_real(self.exposure_eta, "exposure_eta", 0.0))
-        put("user_activity_sigma", _check_real(self.user_activity_sigma, "user_activity_sigma", 0.0))
-        put("min_exposure", _check_real(self.min_exposure, "min_exposure", 0.0, 1.0, low_open=True))
-        put("label_noise", _check_real(self.label_noise, "label_noise", 0.0, 1.0, high_open=True))
-        put("noise_heterogeneity", _check_real(self.noise_heterogeneity, "noise_heterogeneity", 0.0))
+        put("relevance_scale", check_number(self.relevance_scale, "relevance_scale", 0.0))
+        put("quality_std", check_number(self.quality_std, "quality_std", 0.0))
+        put("relevance_rate", check_number(self.relevance_rate, "relevance_rate", 0.0, high=1.0, strict=True,
+                                          high_strict=True))
+        put("popularity_exponent", check_number(self.popularity_exponent, "popularity_exponent", 0.0))
+        put("popularity_quality_corr", check_number(self.popularity_quality_corr, "popularity_quality_corr", -1.0,
+                                                   high=1.0))
+        put("exposure_eta", check_number(self.exposure_eta, "exposure_eta", 0.0))
+        put("user_activity_sigma", check_number(self.user_activity_sigma, "user_activity_sigma", 0.0))
+        put("min_exposure", check_number(self.min_exposure, "min_exposure", 0.0, high=1.0, strict=True))
+        put("label_noise", check_number(self.label_noise, "label_noise", 0.0, high=1.0, high_strict=True))
+        put("noise_heterogeneity", check_number(self.noise_heterogeneity, "noise_heterogeneity", 0.0))
         model = self.label_noise_model
         if model not in _NOISE_MODELS:
             raise ValueError(f"label_noise_model must be one of {_NOISE_MODELS}, got {model!r}")
@@ -978,7 +958,7 @@ class _WorldConfig:
                              f"{model!r}")
         if model == "liked":
             put("liked_unexposed", 1.0 if self.liked_unexposed is None
-                else _check_real(self.liked_unexposed, "liked_unexposed", 0.0))
+                else check_number(self.liked_unexposed, "liked_unexposed", 0.0))
         n_users, n_items = self.n_users, self.n_items
         if model == "liked" and n_users * n_items > DENSE_MAX_PAIRS:
             raise ValueError(f"label_noise_model='liked' visits every pair: at most DENSE_MAX_PAIRS = "
@@ -996,17 +976,17 @@ class _WorldConfig:
             raise ValueError(f"log_candidates must be >= list_length ({L}), got {n_cand}")
         if n_cand > n_items:
             raise ValueError(f"log_candidates must be <= n_items ({n_items}), got {n_cand}")
-        put("logging_noise", _check_real(self.logging_noise, "logging_noise", 0.0))
+        put("logging_noise", check_number(self.logging_noise, "logging_noise", 0.0))
         if self.logging_ranker not in ("relevance", "linear"):
             raise ValueError(f"logging_ranker must be 'relevance' or 'linear', got {self.logging_ranker!r}")
         put("logging_labels", check_int(self.logging_labels, "logging_labels"))
-        put("position_eta", _check_real(self.position_eta, "position_eta", 0.0))
+        put("position_eta", check_number(self.position_eta, "position_eta", 0.0))
         put("n_test_items", check_int(self.n_test_items, "n_test_items", 0))
         if self.n_test_items > n_items:
             raise ValueError(f"n_test_items must be <= n_items ({n_items}), got {self.n_test_items}")
         put("n_user_features", check_int(self.n_user_features, "n_user_features", 0))
         put("n_item_features", check_int(self.n_item_features, "n_item_features", 0))
-        put("feature_noise", _check_real(self.feature_noise, "feature_noise", 0.0))
+        put("feature_noise", check_number(self.feature_noise, "feature_noise", 0.0))
         if self.logging_ranker == "linear" and self.n_logged_lists and not (self.n_user_features
                                                                             and self.n_item_features):
             raise ValueError("logging_ranker='linear' needs side features (n_user_features and n_item_features > 0)")
