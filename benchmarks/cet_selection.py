@@ -33,12 +33,12 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from recsampling._utils import to_jsonable
+from recsampling.bench.flags import result_path, write_results
 
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),
           "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}
@@ -170,9 +170,8 @@ def main(argv=None) -> dict:
     out = {"world": WORLDS[a.world], "seeds": list(range(a.seeds)), "summary": summary, "runs": runs,
            "command": "python benchmarks/cet_selection.py " + " ".join(argv if argv is not None else
                                                                        __import__("sys").argv[1:])}
-    path = Path(a.out or Path(__file__).parent / "results" / f"cet_selection_{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(out), indent=1))
+    shape = f"{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}"
+    write_results(result_path(__file__, "cet_selection", shape, out=a.out), to_jsonable(out))
     if a.json:
         print(json.dumps(to_jsonable(out)))
     return out

@@ -24,12 +24,11 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
 from recsampling._utils import to_jsonable
-from recsampling.bench.flags import add_flags
+from recsampling.bench.flags import add_flags, result_path, write_results
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),      # the suite's --quick world
@@ -102,7 +101,7 @@ def main(argv=None) -> dict:
                    help='JSON sampler parameters, given to each sampler that takes them, e.g. \'{"refresh_every": 5}\'')
     p.add_argument("--world", choices=sorted(WORLDS), default="quick",
                    help="the synthetic world: the suite's quick one (300 x 500, 15k clicks) or make_world's default")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "false_negatives.json"))
+    p.add_argument("--out", default=None, help="where to write the JSON (default results/false_negatives.json)")
     a = p.parse_args(argv)
     try:
         params = json.loads(a.params)
@@ -121,8 +120,7 @@ def main(argv=None) -> dict:
     out["command"] = "python benchmarks/false_negatives.py " + " ".join(argv if argv is not None else
                                                                        __import__("sys").argv[1:])
     if not a.quick:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(to_jsonable(out), indent=1))
+        write_results(result_path(__file__, "false_negatives", out=a.out), to_jsonable(out))
     if a.json:
         print(json.dumps(to_jsonable(out)))
     return out

@@ -92,7 +92,7 @@ import numpy as np
 
 from recsampling._utils import positive_int
 from recsampling.bench.contenders import Ours
-from recsampling.bench.flags import add_flags, emit, write_results
+from recsampling.bench.flags import add_flags, emit, result_path, write_results
 from recsampling.bench.mnar import TRAINING, item_propensities, load_randomized_task, randomized_figures, rare_candidates
 from recsampling.bench.report import mean_se_by, method_table
 from recsampling.bench.saito import (AUTHORS_DATA_SEED, METRIC_VARIANTS, AuthorsData, AuthorsEvaluation, fit_authors,
@@ -422,8 +422,7 @@ def main_authors(args) -> int:
 def _output(result: dict, text: str, stem: str, args) -> None:
     """Write ``<stem>[_quick][_<tag>].json/.md`` (unless ``--no-write``) and print the text (and the JSON)."""
     if not args.no_write:
-        write_results(RESULTS, stem + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""),
-                      result, text)
+        write_results(result_path(__file__, stem, args.quick and "quick", tag=args.tag), result, text)
     emit(result, text, args.json, footer=f"wall time {result['wall_s']:.1f}s")
 
 

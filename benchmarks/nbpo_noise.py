@@ -81,7 +81,6 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,6 +93,7 @@ from recsampling.data.synthetic import make_world
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
+from recsampling.bench.flags import result_path, write_results
 from recsampling.bench.report import mean_se
 from recsampling.tasks import Task
 from recsampling.train import Trainer
@@ -480,8 +480,7 @@ def main(argv=None) -> dict:
     p.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
     args = p.parse_args(argv)
     if args.out is None:  # a smoke run must not overwrite the recorded results
-        stem = "nbpo_noise_quick.json" if args.quick else "nbpo_noise.json"
-        args.out = str(Path(__file__).resolve().parent / "results" / stem)
+        args.out = str(result_path(__file__, "nbpo_noise", args.quick and "quick"))
     authors = args.protocol == "authors"
     args.lr_given = args.lr is not None
     for key, ours in (("factors", 32), ("epochs", 30), ("batch_size", 1024)):
@@ -558,9 +557,7 @@ def main(argv=None) -> dict:
     result["runs"] = raw
     result["wall_s"] = time.perf_counter() - t_start
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_results(args.out, result)
 
     if args.json:
         summary = {"noise": result["noise"], "config": result["config"], "wall_s": result["wall_s"]}
@@ -586,7 +583,7 @@ def main(argv=None) -> dict:
                   f"{r3(block['flip_rank_correlation_pairs'])} (rarity alone: items {r3(block['rarity_rank_correlation'])} "
                   f"users {r3(block['rarity_rank_correlation_user'])}); vs total miss: items {r3(tm)} users {r3(tmu)}; "
                   f"NBPO/BPO ndcg {r3(ratio)}")
-        print(f"wall {result['wall_s']:.0f}s; written to {out}")
+        print(f"wall {result['wall_s']:.0f}s; written to {args.out}")
     return result
 
 
