@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from recsampling._utils import to_jsonable
-from recsampling.bench.flags import result_path, write_results
+from recsampling.bench.flags import add_flags, command_line, result_path, write_results
+from recsampling.bench.report import mean_and_se
 
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),
           "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}
@@ -143,10 +144,8 @@ def main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", choices=sorted(WORLDS), default="quick")
     p.add_argument("--variants", default='[{}, {"sel_lr": 1e-9}, {"sel_lr": 0.1}]', help="JSON list of variants")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
+    add_flags(p, "seeds", "threads", "json")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/cet_selection_<users>x<items>.json)")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     a = p.parse_args(argv)
     from recsampling.data import make_world
 
@@ -158,18 +157,12 @@ def main(argv=None) -> dict:
     runs = [measure(v, seed, world, threads=a.threads) for v in variants for seed in range(a.seeds)]
     summary = []
     for v in variants:
-        rs = [r for r in runs if r["variant"] == v]
-        row = {"variant": v}
-        for key in rs[0]:
-            if key in ("variant", "seed"):
-                continue
-            x = np.array([r[key] for r in rs], dtype=float)
-            row[key] = {"mean": float(x.mean()), "se": float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None}
+        rs = [{k: x for k, x in r.items() if k not in ("variant", "seed")} for r in runs if r["variant"] == v]
+        row = {"variant": v, **mean_and_se(rs)}
         summary.append(row)
         print(json.dumps({k: (x if k == "variant" else round(x["mean"], 4)) for k, x in row.items()}))
     out = {"world": WORLDS[a.world], "seeds": list(range(a.seeds)), "summary": summary, "runs": runs,
-           "command": "python benchmarks/cet_selection.py " + " ".join(argv if argv is not None else
-                                                                       __import__("sys").argv[1:])}
+           "command": command_line(__file__, argv)}
     shape = f"{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}"
     write_results(result_path(__file__, "cet_selection", shape, out=a.out), to_jsonable(out))
     if a.json:

@@ -86,14 +86,13 @@ import numpy as np
 import torch
 from scipy.stats import rankdata, spearmanr
 
-from recsampling._utils import positive_int
 from recsampling.data.interactions import Interactions
 from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
-from recsampling.bench.flags import result_path, write_results
+from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.report import mean_se
 from recsampling.tasks import Task
 from recsampling.train import Trainer
@@ -429,7 +428,10 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4], help="label-noise rates ρ")
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per noise rate (0..seeds-1)")
+    add_flags(p, "seeds", "threads", "quick", "json",
+              helps={"seeds": "seeds per noise rate (0..seeds-1)", "threads": "torch threads (1 is fastest for these sizes)",
+                     "quick": "tiny world, at most 2 seeds and 3 epochs (smoke test)",
+                     "json": "print the result JSON as the last stdout line"})
     p.add_argument("--n-users", type=int, default=600)
     p.add_argument("--n-items", type=int, default=1000)
     p.add_argument("--interactions", type=int, default=40_000, help="expected true positives of the world")
@@ -473,11 +475,8 @@ def main(argv=None) -> dict:
                         "item:flip=item pw1:positive_weight=1.0 (NBPOSampler parameters)")
     p.add_argument("--methods", nargs="+", default=None,
                    help="run only these labels (default: bpr bpo nbpo and the --extra variants)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 is fastest for these sizes)")
-    p.add_argument("--quick", action="store_true", help="tiny world, at most 2 seeds and 3 epochs (smoke test)")
     p.add_argument("--out", default=None,
                    help="results JSON (default: results/nbpo_noise.json, with --quick results/nbpo_noise_quick.json)")
-    p.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
     args = p.parse_args(argv)
     if args.out is None:  # a smoke run must not overwrite the recorded results
         args.out = str(result_path(__file__, "nbpo_noise", args.quick and "quick"))

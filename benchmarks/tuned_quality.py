@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     import torch
 
     from recsampling.samplers import samplers_for
-    from recsampling.bench.report import mean_se
+    from recsampling.bench.report import mean_and_se
     from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
@@ -231,11 +231,11 @@ def main(argv=None) -> int:
         else:
             params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
             runs = [_refit_ours(name, params, final, s, fit) for s in seeds]
-        ms = mean_se(runs, always=True)
-        results[name] = {**{f: {"mean": ms[f], "se": ms[f + "_se"]} for f in FIGURES}, "best_params": params,
+        ms = mean_and_se(runs, single=0.0)
+        results[name] = {**{f: ms[f] for f in FIGURES}, "best_params": params,
                          "valid_ndcg@10": value, "trials": _trials(study), "per_seed": runs,
                          "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"{name}: test NDCG@10 {ms['ndcg@10']:.4f} ± {ms['ndcg@10_se']:.4f} (valid {value:.4f}, "
+        print(f"{name}: test NDCG@10 {ms['ndcg@10']['mean']:.4f} ± {ms['ndcg@10']['se']:.4f} (valid {value:.4f}, "
               f"{results[name]['trials']}, {results[name]['seconds']:.0f}s) {params}", file=sys.stderr, flush=True)
         out = summary()
         write_results(path, out, default=float)  # after each contender: a killed run keeps them

@@ -44,3 +44,9 @@ def test_result_path_joins_the_parts_that_are_set():
     assert result_path(script, "mnar", out="elsewhere.json").as_posix() == "elsewhere.json"
     with pytest.raises(ValueError):
         result_path(script, "", tag="")
+
+
+def test_command_line_names_the_script_and_its_arguments():
+    from recsampling.bench.flags import command_line
+
+    assert command_line("/a/b/benchmarks/x.py", ["--quick", "--seeds", "2"]) == "python benchmarks/x.py --quick --seeds 2"

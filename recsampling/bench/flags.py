@@ -3,6 +3,7 @@
 - :func:`add_flags`: the common flags (``--data-dir``, ``--seed``, ``--seeds``, ``--threads``,
   ``--quick``, ``--json``, ``--no-write``, ``--tag``), each with one meaning everywhere; a script
   picks its own default and help text;
+- :func:`command_line`: the command that reproduces a run, for its result file;
 - :func:`check_threads`: a usage error when ``--threads`` exceeds numba's pool;
 - :func:`result_path`: where a script's results go, ``results/<name>_<part>..[_<tag>].json`` beside
   it unless ``--out`` says otherwise;
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from recsampling._utils import positive_int
 
-__all__ = ["DATA_DIR", "add_flags", "check_threads", "result_path", "write_results", "emit"]
+__all__ = ["DATA_DIR", "add_flags", "check_threads", "command_line", "result_path", "write_results", "emit"]
 
 #: ``../shared/data`` beside the checkout holding this package
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -69,6 +70,11 @@ def add_flags(parser: argparse.ArgumentParser, *names: str, defaults: dict | Non
             kw["help"] = helps[name]
         parser.add_argument(flag, **kw)
     return parser
+
+
+def command_line(script: str | Path, argv=None) -> str:
+    """``python benchmarks/<script's name> <argv>`` (``argv`` None: this process's arguments)."""
+    return " ".join(["python", f"benchmarks/{Path(script).name}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def check_threads(parser: argparse.ArgumentParser, threads: int) -> None:
