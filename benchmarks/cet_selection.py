@@ -40,20 +40,10 @@ import torch
 from recsampling._utils import to_jsonable
 from recsampling.bench.flags import add_flags, command_line, result_path, write_results
 from recsampling.bench.report import mean_and_se
+from recsampling.metrics import pooled_auc
 
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),
           "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}
-
-
-def _auc(label: np.ndarray, score: np.ndarray) -> float:
-    """P(score of a True entry > score of a False one), ties counted half (Mann-Whitney)."""
-    from scipy.stats import rankdata
-
-    label = np.asarray(label, bool)
-    r = rankdata(score)
-    n1 = int(label.sum())
-    n0 = label.size - n1
-    return float((r[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _patched(name: str, init, floor):
@@ -131,9 +121,9 @@ def measure(variant: dict, seed: int, world, rows: int = 20_000, threads: int = 
     liked = rel * (1 - expo) / (1 - rel * expo)  # the world's P(liked | not clicked)
     negative = rng.random(rel.size) >= liked
     theta = 1.0 / (1.0 + np.exp(-T))
-    out.update(auc_w=_auc(negative, W), auc_score=_auc(negative, -S),
-               auc_oracle=_auc(negative, (1 - rel) / (1 - expo * rel)),
-               auc_theta_true_rel=_auc(negative, (1 - rel) / (1 - theta * rel)),
+    out.update(auc_w=pooled_auc(W, negative), auc_score=pooled_auc(-S, negative),
+               auc_oracle=pooled_auc((1 - rel) / (1 - expo * rel), negative),
+               auc_theta_true_rel=pooled_auc((1 - rel) / (1 - theta * rel), negative),
                theta_exposure_spearman=float(spearmanr(T, expo)[0]), sel_nll=nll_sum / nll_n,
                mean_w=float(W.mean()), liked_share_weighted=float((W * liked).sum() / W.sum()))
     return out

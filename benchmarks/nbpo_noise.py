@@ -84,11 +84,12 @@ import time
 
 import numpy as np
 import torch
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
 from recsampling.data.interactions import Interactions
 from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
+from recsampling.metrics import pooled_auc as auc
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
@@ -146,22 +147,6 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
         return None
     r = spearmanr(a, b)[0]
     return None if not np.isfinite(r) else float(r)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve of ``scores`` at telling ``labels`` (True) from the rest.
-
-    The Mann-Whitney statistic with average ranks, so a tie between a positive and a negative
-    counts one half: ``(Σ ranks of the positives − n₁(n₁ + 1)/2) / (n₁ n₀)``. None when either
-    class is empty.
-    """
-    labels = np.asarray(labels, dtype=bool).ravel()
-    n1 = int(labels.sum())
-    n0 = labels.size - n1
-    if n1 == 0 or n0 == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64).ravel())
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 #: at most this many unvoted pairs enter the mislabel AUCs (a uniform sample of users beyond it)

@@ -55,33 +55,16 @@ SETTINGS = json.loads((ROOT / "benchmarks" / "speed_settings.json").read_text())
 
 
 # ------------------------------------------------------------------------------------------- data
-def load_ml1m(data_dir: Path):
-    """ML-1M's (user, item) pairs as Interactions, or None when absent."""
-    path = data_dir / "ml-1m" / "pairs.csv.gz"
-    if not path.is_file():
-        return None
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-
-    from recsampling.data import Interactions
-
-    df = pd.read_csv(path)
-    users, _ = pd.factorize(df["user_id"], sort=True)
-    items, _ = pd.factorize(df["item_id"], sort=True)
-    m = sp.csr_matrix((np.ones(len(df), np.float32), (users, items)))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return Interactions.from_csr(m)
-
-
-def load_ml100k(data_dir: Path):
-    """ML-100K with ratings >= 4 as positives (and its user / item side features), or None when absent."""
-    if not (data_dir / "ml-100k" / "u.data").is_file():
-        return None
+def load_movielens(data_dir: Path, dataset: str):
+    """ML-1M's (user, item) pairs, or ML-100K with ratings >= 4 (and its user / item side features),
+    as Interactions; None when the data set is absent."""
     from recsampling.data import read_movielens
 
-    return read_movielens(data_dir / "ml-100k").to_implicit(4.0)
+    folder = data_dir / dataset
+    if not (folder / ("u.data" if dataset == "ml-100k" else "pairs.csv.gz")).is_file():
+        return None
+    data = read_movielens(folder)
+    return data.to_implicit(4.0) if dataset == "ml-100k" else data
 
 
 def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209):
@@ -338,8 +321,8 @@ def main(argv=None) -> int:
         if bad:
             p.error(f"unknown model or sampler {bad}; models: {', '.join(MODELS)}; samplers: all or some of "
                     f"{sorted(known)}")
-    loader, label = (load_ml1m, "ML-1M pairs") if args.dataset == "ml-1m" else (load_ml100k, "ML-100K, rating >= 4")
-    data = None if args.synthetic else loader(Path(args.data_dir))
+    label = "ML-1M pairs" if args.dataset == "ml-1m" else "ML-100K, rating >= 4"
+    data = None if args.synthetic else load_movielens(Path(args.data_dir), args.dataset)
     name = label if data is not None else "synthetic ML-1M-shaped (seeded)"
     if data is None:
         data = synthetic_ml1m(args.seed)
