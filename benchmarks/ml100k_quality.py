@@ -61,11 +61,6 @@ from recsampling.bench.flags import add_flags, emit, result_path, write_results 
 
 
 
-def _set_threads(n: int) -> None:
-    # numba and torch get ``n`` threads explicitly (the BLAS variables are set at the top)
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(n))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,7 +74,6 @@ def main(argv=None) -> int:
                     help="comma-separated subset of the methods")
     ap.add_argument("--out", default=None, help="where to write the results (default results/ml100k_quality.json)")
     args = ap.parse_args(argv)
-    _set_threads(args.threads)
 
     import numpy as np
     import torch

@@ -93,6 +93,7 @@ from recsampling.metrics import pooled_auc as auc
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
+from recsampling.bench.contenders import Ours
 from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.report import mean_se
 from recsampling.tasks import Task
@@ -321,15 +322,15 @@ def _fit_ours(name: str, params: dict, train: Interactions, seed: int, args):
         fit_on, valid = vs.train, vs.test
     best = None
     for l2 in args.l2:
-        model = make_model("mf", train, factors=args.factors, random_state=seed)
-        sampler = make_sampler(name, **params)
-        fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
-                      device="cpu", random_state=seed, progress=False, patience=args.patience or None,
-                      metric="ndcg@10").fit(model, sampler, fit_on, valid=valid)
-        score = fit.best_metric if valid is not None else 0.0
+        fit = Ours("mf", name).fit(fit_on, dict(factors=args.factors, sampler_params=params, epochs=args.epochs,
+                                                batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
+                                                patience=args.patience or None, metric="ndcg@10"),
+                                   seed, valid=valid)
+        score = fit.result.best_metric if valid is not None else 0.0
         if best is None or score > best[0]:
-            best = (score, l2, model, sampler, fit)
-    score, l2, model, sampler, fit = best
+            best = (score, l2, fit)
+    score, l2, fit = best
+    model, sampler, fit = fit.model, fit.sampler, fit.result
     return model, sampler, {"l2": l2, "valid_ndcg": float(score) if valid is not None else None,
                             "best_epoch": fit.best_epoch if valid is not None else args.epochs}
 
