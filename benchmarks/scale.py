@@ -15,8 +15,8 @@ Steps
   ``Trainer(epochs=1, backend="auto", n_threads=T).fit`` on all the clicks, timed as the whole
   call (sampler preparation included; ``kernel_epoch_s`` is the epoch loop alone) after a warm-up
   fit on 2% of the users in the same process (numba's cached kernels load, thread pools start).
-  Settings are ``benchmarks/training_speed.py``'s (SGD lr 0.05, one negative per positive, the
-  per-sampler overrides; 64 factors). The two-tower model uses the world's side features, so it
+  Settings are ``benchmarks/speed_settings.json``'s, those of ``training_speed.py --samplers``
+  (SGD lr 0.05, one negative per positive, the per-sampler overrides; 64 factors). The two-tower model uses the world's side features, so it
   takes the torch path (Adam, batches of 4096; ``backend`` says what ran); that path trains on a
   uniform sample of ``--torch-sample`` clicks (the same batches, fewer of them) and its time is
   scaled to all clicks, labelled ``"extrapolated": true``.

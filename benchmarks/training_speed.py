@@ -3,9 +3,10 @@
 What is timed
 -------------
 - ``implicit``: ``implicit.cpu.bpr.BayesianPersonalizedRanking(factors=F, iterations=E,
-  num_threads=T).fit(matrix)``, wall time of the whole call. implicit counts nnz samples per
-  iteration (random nonzeros drawn with replacement; a negative the user liked is skipped), so
-  ``samples = nnz * E``.
+  num_threads=T).fit(matrix)``, wall time of the whole call (the ``peer("implicit", "bpr")``
+  contender of :mod:`recsampling.bench.contenders`, BLAS held at one thread). implicit counts
+  nnz samples per iteration (random nonzeros drawn with replacement; a negative the user liked
+  is skipped), so ``samples = nnz * E``.
 - ours: ``Trainer.fit`` with ``backend="auto"`` (the fused kernel when
   :func:`recsampling.fast.find_kernel` has one, else the torch loop); samples per second of an
   epoch is training positives processed / its wall time (``TrainResult.history``), the median
@@ -17,9 +18,10 @@ Default mode (issue 4): MF + uniform BPR with exact rejection (headline), the im
 the JSON has ``ratio``, ``ours_samples_per_s`` and ``implicit_samples_per_s``.
 
 ``--samplers all`` (or a comma list): every (model, sampler) pair of the suite's grid on a seeded
-80/20 split of the data, each trained for the same ``--epochs``, with its samples/s, its ratio
-to implicit's samples/s on the same training matrix, its backend and NDCG@10 on the test part
-(so that speed cannot hide a broken loss); implicit is timed again right before each pair and
+80/20 split of the data, each trained for the same ``--epochs`` with the settings of
+``benchmarks/speed_settings.json``, with its samples/s, its ratio to implicit's samples/s on the
+same training matrix, its backend and NDCG@10 on the test part (so that speed cannot hide a
+broken loss); implicit is timed again right before each pair and
 the pair's ratio uses that figure. A pair on the fused kernel is also trained on the
 torch path with the same optimizer, lr and l2 (``--torch-batch`` rows per step): its NDCG@10
 and standard error (``ndcg@10_torch``, ``ndcg@10_torch_sem``) and samples/s (``torch_samples_per_s``)
