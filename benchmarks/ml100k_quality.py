@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     import torch
 
     from recsampling.bench.contenders import Ours, peer
+    from recsampling.bench.measure import loadavg
     from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
         "dataset": "ml-100k", "positive": "rating >= 4", "split": "random 80/20 per user",
         "split_seed": args.seed, "seeds": args.seeds, "threads": args.threads, "quick": args.quick,
         "n_users": int(train.n_users), "n_items": int(train.n_items), "train_interactions": int(train.nnz),
-        "test_interactions": int(test.nnz), "load_avg": list(os.getloadavg()),
+        "test_interactions": int(test.nnz), "load_avg": loadavg(),
         **{name: {k: v for k, v in r.items() if k != "sweep"} for name, r in results.items()},
     }
     if "mf_bpr" in results and "implicit_bpr" in results:

@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     import torch
 
     from recsampling.samplers import samplers_for
+    from recsampling.bench.measure import loadavg, machine
     from recsampling.bench.report import mean_and_se
     from recsampling.tasks import load_task
 
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
         print(f"error: {e}; pass --data-dir pointing at the folder holding {dataset}/", file=sys.stderr)
         return 2
     valid_task = load_task(dataset, valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
-    load_start = list(os.getloadavg())
+    load_start = loadavg()
     seeds = [args.seed + 100 + s for s in range(args.seeds)]
 
     path = result_path(__file__, "tuned_quality", dataset, out=args.out)
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
                "validation": "20% of each user's training positives", "split_seed": args.seed,
                "trials": args.trials, "seeds": seeds, "epochs": epochs, "optimizer": args.optimizer,
                "threads": args.threads, "quick": args.quick, **final.describe(), "load_avg_start": load_start,
-               "load_avg_end": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "load_avg_end": loadavg(), "date": machine()["when"],
                "finished": len(results) == len(names), "contenders": results,
                "best_ours_mf": headline(best_mf) if best_mf else None, "implicit_als": headline("implicit+als")}
         if best_mf and "implicit+als" in results:
