@@ -81,7 +81,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -95,8 +94,6 @@ from recsampling.bench.mnar import WORLD as MNAR_WORLD
 from recsampling.bench.mnar import load_randomized_task
 from recsampling.bench.report import mean_se_by, method_table
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 POS_METHODS = ("clicks_naive", "ips_true_propensity", "dla")
 REC_METHODS = ("naive", "relmf", "softmax_naive", "dla", "dla_sigmoid")
 KS = (3, 5, 8)

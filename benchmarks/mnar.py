@@ -86,7 +86,6 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -101,8 +100,6 @@ from recsampling.propensity import DEFAULT_CLIP
 from recsampling.samplers.saito import (AUTHORS_HYPER_PARAMS, AUTHORS_METHODS, AUTHORS_TRAINING,
                                         REPLICATION_HYPER_PARAMS, authors_params)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 KS = (3, 5, 8)
 BASE_METRICS = ("dcg", "recall", "map")
 
