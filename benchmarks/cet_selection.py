@@ -33,26 +33,17 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from recsampling._utils import to_jsonable
+from recsampling.bench.flags import add_flags, command_line, result_path, write_results
+from recsampling.bench.report import mean_and_se
+from recsampling.metrics import pooled_auc
 
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),
           "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}
-
-
-def _auc(label: np.ndarray, score: np.ndarray) -> float:
-    """P(score of a True entry > score of a False one), ties counted half (Mann-Whitney)."""
-    from scipy.stats import rankdata
-
-    label = np.asarray(label, bool)
-    r = rankdata(score)
-    n1 = int(label.sum())
-    n0 = label.size - n1
-    return float((r[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _patched(name: str, init, floor):
@@ -130,9 +121,9 @@ def measure(variant: dict, seed: int, world, rows: int = 20_000, threads: int = 
     liked = rel * (1 - expo) / (1 - rel * expo)  # the world's P(liked | not clicked)
     negative = rng.random(rel.size) >= liked
     theta = 1.0 / (1.0 + np.exp(-T))
-    out.update(auc_w=_auc(negative, W), auc_score=_auc(negative, -S),
-               auc_oracle=_auc(negative, (1 - rel) / (1 - expo * rel)),
-               auc_theta_true_rel=_auc(negative, (1 - rel) / (1 - theta * rel)),
+    out.update(auc_w=pooled_auc(W, negative), auc_score=pooled_auc(-S, negative),
+               auc_oracle=pooled_auc((1 - rel) / (1 - expo * rel), negative),
+               auc_theta_true_rel=pooled_auc((1 - rel) / (1 - theta * rel), negative),
                theta_exposure_spearman=float(spearmanr(T, expo)[0]), sel_nll=nll_sum / nll_n,
                mean_w=float(W.mean()), liked_share_weighted=float((W * liked).sum() / W.sum()))
     return out
@@ -143,10 +134,8 @@ def main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", choices=sorted(WORLDS), default="quick")
     p.add_argument("--variants", default='[{}, {"sel_lr": 1e-9}, {"sel_lr": 0.1}]', help="JSON list of variants")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
+    add_flags(p, "seeds", "threads", "json")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/cet_selection_<users>x<items>.json)")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     a = p.parse_args(argv)
     from recsampling.data import make_world
 
@@ -158,21 +147,14 @@ def main(argv=None) -> dict:
     runs = [measure(v, seed, world, threads=a.threads) for v in variants for seed in range(a.seeds)]
     summary = []
     for v in variants:
-        rs = [r for r in runs if r["variant"] == v]
-        row = {"variant": v}
-        for key in rs[0]:
-            if key in ("variant", "seed"):
-                continue
-            x = np.array([r[key] for r in rs], dtype=float)
-            row[key] = {"mean": float(x.mean()), "se": float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None}
+        rs = [{k: x for k, x in r.items() if k not in ("variant", "seed")} for r in runs if r["variant"] == v]
+        row = {"variant": v, **mean_and_se(rs)}
         summary.append(row)
         print(json.dumps({k: (x if k == "variant" else round(x["mean"], 4)) for k, x in row.items()}))
     out = {"world": WORLDS[a.world], "seeds": list(range(a.seeds)), "summary": summary, "runs": runs,
-           "command": "python benchmarks/cet_selection.py " + " ".join(argv if argv is not None else
-                                                                       __import__("sys").argv[1:])}
-    path = Path(a.out or Path(__file__).parent / "results" / f"cet_selection_{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(out), indent=1))
+           "command": command_line(__file__, argv)}
+    shape = f"{WORLDS[a.world]['n_users']}x{WORLDS[a.world]['n_items']}"
+    write_results(result_path(__file__, "cet_selection", shape, out=a.out), to_jsonable(out))
     if a.json:
         print(json.dumps(to_jsonable(out)))
     return out

@@ -23,8 +23,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+", help='JSON sampler parameters per variant ("sampler" picks the sampler)')
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
+    from recsampling.bench.flags import add_flags
+
+    add_flags(p, "seeds", "threads")
     a = p.parse_args(argv)
     from recsampling.data import make_world
     from recsampling.data.splits import validation_split

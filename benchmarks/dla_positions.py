@@ -81,22 +81,19 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from recsampling._utils import positive_int
 from recsampling.bench.contenders import Ours
 from recsampling.bench.dla import biased_logs, irw_closed_form, log_relevance_scores, true_ndcg
-from recsampling.bench.flags import add_flags, write_results
+from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.mnar import QUICK_WORLD as MNAR_QUICK_WORLD
 from recsampling.bench.mnar import TRAINING as MNAR_TRAINING
 from recsampling.bench.mnar import WORLD as MNAR_WORLD
 from recsampling.bench.mnar import load_randomized_task
 from recsampling.bench.report import mean_se_by, method_table
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 POS_METHODS = ("clicks_naive", "ips_true_propensity", "dla")
 REC_METHODS = ("naive", "relmf", "softmax_naive", "dla", "dla_sigmoid")
 KS = (3, 5, 8)
@@ -395,15 +392,13 @@ def main(argv=None) -> int:
     if not args.json:
         print_tables(result)
     if not args.no_write:
-        stem = ("dla_positions" + ("_quick" if args.quick else "") + ("" if args.ranker == "twotower" else f"_{args.ranker}")
-                + ("_logrel" if args.logging_ranker == "relevance" and not args.logging_bias else "")
-                + (f"_labels{args.logging_labels}" if args.logging_labels != 2000 else "")
-                + (f"_bias{args.logging_bias:g}" if args.logging_bias else "")
-                + (f"_fnoise{args.feature_noise:g}" if args.feature_noise is not None else "")
-                + ("_setting2" if args.setting2 else "")
-                + ("_twotower" if args.setting2 and args.rec_ranker == "twotower" else "")
-                + (f"_{args.tag}" if args.tag else ""))
-        write_results(RESULTS, stem, result)
+        write_results(result_path(
+            __file__, "dla_positions", args.quick and "quick", args.ranker != "twotower" and args.ranker,
+            args.logging_ranker == "relevance" and not args.logging_bias and "logrel",
+            args.logging_labels != 2000 and f"labels{args.logging_labels}",
+            args.logging_bias and f"bias{args.logging_bias:g}",
+            args.feature_noise is not None and f"fnoise{args.feature_noise:g}", args.setting2 and "setting2",
+            args.setting2 and args.rec_ranker == "twotower" and "twotower", tag=args.tag), result)
     if args.json:
         print(json.dumps(result))
     return 0

@@ -24,12 +24,12 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
 from recsampling._utils import to_jsonable
-from recsampling.bench.flags import add_flags
+from recsampling.bench.flags import add_flags, command_line, result_path, write_results
+from recsampling.bench.report import mean_and_se
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
 WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),      # the suite's --quick world
@@ -63,10 +63,9 @@ def run(samplers=SAMPLERS, seeds=(0, 1, 2), epochs: int = 10, rows: int = 20_000
             Trainer(epochs=epochs, batch_size=1024, optimizer="adam", lr=0.01, l2=1e-4, progress=False,
                     random_state=seed, device="cpu", n_threads=threads, callbacks=[mon]).fit(m, s, train)
             runs.append({"history": mon.history, "time_s": time.perf_counter() - t0})
-        last = {k: np.array([r["history"][-1][k] for r in runs]) for k in ("false_negative_rate", "true_ndcg@10")}
-        se = lambda a: float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else float("nan")  # noqa: E731
+        last = [{k: r["history"][-1][k] for k in ("false_negative_rate", "true_ndcg@10")} for r in runs]
         out["samplers"][name] = {
-            **{k: {"mean": float(v.mean()), "se": se(v)} for k, v in last.items()},
+            **mean_and_se(last, single=float("nan")),
             "per_epoch": [{k: float(np.mean([r["history"][e][k] for r in runs]))
                            for k in ("false_negative_rate", "above_threshold", "true_ndcg@10")}
                           for e in range(epochs)],
@@ -102,7 +101,7 @@ def main(argv=None) -> dict:
                    help='JSON sampler parameters, given to each sampler that takes them, e.g. \'{"refresh_every": 5}\'')
     p.add_argument("--world", choices=sorted(WORLDS), default="quick",
                    help="the synthetic world: the suite's quick one (300 x 500, 15k clicks) or make_world's default")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "false_negatives.json"))
+    p.add_argument("--out", default=None, help="where to write the JSON (default results/false_negatives.json)")
     a = p.parse_args(argv)
     try:
         params = json.loads(a.params)
@@ -118,11 +117,9 @@ def main(argv=None) -> dict:
     for model in a.models.split(","):
         out["models"][model] = run(model=model, **kw)
         print(f"{model}:\n{table(out['models'][model])}")
-    out["command"] = "python benchmarks/false_negatives.py " + " ".join(argv if argv is not None else
-                                                                       __import__("sys").argv[1:])
+    out["command"] = command_line(__file__, argv)
     if not a.quick:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(to_jsonable(out), indent=1))
+        write_results(result_path(__file__, "false_negatives", out=a.out), to_jsonable(out))
     if a.json:
         print(json.dumps(to_jsonable(out)))
     return out

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
@@ -58,15 +57,8 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from recsampling.bench.flags import add_flags, emit  # noqa: E402
+from recsampling.bench.flags import add_flags, emit, result_path, write_results  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _set_threads(n: int) -> None:
-    # numba and torch get ``n`` threads explicitly (the BLAS variables are set at the top)
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(n))
 
 
 def main(argv=None) -> int:
@@ -80,14 +72,14 @@ def main(argv=None) -> int:
                      "quick": "tiny grids (a smoke run, not the result)"})
     ap.add_argument("--methods", default="mf_bpr,twotower_bpr,implicit_bpr,implicit_als",
                     help="comma-separated subset of the methods")
-    ap.add_argument("--out", default=str(RESULTS / "ml100k_quality.json"), help="where to write the results")
+    ap.add_argument("--out", default=None, help="where to write the results (default results/ml100k_quality.json)")
     args = ap.parse_args(argv)
-    _set_threads(args.threads)
 
     import numpy as np
     import torch
 
     from recsampling.bench.contenders import Ours, peer
+    from recsampling.bench.measure import loadavg
     from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
@@ -137,24 +129,19 @@ def main(argv=None) -> int:
         return fit(peer("implicit", "als"), dict(factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"],
                                                  iterations=max(checkpoints)), task, seed, checkpoints)
 
-    if args.quick:
-        bpr_grid = {"factors": [64], "lr": [0.05], "reg": [0.01]}
-        bpr_ck = (20, 50)
-        tt_grid = {"factors": [64], "lr": [0.005], "l2": [0.0], "batch": [1024]}
-        tt_ck = (5, 10)
-        als_grid = {"factors": [64], "reg": [0.1], "alpha": [10.0]}
-        als_ck = (15,)
-    else:
-        # the same grid for our MF-BPR and implicit BPR (reg: implicit's per-step shrinkage)
-        bpr_grid = {"factors": [64, 128], "lr": [0.01, 0.05, 0.1], "reg": [0.001, 0.01]}
-        bpr_ck = (50, 100, 200, 300)
-        # the torch path is ~100x slower per sample than the fused kernel on this CPU: a small grid
-        tt_grid = {"factors": [64], "lr": [0.005], "l2": [0.0, 1e-4], "batch": [1024]}
-        tt_ck = (5, 10, 20)
-        # ALS: implicit's defaults (32 factors, reg 0.01, alpha 1, 15 iterations) inside the grid, the
-        # larger regularization that high alpha needs, and up to 50 iterations (issue 19)
-        als_grid = {"factors": [32, 64, 128], "reg": [0.01, 0.1, 1.0, 10.0, 100.0], "alpha": [1.0, 10.0, 40.0]}
-        als_ck = (5, 10, 15, 20, 30, 50)
+    # the peers' grids (recsampling.bench.contenders.PEERS), under this script's names: "reg" is
+    # implicit's per-step shrinkage, the same grid for our MF-BPR (l2 = reg / 2) and implicit BPR
+    short = {"learning_rate": "lr", "regularization": "reg"}
+    bpr_grid, als_grid = ({short.get(k, k): v for k, v in peer("implicit", m).grid().items()} for m in ("bpr", "als"))
+    bpr_ck = (50, 100, 200, 300)
+    als_ck = (5, 10, 15, 20, 30, 50)
+    # the torch path is ~100x slower per sample than the fused kernel on this CPU: a small grid
+    tt_grid = {"factors": [64], "lr": [0.005], "l2": [0.0, 1e-4], "batch": [1024]}
+    tt_ck = (5, 10, 20)
+    if args.quick:  # one point of each grid
+        bpr_grid, bpr_ck = {"factors": [64], "lr": [0.05], "reg": [0.01]}, (20, 50)
+        tt_grid, tt_ck = {**tt_grid, "l2": [0.0]}, (5, 10)
+        als_grid, als_ck = {"factors": [64], "reg": [0.1], "alpha": [10.0]}, (15,)
     spec = {
         "mf_bpr": (run_mf, bpr_grid, bpr_ck),
         "twotower_bpr": (run_tt, tt_grid, tt_ck),
@@ -194,7 +181,7 @@ def main(argv=None) -> int:
         "dataset": "ml-100k", "positive": "rating >= 4", "split": "random 80/20 per user",
         "split_seed": args.seed, "seeds": args.seeds, "threads": args.threads, "quick": args.quick,
         "n_users": int(train.n_users), "n_items": int(train.n_items), "train_interactions": int(train.nnz),
-        "test_interactions": int(test.nnz), "load_avg": list(os.getloadavg()),
+        "test_interactions": int(test.nnz), "load_avg": loadavg(),
         **{name: {k: v for k, v in r.items() if k != "sweep"} for name, r in results.items()},
     }
     if "mf_bpr" in results and "implicit_bpr" in results:
@@ -202,8 +189,8 @@ def main(argv=None) -> int:
             m: results["mf_bpr"][m] / results["implicit_bpr"][m] for m in ("ndcg@10", "recall@10")}
         out["mf_bpr_at_least_implicit_bpr"] = all(results["mf_bpr"][m] >= results["implicit_bpr"][m]
                                                    for m in ("ndcg@10", "recall@10"))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({**out, "sweeps": {n: r["sweep"] for n, r in results.items()}}, indent=1))
+    path = write_results(result_path(__file__, "ml100k_quality", out=args.out),
+                         {**out, "sweeps": {n: r["sweep"] for n, r in results.items()}})
 
     lines = [f"ML-100K, rating>=4, 80/20 per-user split (seed {args.seed}), test metrics: mean over "
              f"{args.seeds} refits of the setting chosen on validation", "",
@@ -214,7 +201,7 @@ def main(argv=None) -> int:
     if "mf_bpr_vs_implicit_bpr" in out:
         ratio = out["mf_bpr_vs_implicit_bpr"]
         lines.append(f"\nmf_bpr / implicit_bpr: NDCG@10 x{ratio['ndcg@10']:.3f}, Recall@10 x{ratio['recall@10']:.3f}")
-    lines.append(f"(written to {args.out})")
+    lines.append(f"(written to {path})")
     emit(out, "\n".join(lines), args.json)
     return 0
 

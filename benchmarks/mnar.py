@@ -86,13 +86,12 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from recsampling._utils import positive_int
 from recsampling.bench.contenders import Ours
-from recsampling.bench.flags import add_flags, emit, write_results
+from recsampling.bench.flags import add_flags, emit, result_path, write_results
 from recsampling.bench.mnar import TRAINING, item_propensities, load_randomized_task, randomized_figures, rare_candidates
 from recsampling.bench.report import mean_se_by, method_table
 from recsampling.bench.saito import (AUTHORS_DATA_SEED, METRIC_VARIANTS, AuthorsData, AuthorsEvaluation, fit_authors,
@@ -101,8 +100,6 @@ from recsampling.propensity import DEFAULT_CLIP
 from recsampling.samplers.saito import (AUTHORS_HYPER_PARAMS, AUTHORS_METHODS, AUTHORS_TRAINING,
                                         REPLICATION_HYPER_PARAMS, authors_params)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 KS = (3, 5, 8)
 BASE_METRICS = ("dcg", "recall", "map")
 
@@ -422,8 +419,7 @@ def main_authors(args) -> int:
 def _output(result: dict, text: str, stem: str, args) -> None:
     """Write ``<stem>[_quick][_<tag>].json/.md`` (unless ``--no-write``) and print the text (and the JSON)."""
     if not args.no_write:
-        write_results(RESULTS, stem + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""),
-                      result, text)
+        write_results(result_path(__file__, stem, args.quick and "quick", tag=args.tag), result, text)
     emit(result, text, args.json, footer=f"wall time {result['wall_s']:.1f}s")
 
 

@@ -25,12 +25,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from recsampling.bench.contenders import Ours
-from recsampling.bench.flags import add_flags
+from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.report import mean_se_by
 from recsampling.tasks import load_task
 
@@ -96,9 +95,7 @@ def main(argv=None) -> dict:
               "config": {k: v for k, v in vars(args).items() if k not in ("json", "out")},
               "data": {"users": task.train.n_users, "items": task.train.n_items,
                        "interactions": task.known.nnz + task.test.nnz}}
-    out = Path(args.out or Path(__file__).resolve().parent / "results" / f"nbpo_{args.dataset}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out = write_results(result_path(__file__, "nbpo", args.dataset, out=args.out), result)
     if args.json:
         print(json.dumps({k: result[k] for k in ("dataset", "results", "wall_s", "data")}))
     else:

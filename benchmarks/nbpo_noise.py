@@ -81,19 +81,20 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
-from recsampling._utils import positive_int
 from recsampling.data.interactions import Interactions
 from recsampling.data.splits import random_split, validation_split
 from recsampling.data.synthetic import make_world
+from recsampling.metrics import pooled_auc as auc
 from recsampling.models import make_model
 from recsampling.samplers import make_sampler
 from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
+from recsampling.bench.contenders import Ours
+from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.report import mean_se
 from recsampling.tasks import Task
 from recsampling.train import Trainer
@@ -147,22 +148,6 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
         return None
     r = spearmanr(a, b)[0]
     return None if not np.isfinite(r) else float(r)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve of ``scores`` at telling ``labels`` (True) from the rest.
-
-    The Mann-Whitney statistic with average ranks, so a tie between a positive and a negative
-    counts one half: ``(Σ ranks of the positives − n₁(n₁ + 1)/2) / (n₁ n₀)``. None when either
-    class is empty.
-    """
-    labels = np.asarray(labels, dtype=bool).ravel()
-    n1 = int(labels.sum())
-    n0 = labels.size - n1
-    if n1 == 0 or n0 == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64).ravel())
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 #: at most this many unvoted pairs enter the mislabel AUCs (a uniform sample of users beyond it)
@@ -337,15 +322,15 @@ def _fit_ours(name: str, params: dict, train: Interactions, seed: int, args):
         fit_on, valid = vs.train, vs.test
     best = None
     for l2 in args.l2:
-        model = make_model("mf", train, factors=args.factors, random_state=seed)
-        sampler = make_sampler(name, **params)
-        fit = Trainer(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
-                      device="cpu", random_state=seed, progress=False, patience=args.patience or None,
-                      metric="ndcg@10").fit(model, sampler, fit_on, valid=valid)
-        score = fit.best_metric if valid is not None else 0.0
+        fit = Ours("mf", name).fit(fit_on, dict(factors=args.factors, sampler_params=params, epochs=args.epochs,
+                                                batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
+                                                patience=args.patience or None, metric="ndcg@10"),
+                                   seed, valid=valid)
+        score = fit.result.best_metric if valid is not None else 0.0
         if best is None or score > best[0]:
-            best = (score, l2, model, sampler, fit)
-    score, l2, model, sampler, fit = best
+            best = (score, l2, fit)
+    score, l2, fit = best
+    model, sampler, fit = fit.model, fit.sampler, fit.result
     return model, sampler, {"l2": l2, "valid_ndcg": float(score) if valid is not None else None,
                             "best_epoch": fit.best_epoch if valid is not None else args.epochs}
 
@@ -429,7 +414,10 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4], help="label-noise rates ρ")
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per noise rate (0..seeds-1)")
+    add_flags(p, "seeds", "threads", "quick", "json",
+              helps={"seeds": "seeds per noise rate (0..seeds-1)", "threads": "torch threads (1 is fastest for these sizes)",
+                     "quick": "tiny world, at most 2 seeds and 3 epochs (smoke test)",
+                     "json": "print the result JSON as the last stdout line"})
     p.add_argument("--n-users", type=int, default=600)
     p.add_argument("--n-items", type=int, default=1000)
     p.add_argument("--interactions", type=int, default=40_000, help="expected true positives of the world")
@@ -473,15 +461,11 @@ def main(argv=None) -> dict:
                         "item:flip=item pw1:positive_weight=1.0 (NBPOSampler parameters)")
     p.add_argument("--methods", nargs="+", default=None,
                    help="run only these labels (default: bpr bpo nbpo and the --extra variants)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 is fastest for these sizes)")
-    p.add_argument("--quick", action="store_true", help="tiny world, at most 2 seeds and 3 epochs (smoke test)")
     p.add_argument("--out", default=None,
                    help="results JSON (default: results/nbpo_noise.json, with --quick results/nbpo_noise_quick.json)")
-    p.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
     args = p.parse_args(argv)
     if args.out is None:  # a smoke run must not overwrite the recorded results
-        stem = "nbpo_noise_quick.json" if args.quick else "nbpo_noise.json"
-        args.out = str(Path(__file__).resolve().parent / "results" / stem)
+        args.out = str(result_path(__file__, "nbpo_noise", args.quick and "quick"))
     authors = args.protocol == "authors"
     args.lr_given = args.lr is not None
     for key, ours in (("factors", 32), ("epochs", 30), ("batch_size", 1024)):
@@ -558,9 +542,7 @@ def main(argv=None) -> dict:
     result["runs"] = raw
     result["wall_s"] = time.perf_counter() - t_start
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_results(args.out, result)
 
     if args.json:
         summary = {"noise": result["noise"], "config": result["config"], "wall_s": result["wall_s"]}
@@ -586,7 +568,7 @@ def main(argv=None) -> dict:
                   f"{r3(block['flip_rank_correlation_pairs'])} (rarity alone: items {r3(block['rarity_rank_correlation'])} "
                   f"users {r3(block['rarity_rank_correlation_user'])}); vs total miss: items {r3(tm)} users {r3(tmu)}; "
                   f"NBPO/BPO ndcg {r3(ratio)}")
-        print(f"wall {result['wall_s']:.0f}s; written to {out}")
+        print(f"wall {result['wall_s']:.0f}s; written to {args.out}")
     return result
 
 

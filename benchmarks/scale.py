@@ -15,8 +15,8 @@ Steps
   ``Trainer(epochs=1, backend="auto", n_threads=T).fit`` on all the clicks, timed as the whole
   call (sampler preparation included; ``kernel_epoch_s`` is the epoch loop alone) after a warm-up
   fit on 2% of the users in the same process (numba's cached kernels load, thread pools start).
-  Settings are ``benchmarks/training_speed.py``'s (SGD lr 0.05, one negative per positive, the
-  per-sampler overrides; 64 factors). The two-tower model uses the world's side features, so it
+  Settings are ``benchmarks/speed_settings.json``'s, those of ``training_speed.py --samplers``
+  (SGD lr 0.05, one negative per positive, the per-sampler overrides; 64 factors). The two-tower model uses the world's side features, so it
   takes the torch path (Adam, batches of 4096; ``backend`` says what ran); that path trains on a
   uniform sample of ``--torch-sample`` clicks (the same batches, fewer of them) and its time is
   scaled to all clicks, labelled ``"extrapolated": true``.
@@ -57,11 +57,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from training_speed import ONE_NEGATIVE, TORCH_ONLY, _setup_threads, config, fit_pair, time_implicit
-
-
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+#: the pairs' training settings, those of ``benchmarks/training_speed.py --samplers``
+SETTINGS = json.loads((ROOT / "benchmarks" / "speed_settings.json").read_text())
 MARKS = ("<!-- scale:begin -->", "<!-- scale:end -->")
 ML20M_USERS, ML20M_ITEMS, ML20M_NNZ = 138_493, 26_744, 20_000_000
 SIZES = (1_000_000, 5_000_000, 20_000_000)
@@ -114,60 +112,47 @@ def step_implicit(args, which: str) -> dict:
     """One epoch (``iterations=1``) of implicit's BPR or ALS, after a warm-up on the head."""
     import warnings
 
-    from implicit.cpu.als import AlternatingLeastSquares
+    from recsampling.bench.contenders import peer
 
     warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
     data = _load(Path(args.dir) / "world.npz")
+    contender = peer("implicit", which)
+    params = dict(factors=FACTORS, iterations=1)
     if which == "bpr":
-        time_implicit(_head(data).matrix, FACTORS, args.threads, 1, 0.05, 0.001, args.seed)
-        seconds, _ = time_implicit(data.matrix, FACTORS, args.threads, 1, 0.05, 0.001, args.seed)
-        return {"epoch_s": seconds, "backend": "implicit.cpu"}
-
-    def als(matrix) -> float:
-        model = AlternatingLeastSquares(factors=FACTORS, iterations=1, num_threads=args.threads, random_state=args.seed)
-        matrix = matrix.copy()  # implicit wants writable buffers
-        t = time.perf_counter()
-        model.fit(matrix, show_progress=False)
-        return time.perf_counter() - t
-
-    als(_head(data).matrix)
-    return {"epoch_s": als(data.matrix), "backend": "implicit.cpu"}
+        params.update(learning_rate=0.05, regularization=0.001)
+    contender.fit(_head(data), params, args.seed, n_threads=args.threads)
+    return {"epoch_s": contender.fit(data, params, args.seed, n_threads=args.threads).train_s,
+            "backend": "implicit.cpu"}
 
 
 def step_ours(args, model_name: str, sampler: str) -> dict:
     """One epoch of a (model, sampler) pair through the Trainer, after a warm-up fit on the head."""
     import numpy as np
 
-    from recsampling.fast import model_kind
-    from recsampling.models import make_model
+    from recsampling.bench.contenders import Ours, speed_params
+    from recsampling.bench.measure import epoch_rate
 
     data = _load(Path(args.dir) / "world.npz")
-    cfg = config(sampler)
-    torch_path = model_kind(make_model(model_name, _head(data), factors=2)) is None
-    if torch_path:
-        cfg.update(TORCH_ONLY)  # feature towers: no kernel; the suite's torch setting
-    params = {"n_negatives": 1} if sampler in ONE_NEGATIVE else {}
-    fit_pair(_head(data), model_name, sampler, params, factors=FACTORS, threads=args.threads, epochs=1,
-             seed=args.seed, **cfg)
+    pair = Ours(model_name, sampler)
+    params = {**speed_params(model_name, sampler, _head(data), SETTINGS), "factors": FACTORS, "epochs": 1}
+    warm = pair.fit(_head(data), params, args.seed, n_threads=args.threads)
     timed = data
-    if torch_path and 0 < args.torch_sample < data.nnz:  # the same batches, fewer of them
-        import numpy as np
-
+    if warm.result.backend == "torch" and 0 < args.torch_sample < data.nnz:  # the same batches, fewer of them
         keep = np.zeros(data.nnz, dtype=bool)  # a uniform sample of the clicks (same users, items, features)
         keep[np.random.default_rng(args.seed).choice(data.nnz, size=args.torch_sample, replace=False)] = True
         timed = data.subset(keep)
     t = time.perf_counter()
-    model, result, rate = fit_pair(timed, model_name, sampler, params, factors=FACTORS, threads=args.threads,
-                                   epochs=1, seed=args.seed, **cfg)
+    fit = pair.fit(timed, params, args.seed, n_threads=args.threads)
     seconds = time.perf_counter() - t
+    result = fit.result
     if model_name == "mf" and sampler == "bpr":  # the factors the top-k steps rank with
-        U, V = (np.ascontiguousarray(x, dtype=np.float32) for x in model.embedding_tables())
+        U, V = (np.ascontiguousarray(x, dtype=np.float32) for x in fit.model.embedding_tables())
         np.savez(Path(args.dir) / "factors.npz", U=U, V=V)
     scale = data.nnz / timed.nnz
     return {"epoch_s": seconds * scale, "kernel_epoch_s": float(result.history[0]["time"]) * scale,
-            "samples_per_s": rate, "timed_clicks": int(timed.nnz), "extrapolated": timed is not data,
-            "backend": result.backend, "optimizer": cfg["optimizer"], "lr": cfg["lr"],
-            "loss": float(result.losses[-1])}
+            "samples_per_s": epoch_rate(result.history), "timed_clicks": int(timed.nnz),
+            "extrapolated": timed is not data, "backend": result.backend, "optimizer": params["optimizer"],
+            "lr": params["lr"], "loss": float(result.losses[-1])}
 
 
 def step_topk(args, who: str) -> dict:
@@ -305,13 +290,15 @@ def run_size(args, size: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ output
-def write_results(by_size: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "scale.json"
+def merge_results(by_size: dict) -> None:
+    """Merge ``by_size`` into ``results/scale.json`` (by size) and rewrite RESULTS.md's section."""
+    from recsampling.bench.flags import result_path, write_results
+
+    path = result_path(__file__, "scale")
     old = json.loads(path.read_text()).get("sizes", {}) if path.exists() else {}
     old.update(by_size)
     sizes = dict(sorted(old.items(), key=lambda kv: int(kv[0])))
-    path.write_text(json.dumps({"benchmark": "scale", "sizes": sizes}, indent=2) + "\n")
+    write_results(path, {"benchmark": "scale", "sizes": sizes}, indent=2, newline=True)
     write_markdown(sizes)
 
 
@@ -367,7 +354,7 @@ def write_markdown(sizes: dict) -> None:
 
 def main(argv=None) -> int:
     from recsampling._utils import positive_int
-    from recsampling.bench.flags import add_flags
+    from recsampling.bench.flags import add_flags, check_threads
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -391,14 +378,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.torch_sample < 0:
         p.error(f"--torch-sample must be >= 0 (0: the whole epoch), got {args.torch_sample}")
-    _setup_threads(args.threads)
     if args.step is not None:
         return run_step(args)
-    import numba
-
-    if args.threads > numba.config.NUMBA_NUM_THREADS:
-        p.error(f"--threads {args.threads} exceeds numba's pool ({numba.config.NUMBA_NUM_THREADS}); "
-                "set NUMBA_NUM_THREADS")
+    check_threads(p, args.threads)
     if args.quick:
         sizes = [{"n_users": QUICK["n_users"], "n_items": QUICK["n_items"], "interactions": QUICK["interactions"]}]
     else:
@@ -407,7 +389,7 @@ def main(argv=None) -> int:
     for size in sizes:
         by_size[str(size["interactions"])] = run_size(args, size)
     if not args.quick and not args.no_write:
-        write_results(by_size)
+        merge_results(by_size)
     last = by_size[str(sizes[-1]["interactions"])]
     if args.json:
         print(json.dumps({**last, "sizes": by_size}))

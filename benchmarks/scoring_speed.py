@@ -29,10 +29,9 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 from recsampling._utils import positive_int
-from recsampling.bench.flags import add_flags
+from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.measure import best_and_median, peak_rss_mb, reset_peak_rss, rss_mb
 
 
@@ -54,8 +53,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--large-users", type=int, default=10_000,
                    help="users scored in the large case (default 10000 of 100000; time for all extrapolated)")
     p.add_argument("--large-seen", type=int, default=10_000_000, help="seen pairs in the large case (default 1e7)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "scoring_speed.json"),
-                   help="where to write the JSON results")
+    p.add_argument("--out", default=None, help="where to write the JSON results (default results/scoring_speed.json)")
     return p.parse_args()
 
 
@@ -210,9 +208,7 @@ def main() -> int:
             res["large"]["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     res["load_avg_after"] = os.getloadavg()[0]
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    out = write_results(result_path(__file__, "scoring_speed", out=args.out), res, indent=2, newline=True)
 
     print(f"top-{args.k} for {args.users} users x {args.items} items x {args.factors} factors, "
           f"{res['seen_pairs']} seen pairs excluded, {args.threads} threads, {device_name} ({dev})")

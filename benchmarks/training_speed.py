@@ -3,9 +3,10 @@
 What is timed
 -------------
 - ``implicit``: ``implicit.cpu.bpr.BayesianPersonalizedRanking(factors=F, iterations=E,
-  num_threads=T).fit(matrix)``, wall time of the whole call. implicit counts nnz samples per
-  iteration (random nonzeros drawn with replacement; a negative the user liked is skipped), so
-  ``samples = nnz * E``.
+  num_threads=T).fit(matrix)``, wall time of the whole call (the ``peer("implicit", "bpr")``
+  contender of :mod:`recsampling.bench.contenders`, BLAS held at one thread). implicit counts
+  nnz samples per iteration (random nonzeros drawn with replacement; a negative the user liked
+  is skipped), so ``samples = nnz * E``.
 - ours: ``Trainer.fit`` with ``backend="auto"`` (the fused kernel when
   :func:`recsampling.fast.find_kernel` has one, else the torch loop); samples per second of an
   epoch is training positives processed / its wall time (``TrainResult.history``), the median
@@ -17,9 +18,10 @@ Default mode (issue 4): MF + uniform BPR with exact rejection (headline), the im
 the JSON has ``ratio``, ``ours_samples_per_s`` and ``implicit_samples_per_s``.
 
 ``--samplers all`` (or a comma list): every (model, sampler) pair of the suite's grid on a seeded
-80/20 split of the data, each trained for the same ``--epochs``, with its samples/s, its ratio
-to implicit's samples/s on the same training matrix, its backend and NDCG@10 on the test part
-(so that speed cannot hide a broken loss); implicit is timed again right before each pair and
+80/20 split of the data, each trained for the same ``--epochs`` with the settings of
+``benchmarks/speed_settings.json``, with its samples/s, its ratio to implicit's samples/s on the
+same training matrix, its backend and NDCG@10 on the test part (so that speed cannot hide a
+broken loss); implicit is timed again right before each pair and
 the pair's ratio uses that figure. A pair on the fused kernel is also trained on the
 torch path with the same optimizer, lr and l2 (``--torch-batch`` rows per step): its NDCG@10
 and standard error (``ndcg@10_torch``, ``ndcg@10_torch_sem``) and samples/s (``torch_samples_per_s``)
@@ -40,66 +42,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 MARKS = {"bpr": ("<!-- training_speed:begin -->", "<!-- training_speed:end -->"),
          "all": ("<!-- training_speed_all:begin -->", "<!-- training_speed_all:end -->"),
          "bpr-ml-100k": ("<!-- training_speed_ml100k:begin -->", "<!-- training_speed_ml100k:end -->"),
          "all-ml-100k": ("<!-- training_speed_all_ml100k:begin -->", "<!-- training_speed_all_ml100k:end -->")}
 
-#: every pair trains with these unless its sampler is listed in :data:`OVERRIDES`; one negative per
-#: positive where the sampler takes ``n_negatives``
-DEFAULTS = dict(optimizer="sgd", lr=0.05, l2=1e-4, batch_size=4096)
-OVERRIDES = {
-    "ubpr": dict(lr=0.01),  # weights up to 1/M = 10
-    "relmf": dict(lr=0.2), "pointwise": dict(lr=0.2),  # the squared loss has small gradients
-    "inbatch": dict(optimizer="adam", lr=0.01),  # no kernel: the suite's torch setting
-    "dla": dict(optimizer="adagrad", lr=0.05),  # ULTRA's optimizer for DLA
-}
-#: the setting of a model no kernel takes (feature towers): the suite's torch setting
-TORCH_ONLY = dict(optimizer="adam", lr=0.01)
-ONE_NEGATIVE = {"bpr", "popularity", "bpo", "nbpo", "pointwise", "relmf", "ubpr"}
-
-
-def _setup_threads(threads: int) -> None:
-    """BLAS threads must be fixed before numpy is first imported (implicit warns otherwise)."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+#: the pairs' training settings (defaults, per-sampler overrides, the torch-only setting)
+SETTINGS = json.loads((ROOT / "benchmarks" / "speed_settings.json").read_text())
 
 
 # ------------------------------------------------------------------------------------------- data
-def load_ml1m(data_dir: Path):
-    """ML-1M's (user, item) pairs as Interactions, or None when absent."""
-    path = data_dir / "ml-1m" / "pairs.csv.gz"
-    if not path.is_file():
-        return None
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-
-    from recsampling.data import Interactions
-
-    df = pd.read_csv(path)
-    users, _ = pd.factorize(df["user_id"], sort=True)
-    items, _ = pd.factorize(df["item_id"], sort=True)
-    m = sp.csr_matrix((np.ones(len(df), np.float32), (users, items)))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return Interactions.from_csr(m)
-
-
-def load_ml100k(data_dir: Path):
-    """ML-100K with ratings >= 4 as positives (and its user / item side features), or None when absent."""
-    if not (data_dir / "ml-100k" / "u.data").is_file():
-        return None
+def load_movielens(data_dir: Path, dataset: str):
+    """ML-1M's (user, item) pairs, or ML-100K with ratings >= 4 (and its user / item side features),
+    as Interactions; None when the data set is absent."""
     from recsampling.data import read_movielens
 
-    return read_movielens(data_dir / "ml-100k").to_implicit(4.0)
+    folder = data_dir / dataset
+    if not (folder / ("u.data" if dataset == "ml-100k" else "pairs.csv.gz")).is_file():
+        return None
+    data = read_movielens(folder)
+    return data.to_implicit(4.0) if dataset == "ml-100k" else data
 
 
 def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209):
@@ -123,37 +90,21 @@ def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz:
 
 
 # ------------------------------------------------------------------------------------------ timing
-def time_implicit(matrix, factors, threads, epochs, lr, l2, seed):
-    """(seconds, fitted model) of implicit's CPU BPR for ``epochs`` iterations."""
-    from implicit.cpu.bpr import BayesianPersonalizedRanking
+def implicit_bpr(train, factors, threads, epochs, lr, l2, seed):
+    """implicit's CPU BPR for ``epochs`` iterations (:mod:`recsampling.bench.contenders`): its Fit."""
+    from recsampling.bench.contenders import peer
 
-    matrix = matrix.copy()  # implicit needs writable buffers; Interactions' matrix is read-only
-    model = BayesianPersonalizedRanking(factors=factors, iterations=epochs, num_threads=threads,
-                                        learning_rate=lr, regularization=l2, random_state=seed)
-    t = time.perf_counter()
-    model.fit(matrix, show_progress=False)
-    return time.perf_counter() - t, model
+    return peer("implicit", "bpr").fit(train, dict(factors=factors, iterations=epochs, learning_rate=lr,
+                                                   regularization=l2), seed, n_threads=threads)
 
 
-def config(sampler: str) -> dict:
-    """Training settings of a sampler's pairs: :data:`DEFAULTS` with its :data:`OVERRIDES`."""
-    return {**DEFAULTS, **OVERRIDES.get(sampler, {})}
+def fit_pair(train, model_name, sampler, params, *, seed, threads):
+    """Train one pair (:class:`recsampling.bench.contenders.Ours`); returns (Fit, samples/s)."""
+    from recsampling.bench.contenders import Ours
+    from recsampling.bench.measure import epoch_rate
 
-
-def fit_pair(train, model_name, sampler, params, *, factors, threads, epochs, seed, backend="auto", **cfg):
-    """Train one pair; returns (model, TrainResult, samples/s)."""
-    import numpy as np
-
-    from recsampling.models import make_model
-    from recsampling.samplers import make_sampler
-    from recsampling.train import Trainer
-
-    model = make_model(model_name, train, factors=factors, random_state=seed)
-    trainer = Trainer(epochs=epochs, device="cpu", random_state=seed, backend=backend, n_threads=threads,
-                      progress=False, **cfg)
-    result = trainer.fit(model, make_sampler(sampler, **params), train)
-    rates = [h["samples_per_s"] for h in result.history]
-    return model, result, float(np.median(rates[1:] if len(rates) > 1 else rates))
+    fit = Ours(model_name, sampler).fit(train, params, seed, n_threads=threads)
+    return fit, epoch_rate(fit.history)
 
 
 def ndcg(model, test, train) -> tuple[float, float]:
@@ -172,19 +123,20 @@ def run_bpr(args, data, name) -> dict:
     m = data.matrix
     variants = {"uniform_redraw": ("bpr", {}), "popularity_skip": ("popularity", {"alpha": 1.0, "collision": "skip"}),
                 "popularity_redraw": ("popularity", {"alpha": 1.0})}
-    cfg = dict(optimizer="sgd", lr=args.lr, l2=args.l2 / 2)  # implicit's reg r decays by lr*r*p; ours by lr*2*l2*p
-    time_implicit(m, args.factors, args.threads, 1, args.lr, args.l2, args.seed)  # warm-up
-    fit_pair(data, "mf", "bpr", {}, factors=args.factors, threads=args.threads, epochs=2, seed=args.seed, **cfg)
+    # implicit's reg r decays by lr*r*p; ours by lr*2*l2*p
+    cfg = dict(factors=args.factors, optimizer="sgd", lr=args.lr, l2=args.l2 / 2)
+    implicit_bpr(data, args.factors, args.threads, 1, args.lr, args.l2, args.seed)  # warm-up
+    fit_pair(data, "mf", "bpr", {**cfg, "epochs": 2}, seed=args.seed, threads=args.threads)
     rates = {k: [] for k in variants}
     implicit_rates, results = [], {}
     for rep in range(args.repeats):
-        dt, _ = time_implicit(m, args.factors, args.threads, args.epochs, args.lr, args.l2, args.seed + rep)
-        implicit_rates.append(m.nnz * args.epochs / dt)
+        imp = implicit_bpr(data, args.factors, args.threads, args.epochs, args.lr, args.l2, args.seed + rep)
+        implicit_rates.append(imp.samples / imp.train_s)
         for key, (sampler, params) in variants.items():
-            _, result, rate = fit_pair(data, "mf", sampler, params, factors=args.factors, threads=args.threads,
-                                       epochs=args.epochs + 1, seed=args.seed + rep, **cfg)
+            fit, rate = fit_pair(data, "mf", sampler, {**cfg, "epochs": args.epochs + 1, "sampler_params": params},
+                                 seed=args.seed + rep, threads=args.threads)
             rates[key].append(rate)
-            results[key] = result
+            results[key] = fit.result
     from recsampling.bench.measure import machine
 
     res = {"benchmark": "training_speed", **machine(),
@@ -227,34 +179,28 @@ def run_all(args, data, name) -> dict:
     pairs = [(mo, s) for mo in models for s in g[mo] if wanted is None or s in wanted]
     if not pairs:
         raise SystemExit(f"no pair matches --samplers {args.samplers} --models {args.models}")
-    time_implicit(m, args.factors, args.threads, 1, 0.05, 0.001, args.seed)  # warm-up
-    dt, imp = time_implicit(m, args.factors, args.threads, args.epochs, 0.05, 0.001, args.seed)
-    implicit_rates = [m.nnz * args.epochs / dt]
-    from recsampling.evaluation import evaluate
-
-    imp_ndcg = evaluate((np.asarray(imp.user_factors), np.asarray(imp.item_factors)), test, train=train, ks=(10,),
-                        metrics=("ndcg",), device="cpu").to_dict()["ndcg@10"]
+    implicit_bpr(train, args.factors, args.threads, 1, 0.05, 0.001, args.seed)  # warm-up
+    imp = implicit_bpr(train, args.factors, args.threads, args.epochs, 0.05, 0.001, args.seed)
+    implicit_rates = [imp.samples / imp.train_s]
+    imp_ndcg = ndcg(tuple(np.asarray(x) for x in imp.model), test, train)[0]
     out = {}
     print(f"{name} 80/20 split: train {m.shape[0]} x {m.shape[1]}, nnz {m.nnz:,}; factors {args.factors}, "
           f"threads {args.threads}, {args.epochs} epochs; implicit BPR {implicit_rates[0]:,.0f}/s, NDCG@10 {imp_ndcg:.4f}")
     print(f"{'pair':<22} {'backend':<7} {'samples/s':>11} {'ratio':>7} {'ndcg@10':>8} {'torch/s':>10} {'ndcg torch':>16}")
-    from recsampling.fast import model_kind
-    from recsampling.models import make_model
+    from recsampling.bench.contenders import speed_params
 
     for model_name, sampler in pairs:
-        cfg = config(sampler)
-        if model_kind(make_model(model_name, train, factors=2)) is None:
-            cfg.update(TORCH_ONLY)  # feature towers: no kernel, and per-example SGD steps on shared weights diverge
-        params = {"n_negatives": 1} if sampler in ONE_NEGATIVE else {}
+        cfg = speed_params(model_name, sampler, train, SETTINGS)
         t0 = time.perf_counter()
         # implicit is timed again right before each pair: on a shared machine one figure taken at
         # the start would skew the ratios of later pairs
-        dt, _ = time_implicit(m, args.factors, args.threads, args.epochs, 0.05, 0.001, args.seed)
-        implicit_here = m.nnz * args.epochs / dt
+        imp = implicit_bpr(train, args.factors, args.threads, args.epochs, 0.05, 0.001, args.seed)
+        implicit_here = imp.samples / imp.train_s
         implicit_rates.append(implicit_here)
-        model, result, rate = fit_pair(train, model_name, sampler, params, factors=args.factors, threads=args.threads,
-                                       epochs=args.epochs, seed=args.seed, **cfg)
-        nd, se = ndcg(model, test, train)
+        fit, rate = fit_pair(train, model_name, sampler, {**cfg, "factors": args.factors, "epochs": args.epochs},
+                             seed=args.seed, threads=args.threads)
+        result = fit.result
+        nd, se = ndcg(fit.model, test, train)
         row = {"samples_per_s": rate, "implicit_samples_per_s": implicit_here, "ratio": rate / implicit_here,
                "ndcg@10": nd, "ndcg@10_sem": se,
                "backend": result.backend, "optimizer": cfg["optimizer"], "lr": cfg["lr"], "l2": cfg["l2"],
@@ -263,10 +209,9 @@ def run_all(args, data, name) -> dict:
             # the MF kernel steps per row (the torch path's batch 1; --torch-batch approximates it),
             # DLA's per batch of batch_size rows: its torch reference keeps that batch size
             tcfg = {**cfg, "batch_size": cfg["batch_size"] if sampler == "dla" else args.torch_batch}
-            tmodel, tres, trate = fit_pair(train, model_name, sampler, params, factors=args.factors,
-                                           threads=args.threads, epochs=args.epochs, seed=args.seed, backend="torch",
-                                           **tcfg)
-            tnd, tse = ndcg(tmodel, test, train)
+            tfit, trate = fit_pair(train, model_name, sampler, {**tcfg, "factors": args.factors, "epochs": args.epochs,
+                                                                "backend": "torch"}, seed=args.seed, threads=args.threads)
+            tnd, tse = ndcg(tfit.model, test, train)
             row.update({"torch_samples_per_s": trate, "torch_ratio": trate / implicit_here, "ndcg@10_torch": tnd,
                         "ndcg@10_torch_sem": tse, "torch_batch_size": tcfg["batch_size"],
                         "ndcg_within_2se": bool(abs(nd - tnd) <= 2 * float(np.hypot(se, tse)))})
@@ -284,7 +229,7 @@ def run_all(args, data, name) -> dict:
             "factors": args.factors, "threads": args.threads, "epochs": args.epochs,
             "implicit_samples_per_s": float(np.median(implicit_rates)), "implicit_all": [round(r) for r in implicit_rates],
             "implicit_ndcg@10": float(imp_ndcg),
-            "defaults": DEFAULTS, "overrides": OVERRIDES, "samplers": out}
+            "defaults": SETTINGS["defaults"], "overrides": SETTINGS["overrides"], "samplers": out}
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -338,9 +283,15 @@ def write_markdown(res: dict, mode: str) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     from recsampling._utils import positive_int
+    from recsampling.bench.flags import add_flags, check_threads, result_path, write_results
 
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
-                   help="folder holding ml-1m/pairs.csv.gz (a seeded synthetic matrix of ML-1M's shape otherwise)")
+    add_flags(p, "data_dir", "threads", "quick", "seed", "no_write", "json", defaults={"threads": 2},
+              helps={"data_dir": "folder holding ml-1m/pairs.csv.gz (a seeded synthetic matrix of ML-1M's shape "
+                                 "otherwise)",
+                     "threads": "threads (both libraries)",
+                     "quick": "smoke run: a tenth of the users, 2 epochs, 1 repeat (figures not comparable)",
+                     "seed": "seed of data, models and draws",
+                     "no_write": "do not write results/ or RESULTS.md (--quick never does)"})
     p.add_argument("--dataset", choices=["ml-1m", "ml-100k"], default="ml-1m",
                    help="ML-1M pairs, or ML-100K with ratings >= 4 (its side features reach the two-tower model)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic matrix even if the data set is present")
@@ -348,7 +299,6 @@ def main(argv=None) -> int:
                    help="'all' or a comma list: time every (model, sampler) pair of the suite's grid instead of MF-BPR")
     p.add_argument("--models", default="mf,twotower", help="with --samplers: comma list of models")
     p.add_argument("--factors", type=positive_int, default=64, help="latent factors (both libraries)")
-    p.add_argument("--threads", type=positive_int, default=2, help="threads (both libraries)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="epochs per fit (default 5 for MF-BPR, 3 per pair with --samplers)")
     p.add_argument("--repeats", type=positive_int, default=3, help="MF-BPR mode: interleaved repeats (medians)")
@@ -357,17 +307,8 @@ def main(argv=None) -> int:
     p.add_argument("--torch-batch", type=positive_int, default=256,
                    help="with --samplers: batch size of the torch-path reference of each fused pair")
     p.add_argument("--no-torch", action="store_true", help="with --samplers: skip the torch-path references")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: a tenth of the users, 2 epochs, 1 repeat (figures not comparable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, models and draws")
-    p.add_argument("--no-write", action="store_true", help="do not write results/ or RESULTS.md (--quick never does)")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
-    _setup_threads(args.threads)
-    import numba
-
-    if args.threads > numba.config.NUMBA_NUM_THREADS:
-        p.error(f"--threads {args.threads} exceeds numba's pool ({numba.config.NUMBA_NUM_THREADS}); set NUMBA_NUM_THREADS")
+    check_threads(p, args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -382,8 +323,8 @@ def main(argv=None) -> int:
         if bad:
             p.error(f"unknown model or sampler {bad}; models: {', '.join(MODELS)}; samplers: all or some of "
                     f"{sorted(known)}")
-    loader, label = (load_ml1m, "ML-1M pairs") if args.dataset == "ml-1m" else (load_ml100k, "ML-100K, rating >= 4")
-    data = None if args.synthetic else loader(args.data_dir)
+    label = "ML-1M pairs" if args.dataset == "ml-1m" else "ML-100K, rating >= 4"
+    data = None if args.synthetic else load_movielens(Path(args.data_dir), args.dataset)
     name = label if data is not None else "synthetic ML-1M-shaped (seeded)"
     if data is None:
         data = synthetic_ml1m(args.seed)
@@ -400,10 +341,8 @@ def main(argv=None) -> int:
     res = run_bpr(args, data, name) if mode == "bpr" else run_all(args, data, name)
     res["load_before"], res["load_after"] = load_before, loadavg()
     if not args.no_write and not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        suffix = "" if args.dataset == "ml-1m" else "_" + args.dataset.replace("-", "")
-        out = RESULTS / (f"training_speed{suffix}.json" if mode == "bpr" else f"training_speed_all{suffix}.json")
-        out.write_text(json.dumps(res, indent=2) + "\n")
+        write_results(result_path(__file__, "training_speed", mode == "all" and "all",
+                                  args.dataset != "ml-1m" and args.dataset.replace("-", "")), res, indent=2, newline=True)
         write_markdown(res, mode if args.dataset == "ml-1m" else f"{mode}-{args.dataset}")
     if args.json:
         print(json.dumps(res))

@@ -15,10 +15,10 @@ checkpoint), fitted on the reduced training part and scored on the validation pa
   added to the registry join on their own): :func:`recsampling.tuning.run_study` with
   :func:`recsampling.tuning.search_space` (``lr``, ``l2``, ``factors`` and the sampler's knobs),
   ``--epochs`` epochs with ``--optimizer`` (the fused CPU kernels run ``sgd`` and ``adagrad``);
-- ``implicit+als``: ``factors``, ``regularization``, ``alpha``, up to 50 iterations;
-- ``implicit+bpr``: ``factors``, ``learning_rate``, ``regularization``, up to 200 iterations
-  (100 on ML-1M);
-- ``implicit+itemknn``: ``K`` and the similarity (cosine or BM25);
+- the peers, each with its space of :data:`recsampling.bench.contenders.PEERS`: ``implicit+als``
+  (``factors``, ``regularization``, ``alpha``, up to 50 iterations), ``implicit+bpr``
+  (``factors``, ``learning_rate``, ``regularization``, up to 200 iterations, 100 on ML-1M),
+  ``implicit+itemknn`` (``K`` and the similarity, cosine or BM25);
 - ``popularity``: no parameter, no trial.
 
 The number of epochs / iterations is each trial's best checkpoint on validation (its ``epochs`` or
@@ -38,12 +38,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FIGURES = ("ndcg@10", "recall@10")
 #: the peers by their names here -> their (library, method) in :data:`recsampling.bench.contenders.PEERS`
 PEERS = {"implicit+als": ("implicit", "als"), "implicit+bpr": ("implicit", "bpr"),
@@ -53,23 +50,15 @@ QUICK_WORLD = dict(n_users=120, n_items=150, target_interactions=3000, n_logged_
 
 
 def _peer_space(name: str, trial, quick: bool, big: bool) -> dict:
-    """The Optuna space of a peer contender (``iterations`` is the most a trial runs)."""
-    from recsampling.models.base import FACTORS
+    """The Optuna space of a peer contender (:attr:`~recsampling.bench.contenders.Contender.space`) and
+    its ``iterations``, the most a trial runs (4 with ``--quick``, at most 100 on ML-1M)."""
+    from recsampling.bench.contenders import peer
 
-    if name == "implicit+als":
-        return {"factors": trial.suggest_categorical("factors", FACTORS),
-                "regularization": trial.suggest_float("regularization", 1e-3, 100.0, log=True),
-                "alpha": trial.suggest_float("alpha", 0.1, 100.0, log=True),
-                "iterations": 4 if quick else 50}
-    if name == "implicit+bpr":
-        return {"factors": trial.suggest_categorical("factors", FACTORS),
-                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.3, log=True),
-                "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
-                "iterations": 4 if quick else (100 if big else 200)}
-    if name == "implicit+itemknn":
-        return {"K": trial.suggest_int("K", 10, 1000, log=True),
-                "similarity": trial.suggest_categorical("similarity", ("cosine", "bm25"))}
-    return {}
+    contender = peer(*PEERS[name])
+    space = contender.search_space(trial)
+    if contender.max_iterations is not None:
+        space["iterations"] = 4 if quick else min(contender.max_iterations, 100) if big else contender.max_iterations
+    return space
 
 
 def _fit_peer(name: str, params: dict, train, seed: int, threads: int, on_checkpoint=None):
@@ -157,7 +146,7 @@ def _trials(study) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from recsampling._utils import positive_int
-    from recsampling.bench.flags import add_flags, emit
+    from recsampling.bench.flags import add_flags, emit, result_path, write_results
 
     ap.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m", "synthetic"))
     ap.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per contender (default 20)")
@@ -181,7 +170,8 @@ def main(argv=None) -> int:
     import torch
 
     from recsampling.samplers import samplers_for
-    from recsampling.bench.report import mean_se
+    from recsampling.bench.measure import loadavg, machine
+    from recsampling.bench.report import mean_and_se
     from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
@@ -209,11 +199,10 @@ def main(argv=None) -> int:
         print(f"error: {e}; pass --data-dir pointing at the folder holding {dataset}/", file=sys.stderr)
         return 2
     valid_task = load_task(dataset, valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
-    load_start = list(os.getloadavg())
+    load_start = loadavg()
     seeds = [args.seed + 100 + s for s in range(args.seeds)]
 
-    path = Path(args.out) if args.out else RESULTS / f"tuned_quality_{dataset}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = result_path(__file__, "tuned_quality", dataset, out=args.out)
     results = {}
 
     def headline(name):
@@ -227,7 +216,7 @@ def main(argv=None) -> int:
                "validation": "20% of each user's training positives", "split_seed": args.seed,
                "trials": args.trials, "seeds": seeds, "epochs": epochs, "optimizer": args.optimizer,
                "threads": args.threads, "quick": args.quick, **final.describe(), "load_avg_start": load_start,
-               "load_avg_end": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "load_avg_end": loadavg(), "date": machine()["when"],
                "finished": len(results) == len(names), "contenders": results,
                "best_ours_mf": headline(best_mf) if best_mf else None, "implicit_als": headline("implicit+als")}
         if best_mf and "implicit+als" in results:
@@ -243,14 +232,14 @@ def main(argv=None) -> int:
         else:
             params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
             runs = [_refit_ours(name, params, final, s, fit) for s in seeds]
-        ms = mean_se(runs, always=True)
-        results[name] = {**{f: {"mean": ms[f], "se": ms[f + "_se"]} for f in FIGURES}, "best_params": params,
+        ms = mean_and_se(runs, single=0.0)
+        results[name] = {**{f: ms[f] for f in FIGURES}, "best_params": params,
                          "valid_ndcg@10": value, "trials": _trials(study), "per_seed": runs,
                          "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"{name}: test NDCG@10 {ms['ndcg@10']:.4f} ± {ms['ndcg@10_se']:.4f} (valid {value:.4f}, "
+        print(f"{name}: test NDCG@10 {ms['ndcg@10']['mean']:.4f} ± {ms['ndcg@10']['se']:.4f} (valid {value:.4f}, "
               f"{results[name]['trials']}, {results[name]['seconds']:.0f}s) {params}", file=sys.stderr, flush=True)
         out = summary()
-        path.write_text(json.dumps(out, indent=1, default=float))  # after each contender: a killed run keeps them
+        write_results(path, out, default=float)  # after each contender: a killed run keeps them
 
     lines = [f"{dataset}: test NDCG@10 / Recall@10, mean ± s.e. over {len(seeds)} refits of the parameters "
              f"tuned with {args.trials} trials each", "",

@@ -16,7 +16,8 @@ Definitions (per user ``u``; ``T_u`` the user's relevant test items, ``n_u = |T_
 - ``mrr@K      = 1 / (rank of the first hit)``, 0 without a hit in the top K
 - ``auc``: full-ranking AUC, the probability that a relevant item outranks a candidate that is
   neither relevant nor excluded (ties count one half), computed exactly from the whole score
-  row by :func:`auc_from_scores`.
+  row by :func:`auc_from_scores`; :func:`pooled_auc` is the AUC of one pool of scored pairs
+  (e.g. a diagnostic's scores against the pairs that are truly mislabeled).
 - ``coverage@K``: the fraction of the catalogue that appears in at least one top-K list (one
   number for all users); ``avg_popularity@K``: the mean popularity (training interaction count)
   of a user's recommended items.
@@ -75,6 +76,7 @@ __all__ = [
     "mrr_at_k",
     "hitrate_at_k",
     "auc_from_scores",
+    "pooled_auc",
     "catalogue_coverage",
     "average_popularity",
     "truth_metrics",
@@ -341,6 +343,24 @@ def hitrate_at_k(ids, test, k: int, users=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- AUC
+def pooled_auc(scores, labels) -> float | None:
+    """Area under the ROC curve of ``scores`` at telling the ``labels`` True entries from the rest, pooled.
+
+    The Mann-Whitney statistic with average ranks, so a tie between a positive and a negative
+    counts one half: ``(Σ ranks of the positives − n₁(n₁ + 1)/2) / (n₁ n₀)``. None when either
+    class is empty.
+    """
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, dtype=bool).ravel()
+    n1 = int(labels.sum())
+    n0 = labels.size - n1
+    if n1 == 0 or n0 == 0:
+        return None
+    ranks = rankdata(np.asarray(scores, dtype=np.float64).ravel())
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
 @torch.no_grad()
 def auc_from_scores(scores, positives) -> np.ndarray:
     """Exact per-row AUC of relevant items against all other candidates, from full score rows.

@@ -97,3 +97,32 @@ def test_ours_selects_on_a_validation_set_and_checkpoints_every_k_epochs(rng):
     assert fit.result.best_epoch is not None and "ndcg@5" in fit.history[-1]
     with pytest.raises(ValueError, match="checkpoint_every"):
         Ours("mf", "bpr").fit(train, dict(epochs=1), 0, checkpoint_every=0)
+
+
+def test_a_peer_space_draws_every_knob_inside_its_range_and_its_grid_lies_inside_it():
+    import optuna
+
+    for contender in PEERS:
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        drawn = contender.search_space(trial)
+        assert set(drawn) == {k.name for k in contender.space}, contender.label
+        for knob in contender.space:
+            values = [drawn[knob.name], *knob.grid]
+            if knob.choices:
+                assert all(v in knob.choices for v in values), knob
+            else:
+                assert all(knob.low <= v <= knob.high for v in values), knob
+        assert set(contender.grid()) == {k.name for k in contender.space if k.grid}
+
+
+def test_speed_params_layer_defaults_overrides_and_the_torch_setting(rng):
+    from recsampling.bench.contenders import speed_params
+
+    train = _world(rng)
+    settings = {"defaults": {"optimizer": "sgd", "lr": 0.05}, "overrides": {"dla": {"lr": 0.5}},
+                "torch_only": {"optimizer": "adam"}}
+    assert speed_params("mf", "bpr", train, settings) == {"optimizer": "sgd", "lr": 0.05,
+                                                          "sampler_params": {"n_negatives": 1}}
+    assert speed_params("mf", "dla", train, settings) == {"optimizer": "sgd", "lr": 0.5, "sampler_params": {}}
+    featured = Interactions.from_csr(train.matrix, item_features=rng.random((train.n_items, 3)).astype(np.float32))
+    assert speed_params("twotower", "bpr", featured, settings)["optimizer"] == "adam"

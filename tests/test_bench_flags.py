@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from recsampling.bench.flags import DATA_DIR, add_flags, emit, write_results
+from recsampling.bench.flags import DATA_DIR, add_flags, emit, result_path, write_results
 
 
 def test_common_flags_with_a_script_default():
@@ -32,5 +32,21 @@ def test_emit_puts_the_json_last_and_write_results(tmp_path, capsys):
     assert json.loads(out.splitlines()[-1]) == {"a": 1} and "text" in err
     emit({"a": 1}, "text", as_json=False, footer="end")
     assert capsys.readouterr().out == "text\nend\n"
-    path = write_results(tmp_path / "r", "x", {"a": 1}, "md")
+    path = write_results(tmp_path / "r" / "x.json", {"a": 1}, "md")
     assert json.loads(path.read_text()) == {"a": 1} and (tmp_path / "r" / "x.md").read_text() == "md\n"
+
+
+def test_result_path_joins_the_parts_that_are_set():
+    script = "/somewhere/benchmarks/mnar.py"
+    assert result_path(script, "mnar", "coat", True and "quick", tag="t").as_posix() == \
+        "/somewhere/benchmarks/results/mnar_coat_quick_t.json"
+    assert result_path(script, "mnar", "coat", False and "quick", "", None, tag="").name == "mnar_coat.json"
+    assert result_path(script, "mnar", out="elsewhere.json").as_posix() == "elsewhere.json"
+    with pytest.raises(ValueError):
+        result_path(script, "", tag="")
+
+
+def test_command_line_names_the_script_and_its_arguments():
+    from recsampling.bench.flags import command_line
+
+    assert command_line("/a/b/benchmarks/x.py", ["--quick", "--seeds", "2"]) == "python benchmarks/x.py --quick --seeds 2"

@@ -27,3 +27,10 @@ def test_memory_and_machine_figures():
     load = measure.loadavg()
     assert len(load) in (0, 3) and all(x >= 0 for x in load)
     assert set(measure.machine()) == {"when", "cpu", "cpu_count"}
+
+
+def test_epoch_rate_leaves_the_first_epoch_out():
+    from recsampling.bench.measure import epoch_rate
+
+    assert epoch_rate([{"samples_per_s": 1.0}, {"samples_per_s": 10.0}, {"samples_per_s": 20.0}]) == 15.0
+    assert epoch_rate([{"samples_per_s": 3.0}]) == 3.0

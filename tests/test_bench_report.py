@@ -56,3 +56,11 @@ def test_write_section_replaces_only_its_own_section(tmp_path):
     write_section(path, ["<!-- a:begin -->", "A2", "A3", "<!-- a:end -->"], "<!-- a:begin -->", "<!-- a:end -->")
     assert path.read_text() == ("# Benchmark results\n\n<!-- a:begin -->\nA2\nA3\n<!-- a:end -->\n\n"
                                 "<!-- b:begin -->\nB1\n<!-- b:end -->\n")
+
+
+def test_mean_and_se_nests_mean_se_and_marks_a_single_value():
+    from recsampling.bench.report import mean_and_se
+
+    got = mean_and_se([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": None}], single=float("nan"))
+    assert got["a"] == {"mean": 2.0, "se": 1.0}
+    assert got["b"]["mean"] == 2.0 and got["b"]["se"] != got["b"]["se"]  # one value: NaN

@@ -331,3 +331,14 @@ def test_evaluate_per_item_and_per_pair_propensities_agree(case):
                  propensities=theta_item[t.indices], device="cpu")
     pd.testing.assert_frame_equal(a.per_user, b.per_user)
     assert a.to_dict()["ips_dcg@5"] >= 0
+
+
+def test_pooled_auc_against_hand_computed_cases():
+    from recsampling.metrics import pooled_auc as auc
+
+    # positives 0.35, 0.8 vs negatives 0.1, 0.4: 3 of the 4 pairs ordered right
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    # a tie between a positive and a negative counts one half: (0.5 + 1) / 2
+    assert auc([1.0, 1.0, 0.0], [1, 0, 0]) == pytest.approx(0.75)
+    assert auc([3.0, 2.0, 1.0], [0, 1, 1]) == 0.0
+    assert auc([1.0, 2.0], [0, 0]) is None and auc([1.0, 2.0], [1, 1]) is None

@@ -31,15 +31,6 @@ def test_quick_smoke_run_does_not_overwrite_the_recorded_results(tmp_path, monke
     assert (result["config"]["seeds"], result["config"]["epochs"], result["config"]["n_users"]) == (1, 1, 150)
 
 
-def test_auc_against_hand_computed_cases(bench):
-    # positives 0.35, 0.8 vs negatives 0.1, 0.4: 3 of the 4 pairs ordered right
-    assert bench.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    # a tie between a positive and a negative counts one half: (0.5 + 1) / 2
-    assert bench.auc([1.0, 1.0, 0.0], [1, 0, 0]) == pytest.approx(0.75)
-    assert bench.auc([3.0, 2.0, 1.0], [0, 1, 1]) == 0.0
-    assert bench.auc([1.0, 2.0], [0, 0]) is None and bench.auc([1.0, 2.0], [1, 1]) is None
-
-
 def test_quick_authors_run_reports_the_flip_ranking_against_the_mislabeled_pairs(tmp_path, bench):
     result = bench.main(["--quick", "--protocol", "authors", "--seeds", "1", "--noise", "0.2", "--methods", "bpr",
                          "nbpo", "--epochs", "2", "--out", str(tmp_path / "r.json"), "--json"])

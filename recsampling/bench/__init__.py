@@ -1,12 +1,14 @@
 """The benchmark layer: what every script under ``benchmarks/`` and the suite share.
 
 - :mod:`~recsampling.bench.contenders`: the contenders behind one fit interface (ours from the
-  registries, ``implicit``'s ALS / BPR / item-kNN, popularity);
+  registries, ``implicit``'s ALS / BPR / item-kNN, popularity), the peers' search spaces and the
+  speed pairs' settings;
 - :mod:`~recsampling.bench.store`: the cell store (one JSON file per finished fit, resumable);
 - :mod:`~recsampling.bench.report`: mean +- standard error over seeds, the tidy table, Markdown;
 - :mod:`~recsampling.bench.plots`: the suite's PNGs;
-- :mod:`~recsampling.bench.flags`: the scripts' shared flags, result files and JSON-last-line output;
-- :mod:`~recsampling.bench.measure`: the speed scripts' repeat timer, memory readers, load and machine;
+- :mod:`~recsampling.bench.flags`: the scripts' shared flags, result paths and files, JSON-last-line output;
+- :mod:`~recsampling.bench.measure`: the speed scripts' repeat timer, epoch rate, memory readers, load
+  and machine;
 - :mod:`~recsampling.bench.mnar`: the randomized-test tasks and figures of the MNAR benchmarks;
 - :mod:`~recsampling.bench.saito`: the authors' protocol of Saito's code (its training loops and
   tuned values in :mod:`recsampling.samplers.saito`);

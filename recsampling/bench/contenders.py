@@ -13,21 +13,26 @@ and scores both with the same code.
 - :class:`ImplicitItemKNN`: ``implicit``'s item-item nearest neighbours (cosine or BM25);
 - :class:`Popularity`: every user gets the items by their number of training clicks.
 
-:data:`PEERS` lists the peers with their documented defaults; :func:`peer` finds one.
+:data:`PEERS` lists the peers with their documented defaults and their search spaces (each a tuple of
+:class:`Knob`: an Optuna range and the points of a grid over it); :func:`peer` finds one.
+:func:`speed_params` gives ours' training settings in the speed benchmarks.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["Fit", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
-           "CHECKPOINTS"]
+from recsampling.models.base import FACTORS
+
+__all__ = ["Fit", "Knob", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
+           "CHECKPOINTS", "speed_params"]
 
 #: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
 CHECKPOINTS = 10
@@ -72,6 +77,43 @@ class Fit:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """One hyper-parameter of a peer: its Optuna range and the points of a grid search over it.
+
+    Attributes
+    ----------
+    name : str
+        The estimator's keyword argument.
+    low, high : float, optional
+        The range of a float (an int with ``integer``); None for a categorical knob.
+    log : bool
+        Draw on a log scale.
+    integer : bool
+        An int range.
+    choices : tuple
+        A categorical knob's values.
+    grid : tuple
+        The points of a grid search (:meth:`Contender.grid`), inside the range.
+    """
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple = ()
+    grid: tuple = ()
+
+    def suggest(self, trial):
+        """Draw the knob from an Optuna trial."""
+        if self.choices:
+            return trial.suggest_categorical(self.name, self.choices)
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+
+@dataclass(frozen=True)
 class Contender:
     """A model a benchmark fits; :attr:`library` and :attr:`method` name it in tables.
 
@@ -85,17 +127,33 @@ class Contender:
         A peer's own hyper-parameters (its documentation); empty for ours.
     linestyle : str
         Of its learning curve in plots (peers are drawn in black).
+    space : tuple of Knob
+        A peer's search space (:meth:`search_space`, :meth:`grid`); empty for ours, whose space is
+        :func:`recsampling.tuning.search_space`'s, and for a peer without parameters.
+    max_iterations : int, optional
+        A peer's most iterations in a search (a trial reads its best at the checkpoints).
     """
 
     library: str
     method: str
     defaults: dict = field(default_factory=dict)
     linestyle: str = "-"
+    space: tuple = ()
+    max_iterations: int | None = None
 
     @property
     def label(self) -> str:
         """``"<library> + <method>"``, the row label of the tables."""
         return f"{self.library} + {self.method}"
+
+    def search_space(self, trial) -> dict:
+        """Draw the parameters of :attr:`space` from an Optuna trial (``iterations`` not among them)."""
+        return {k.name: k.suggest(trial) for k in self.space}
+
+    def grid(self) -> dict:
+        """The grid over :attr:`space`: each knob's name and its points (a knob without points left
+        out: the estimator's default)."""
+        return {k.name: list(k.grid) for k in self.space if k.grid}
 
     def fit(self, train, params: dict, random_state=None, *, n_threads: int | None = None, device: str = "cpu",
             on_checkpoint: Checkpoint | None = None, checkpoint_every: int | None = None) -> Fit:
@@ -266,13 +324,23 @@ class Popularity(Contender):
         return Fit(tables, float(time.perf_counter() - start), int(train.nnz))
 
 
-#: the peers, each with its documented defaults
+_FACTORS = Knob("factors", choices=FACTORS, grid=(64, 128))
+
+#: the peers, each with its documented defaults and its search space. The grids: BPR's the same as
+#: ours' MF-BPR (its ``regularization`` our ``2 * l2``); ALS's holds its defaults, the larger
+#: regularization that a high ``alpha`` needs, and up to 50 iterations (issue 19)
 PEERS: tuple[Contender, ...] = (
     ImplicitFactors("implicit", "bpr", dict(learning_rate=0.01, regularization=0.01, iterations=100), "--",
+                    (_FACTORS, Knob("learning_rate", 1e-3, 0.3, log=True, grid=(0.01, 0.05, 0.1)),
+                     Knob("regularization", 1e-5, 0.1, log=True, grid=(0.001, 0.01))), 200,
                     estimator="implicit.cpu.bpr:BayesianPersonalizedRanking"),
     ImplicitFactors("implicit", "als", dict(regularization=0.01, alpha=1.0, iterations=15), ":",
+                    (replace(_FACTORS, grid=(32, 64, 128)),
+                     Knob("regularization", 1e-3, 100.0, log=True, grid=(0.01, 0.1, 1.0, 10.0, 100.0)),
+                     Knob("alpha", 0.1, 100.0, log=True, grid=(1.0, 10.0, 40.0))), 50,
                     estimator="implicit.cpu.als:AlternatingLeastSquares"),
-    ImplicitItemKNN("implicit", "itemknn", dict(K=100, similarity="cosine"), "-."),
+    ImplicitItemKNN("implicit", "itemknn", dict(K=100, similarity="cosine"), "-.",
+                    (Knob("K", 10, 1000, log=True, integer=True), Knob("similarity", choices=("cosine", "bm25")))),
     Popularity("baseline", "most_popular", {}, "-."),
 )
 
@@ -280,3 +348,23 @@ PEERS: tuple[Contender, ...] = (
 def peer(library: str, method: str) -> Contender | None:
     """The peer of :data:`PEERS` called ``library + method``, None when there is none."""
     return next((c for c in PEERS if c.library == library and c.method == method), None)
+
+
+def speed_params(model: str, sampler: str, train, settings: Mapping) -> dict:
+    """:class:`Ours` ``params`` of the pair ``model + sampler`` in the speed benchmarks.
+
+    ``settings`` (``benchmarks/speed_settings.json``): its ``"defaults"``, with the sampler's entry
+    of ``"overrides"`` on top, and ``"torch_only"`` on top of those where no fused kernel takes the
+    model built on ``train`` (:func:`recsampling.fast.model_kind`: feature towers); the sampler gets
+    ``n_negatives=1`` (one negative per positive) where its constructor takes it.
+    """
+    from recsampling.fast import model_kind
+    from recsampling.models import make_model
+    from recsampling.samplers import SAMPLERS
+
+    params = {**settings["defaults"], **settings["overrides"].get(sampler, {})}
+    if model_kind(make_model(model, train, factors=2)) is None:
+        params.update(settings["torch_only"])
+    takes = "n_negatives" in inspect.signature(SAMPLERS[sampler].__init__).parameters
+    params["sampler_params"] = {"n_negatives": 1} if takes else {}
+    return params

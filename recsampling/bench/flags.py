@@ -3,7 +3,11 @@
 - :func:`add_flags`: the common flags (``--data-dir``, ``--seed``, ``--seeds``, ``--threads``,
   ``--quick``, ``--json``, ``--no-write``, ``--tag``), each with one meaning everywhere; a script
   picks its own default and help text;
-- :func:`write_results`: ``<stem>.json`` (and ``<stem>.md``) in the results folder;
+- :func:`command_line`: the command that reproduces a run, for its result file;
+- :func:`check_threads`: a usage error when ``--threads`` exceeds numba's pool;
+- :func:`result_path`: where a script's results go, ``results/<name>_<part>..[_<tag>].json`` beside
+  it unless ``--out`` says otherwise;
+- :func:`write_results`: that JSON file (and its ``.md`` beside it);
 - :func:`emit`: the human-readable text, and with ``--json`` one JSON object as the last stdout
   line (the text then goes to stderr), the contract every script's checks read.
 """
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from recsampling._utils import positive_int
 
-__all__ = ["DATA_DIR", "add_flags", "write_results", "emit"]
+__all__ = ["DATA_DIR", "add_flags", "check_threads", "command_line", "result_path", "write_results", "emit"]
 
 #: ``../shared/data`` beside the checkout holding this package
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -68,18 +72,49 @@ def add_flags(parser: argparse.ArgumentParser, *names: str, defaults: dict | Non
     return parser
 
 
-def write_results(folder: str | Path, stem: str, result: dict, text: str | None = None, indent: int = 1,
-                  **dumps) -> Path:
-    """Write ``result`` to ``folder/<stem>.json`` (and ``text`` to ``<stem>.md``); returns the JSON path.
+def command_line(script: str | Path, argv=None) -> str:
+    """``python benchmarks/<script's name> <argv>`` (``argv`` None: this process's arguments)."""
+    return " ".join(["python", f"benchmarks/{Path(script).name}", *(sys.argv[1:] if argv is None else argv)])
 
-    ``dumps`` goes to :func:`json.dumps` (e.g. ``default=float``).
+
+def check_threads(parser: argparse.ArgumentParser, threads: int) -> None:
+    """A usage error (``parser.error``) when ``threads`` exceeds numba's thread pool, which its
+    ``NUMBA_NUM_THREADS`` fixes when numba loads."""
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        parser.error(f"--threads {threads} exceeds numba's pool ({numba.config.NUMBA_NUM_THREADS}); "
+                     "set NUMBA_NUM_THREADS")
+
+
+def result_path(script: str | Path, *parts, tag: str = "", out: str | Path | None = None) -> Path:
+    """Where a script writes its results: ``out`` when given, else ``results/<stem>.json`` beside
+    ``script`` (its ``__file__``).
+
+    The stem is the ``parts`` that are not empty (nor False nor None) and ``tag``, joined by ``_``:
+    ``result_path(__file__, "mnar", dataset, args.quick and "quick", tag=args.tag)`` is
+    ``results/mnar_coat_quick.json`` for ``--quick`` on Coat.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}.json"
-    path.write_text(json.dumps(result, indent=indent, **dumps))
+    if out is not None:
+        return Path(out)
+    stem = "_".join(str(p) for p in (*parts, tag) if p)
+    if not stem:
+        raise ValueError("a result file needs a name")
+    return Path(script).resolve().parent / "results" / f"{stem}.json"
+
+
+def write_results(path: str | Path, result: dict, text: str | None = None, indent: int = 1, newline: bool = False,
+                  **dumps) -> Path:
+    """Write ``result`` to ``path`` (a ``.json`` file, its folder created) and ``text`` to the ``.md``
+    beside it; returns ``path``.
+
+    ``newline`` ends the JSON with one; ``dumps`` goes to :func:`json.dumps` (e.g. ``default=float``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=indent, **dumps) + ("\n" if newline else ""))
     if text is not None:
-        (folder / f"{stem}.md").write_text(text + "\n")
+        path.with_suffix(".md").write_text(text + "\n")
     return path
 
 

@@ -1,6 +1,7 @@
 """What the speed scripts under ``benchmarks/`` measure with: wall time of repeats, memory, the machine.
 
 - :func:`best_and_median`: a function's best and median wall time over repeats, after a warm-up;
+- :func:`epoch_rate`: a fit's training samples per second, the first epoch (compiles, bindings) left out;
 - :func:`peak_rss_mb` / :func:`rss_mb` / :func:`reset_peak_rss`: this process's resident memory
   (Linux ``/proc/self/status``), and a reset of its peak;
 - :func:`peak_rss_gib`: the peak by ``getrusage`` (``ru_maxrss``), in GiB;
@@ -18,7 +19,7 @@ import resource
 import time
 from typing import Callable
 
-__all__ = ["best_and_median", "peak_rss_mb", "rss_mb", "reset_peak_rss", "peak_rss_gib", "loadavg", "machine"]
+__all__ = ["best_and_median", "epoch_rate", "peak_rss_mb", "rss_mb", "reset_peak_rss", "peak_rss_gib", "loadavg", "machine"]
 
 
 def best_and_median(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -33,6 +34,16 @@ def best_and_median(fn: Callable[[], object], repeats: int) -> tuple[float, floa
         fn()
         ts.append(time.perf_counter() - t)
     return float(np.min(ts)), float(np.median(ts))
+
+
+def epoch_rate(history) -> float:
+    """Median ``samples_per_s`` over the epochs of a Trainer's ``history`` after the first (which pays
+    for numba's compile when its disk cache is cold, and for the kernel's binding); the first alone
+    when it is the only one."""
+    import numpy as np
+
+    rates = [h["samples_per_s"] for h in history]
+    return float(np.median(rates[1:] if len(rates) > 1 else rates))
 
 
 def _status_mb(field: str) -> float | None:

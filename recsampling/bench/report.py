@@ -1,6 +1,7 @@
 """Reports of benchmark runs: mean +- standard error over seeds, the tidy table, Markdown tables.
 
 - :func:`mean_se` / :func:`mean_se_by`: each figure's mean and standard error over runs;
+  :func:`mean_and_se` the same as ``{figure: {"mean", "se"}}``;
 - :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure;
 - :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
   :func:`false_negative_rates`: the suite's tables built from cell records
@@ -17,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["mean_se", "mean_se_by", "method_table", "tidy", "summary", "markdown", "results_by_dataset",
+__all__ = ["mean_se", "mean_se_by", "mean_and_se", "method_table", "tidy", "summary", "markdown", "results_by_dataset",
            "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
 
 
@@ -51,6 +52,13 @@ def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) 
         elif always:
             out[key + suffix] = 0.0 if v.size else None
     return out
+
+
+def mean_and_se(runs: Sequence[dict], *, single=None) -> dict:
+    """:func:`mean_se` as ``{figure: {"mean": mean, "se": standard error}}``, a figure with a single
+    value (or none) having the standard error ``single`` (e.g. None, 0.0 or NaN)."""
+    ms = mean_se(runs)
+    return {key: {"mean": ms[key], "se": ms.get(key + "_se", single)} for key in runs[0]}
 
 
 def mean_se_by(groups: Mapping[str, Sequence[dict]], **kw) -> dict:
