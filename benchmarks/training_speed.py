@@ -65,8 +65,9 @@ def load_movielens(data_dir: Path, dataset: str):
     folder = data_dir / dataset
     if not (folder / ("u.data" if dataset == "ml-100k" else "pairs.csv.gz")).is_file():
         return None
-    data = read_movielens(folder)
-    return data.to_implicit(4.0) if dataset == "ml-100k" else data
+    if dataset == "ml-100k":
+        return read_movielens(folder).to_implicit(4.0)
+    return read_movielens(folder, features=False)  # the pairs only, as the figures
 
 
 def synthetic_ml1m(seed: int = 0, n_users: int = 6040, n_items: int = 3706, nnz: int = 1_000_209):
