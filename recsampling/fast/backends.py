@@ -192,15 +192,11 @@ def _mf_runner(model, sampler, *, optimizer: str, lr: float, l2: float, n_thread
     bitmap = interaction_bitmap(indptr, indices, n_items)
 
     def run(seed):
-        # the bias vectors one per cache line for the epoch (fast.mf._spread), then written back
-        vectors = (tables[2], tables[3], accs[2], accs[3], flips[2], flips[3], flip_accs[2], flip_accs[3])
-        s = [K._spread(a) for a in vectors]
+        # the bias vectors one per cache line for the epoch, then written back
+        spread = K.spread_vectors(tables, accs, flips, flip_accs)
         iopt[K.I_PREFETCH] = int(numba.get_num_threads() > 1)  # alone, a thread's prefetches only cost
-        out = K.mf_epoch(indptr, indices, bitmap, prob, alias, click_w, user_w, (U, V, s[0], s[1]),
-                         (accs[0], accs[1], s[2], s[3]), (flips[0], flips[1], s[4], s[5]),
-                         (flip_accs[0], flip_accs[1], s[6], s[7]), iopt, fopt, seed)
-        for a, spread in zip(vectors, s):
-            K._gather(a, spread)
+        out = K.mf_epoch(indptr, indices, bitmap, prob, alias, click_w, user_w, *spread, iopt, fopt, seed)
+        K.gather_vectors((tables, accs, flips, flip_accs), spread)
         return out
 
     return FusedEpochs(name=f"numba mf+{sampler.name} ({optimizer})", run=run, n_threads=_resolve_threads(n_threads),

@@ -54,7 +54,7 @@ from recsampling.fast.draws import (_FASTMATH, _GOLDEN, BLOCK_SIZE, _bounded, _d
                                     _lower_bound, _mix, prefetch_row)
 
 __all__ = ["CHUNK", "LOSS_BPR", "LOSS_BPO", "LOSS_NBPO", "LOSS_REL", "LOSS_UBPR", "OPT_SGD", "OPT_ADAGRAD",
-           "DRAW_REJECT", "DRAW_OTHER", "mf_epoch", "mf_rows"]
+           "DRAW_REJECT", "DRAW_OTHER", "gather_vectors", "mf_epoch", "mf_rows", "spread_vectors"]
 
 # loss kinds
 LOSS_BPR, LOSS_BPO, LOSS_NBPO, LOSS_REL, LOSS_UBPR = 0, 1, 2, 3, 4
@@ -482,19 +482,12 @@ def mf_rows(users, items, mask, w0, wu, pw, tables, accs, flips, flip_accs, iopt
     gu = np.empty(tables[0].shape[1], dtype=tables[0].dtype)
     pf = np.empty(max(1, flips[0].shape[1]), dtype=flips[0].dtype)
     pg = np.empty(max(1, flips[0].shape[1]), dtype=flips[0].dtype)
-    U, V, bu0, bi0 = tables
-    aU, aV, abu0, abi0 = accs
-    P, Q, cu0, ci0 = flips
-    aP, aQ, acu0, aci0 = flip_accs
-    bu, bi, abu, abi = _spread(bu0), _spread(bi0), _spread(abu0), _spread(abi0)
-    cu, ci, acu, aci = _spread(cu0), _spread(ci0), _spread(acu0), _spread(aci0)
+    spread = spread_vectors(tables, accs, flips, flip_accs)
     total = 0.0
     for r in range(users.shape[0]):
-        total += _row(users[r], items[r], mask[r], w0[r], wu[r], pw[r], (U, V, bu, bi), (aU, aV, abu, abi),
-                      (P, Q, cu, ci), (aP, aQ, acu, aci), iopt, fopt, x, g, gg, ge, me, gm, pu, gu, pf, pg)
-    for dense, spread in ((bu0, bu), (bi0, bi), (abu0, abu), (abi0, abi), (cu0, cu), (ci0, ci), (acu0, acu),
-                          (aci0, aci)):
-        _gather(dense, spread)
+        total += _row(users[r], items[r], mask[r], w0[r], wu[r], pw[r], spread[0], spread[1], spread[2], spread[3],
+                      iopt, fopt, x, g, gg, ge, me, gm, pu, gu, pf, pg)
+    gather_vectors((tables, accs, flips, flip_accs), spread)
     return total
 
 
@@ -563,9 +556,20 @@ def _spread(a):
 
 
 @numba.njit(nogil=True, cache=True)
-def _gather(a, spread):
-    """Write a vector spread by :func:`_spread` back into ``a``."""
-    a[:] = spread[:, 0]
+def spread_vectors(tables, accs, flips, flip_accs):
+    """The four table tuples of :func:`mf_epoch` with their vectors (items 2 and 3 of each) spread."""
+    return ((tables[0], tables[1], _spread(tables[2]), _spread(tables[3])),
+            (accs[0], accs[1], _spread(accs[2]), _spread(accs[3])),
+            (flips[0], flips[1], _spread(flips[2]), _spread(flips[3])),
+            (flip_accs[0], flip_accs[1], _spread(flip_accs[2]), _spread(flip_accs[3])))
+
+
+@numba.njit(nogil=True, cache=True)
+def gather_vectors(dense, spread):
+    """Write the vectors of :func:`spread_vectors`'s tuples ``spread`` back into those of ``dense``."""
+    for k in numba.literal_unroll((0, 1, 2, 3)):
+        dense[k][2][:] = spread[k][2][:, 0]
+        dense[k][3][:] = spread[k][3][:, 0]
 
 
 @numba.njit(nogil=True, parallel=True, fastmath=_FASTMATH, cache=True)
@@ -588,8 +592,8 @@ def mf_epoch(indptr, indices, bitmap, alias_prob, alias_index, click_w, user_w,
     user_w : float64 (n_users,) or empty
         REL's unobserved weight per user.
     tables : (U (n_users, d), V (n_items, d), b_u (n_users, 16) or empty, b_i (n_items, 16) or empty)
-        float32, updated in place; the bias vectors spread, one per cache line (:func:`_spread`,
-        :func:`_gather`); ``accs`` the same shapes (Adagrad's sums) or empty arrays.
+        float32, updated in place; the bias vectors spread, one per cache line
+        (:func:`spread_vectors`, :func:`gather_vectors`); ``accs`` the same shapes (Adagrad's sums) or empty arrays.
     flips, flip_accs : (P, Q, c_u, c_i) and their Adagrad sums, NBPO's flip parameters (empty if
         unused; ``c_u``, ``c_i`` spread)
     iopt, fopt : the integer and float options (``I_*``, ``F_*``)
