@@ -470,7 +470,9 @@ def build_parser(prog: str = "benchmarks/run.py") -> argparse.ArgumentParser:
 
     p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                        epilog="A second run with the same --out reuses every finished cell with the same configuration.")
-    p.add_argument("--out", default="benchmarks/results/suite", help="run folder (default benchmarks/results/suite)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default benchmarks/results/suite; with --quick benchmarks/results/suite_quick, "
+                        "so that a smoke run leaves the recorded suite alone)")
     p.add_argument("--quick", action="store_true",
                    help="smoke mode: small synthetic world + Coat (when present), few epochs, 2 seeds (< 3 min)")
     p.add_argument("--datasets", default=None,
@@ -511,6 +513,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     import torch
 
     a = build_parser(prog).parse_args(argv)
+    if a.out is None:
+        a.out = "benchmarks/results/suite_quick" if a.quick else "benchmarks/results/suite"
     # before any cell: a device torch cannot use or a folder that cannot take the results fails now
     resolve_device(a.device)
     check_writable(a.out, what="--out")

@@ -170,3 +170,10 @@ def test_opt_in_peers_run_and_report(tmp_path):
     assert sorted(res.ran) == ["synthetic__baseline__most_popular__seed0", "synthetic__implicit__itemknn__seed0"]
     table = res.table.set_index("method")
     assert table.loc["itemknn", "true_ndcg@10"] > 0 and table.loc["most_popular", "true_ndcg@10"] > 0
+
+
+def test_a_quick_run_without_out_leaves_the_recorded_suite_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default folders are relative to the working directory
+    for argv, folder in ((["--quick", "--report"], "suite_quick"), (["--report"], "suite")):
+        with pytest.raises(ValueError, match=f"no finished cells in benchmarks/results/{folder}$"):
+            suite.main(argv)
