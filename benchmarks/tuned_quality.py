@@ -49,64 +49,22 @@ PEERS = {"implicit+als": ("implicit", "als"), "implicit+bpr": ("implicit", "bpr"
 QUICK_WORLD = dict(n_users=120, n_items=150, target_interactions=3000, n_logged_lists=0)
 
 
-def _peer_space(name: str, trial, quick: bool, big: bool) -> dict:
-    """The Optuna space of a peer contender (:attr:`~recsampling.bench.contenders.Contender.space`) and
-    its ``iterations``, the most a trial runs (4 with ``--quick``, at most 100 on ML-1M)."""
+def _peer(name: str):
     from recsampling.bench.contenders import peer
 
-    contender = peer(*PEERS[name])
-    space = contender.search_space(trial)
-    if contender.max_iterations is not None:
-        space["iterations"] = 4 if quick else min(contender.max_iterations, 100) if big else contender.max_iterations
-    return space
-
-
-def _fit_peer(name: str, params: dict, train, seed: int, threads: int, on_checkpoint=None):
-    """Fit the peer ``name`` on ``train`` (:mod:`recsampling.bench.contenders`); its scoring tables ``(U, V)``.
-
-    ``on_checkpoint(iteration, tables)`` is called every tenth of the iterations (implicit's
-    factor models) and may raise ``optuna.TrialPruned``.
-    """
-    from recsampling.bench.contenders import peer
-
-    contender = peer(*PEERS[name])
-    hook = None if on_checkpoint is None else (lambda step, tables, _: on_checkpoint(step, tables))
-    return contender.fit(train, params, seed, n_threads=threads, on_checkpoint=hook).model
+    return peer(*PEERS[name])
 
 
 def _tune_peer(name: str, valid_task, n_trials: int, seed: int, threads: int, quick: bool, big: bool):
-    """An Optuna study of a peer on the validation task; ``(best_params, best_value, study)``."""
-    import optuna
+    """:func:`recsampling.bench.contenders.tune_peer` of a peer, at most 4 iterations a trial with
+    ``--quick`` and 100 on ML-1M; ``(best_params, best_value, study)``."""
+    from recsampling.bench.contenders import tune_peer
 
-    if name == "popularity":
-        tables = _fit_peer(name, {}, valid_task.train, seed, threads)
-        return {}, valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"], None
-
-    def objective(trial):
-        params = _peer_space(name, trial, quick, big)
-        best = [-1.0, None]
-
-        def on_checkpoint(step, tables):
-            value = valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"]
-            if value > best[0]:
-                best[:] = [value, step]
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at iteration {step}")
-
-        tables = _fit_peer(name, params, valid_task.train, seed, threads, on_checkpoint)
-        if best[1] is None:  # no checkpoints (item-kNN): the fitted model
-            best[0] = valid_task.figures(tables, ["ndcg@10"], device="cpu")["ndcg@10"]
-        else:
-            trial.set_user_attr("iterations", best[1])
-        return best[0]
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=False)
-    best = study.best_trial
-    params = {**_peer_space(name, optuna.trial.FixedTrial(best.params), quick, big), **best.user_attrs}
-    return params, float(best.value), study
+    contender = _peer(name)
+    cap = contender.max_iterations
+    if cap is not None:
+        cap = 4 if quick else min(cap, 100) if big else cap
+    return tune_peer(contender, valid_task, n_trials, seed, n_threads=threads, max_iterations=cap)
 
 
 def _tune_ours(name: str, valid_task, n_trials: int, seed: int, fit: dict):
@@ -227,8 +185,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         if name in PEERS:
             params, value, study = _tune_peer(name, valid_task, args.trials, args.seed, args.threads, args.quick, big)
-            runs = [final.figures(_fit_peer(name, params, final.train, s, args.threads), FIGURES, device="cpu")
-                    for s in seeds]
+            runs = [final.figures(_peer(name).fit(final.train, params, s, n_threads=args.threads).model, FIGURES,
+                                  device="cpu") for s in seeds]
         else:
             params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
             runs = [_refit_ours(name, params, final, s, fit) for s in seeds]

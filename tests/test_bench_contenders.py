@@ -126,3 +126,32 @@ def test_speed_params_layer_defaults_overrides_and_the_torch_setting(rng):
     assert speed_params("mf", "dla", train, settings) == {"optimizer": "sgd", "lr": 0.5, "sampler_params": {}}
     featured = Interactions.from_csr(train.matrix, item_features=rng.random((train.n_items, 3)).astype(np.float32))
     assert speed_params("twotower", "bpr", featured, settings)["optimizer"] == "adam"
+
+
+def test_tune_peer_returns_the_best_trials_parameters_and_its_best_checkpoint(rng):
+    from recsampling.bench.contenders import tune_peer
+
+    train, test = _world(rng), _world(rng, test=True)
+    task = Task("tiny", train, test)
+    als = peer("implicit", "als")
+    params, value, study = tune_peer(als, task, 4, seed=0, max_iterations=6, metric="ndcg@5")
+    assert len(study.trials) == 4 and value == study.best_value
+    assert set(params) == {"factors", "regularization", "alpha", "iterations"}
+    assert {k: params[k] for k in study.best_params} == study.best_params
+    best = study.best_trial
+    # the value is the best checkpoint's (every tenth of the 6 iterations: each one), and it is where the trial stood
+    assert params["iterations"] == max(best.intermediate_values, key=best.intermediate_values.get)
+    assert value == best.intermediate_values[params["iterations"]] and 1 <= params["iterations"] <= 6
+    # refitting the best parameters for that many iterations gives the value back (seeded fits)
+    refit = als.fit(train, params, 0)
+    assert task.figures(refit.model, ["ndcg@5"], device="cpu")["ndcg@5"] == pytest.approx(value)
+
+
+def test_tune_peer_fits_a_peer_without_parameters_once_and_checks_its_trials(rng):
+    from recsampling.bench.contenders import tune_peer
+
+    task = Task("tiny", _world(rng), _world(rng, test=True))
+    params, value, study = tune_peer(peer("baseline", "most_popular"), task, 3, metric="ndcg@5")
+    assert params == {} and study is None and 0.0 < value <= 1.0
+    with pytest.raises(ValueError, match="n_trials"):
+        tune_peer(peer("implicit", "als"), task, 0)

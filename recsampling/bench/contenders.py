@@ -15,7 +15,8 @@ and scores both with the same code.
 
 :data:`PEERS` lists the peers with their documented defaults and their search spaces (each a tuple of
 :class:`Knob`: an Optuna range and the points of a grid over it); :func:`peer` finds one.
-:func:`speed_params` gives ours' training settings in the speed benchmarks.
+:func:`tune_peer` runs a peer's Optuna study; :func:`speed_params` gives ours' training settings in the
+speed benchmarks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from recsampling.models.base import FACTORS
 
 __all__ = ["Fit", "Knob", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
-           "CHECKPOINTS", "speed_params"]
+           "CHECKPOINTS", "speed_params", "tune_peer"]
 
 #: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
 CHECKPOINTS = 10
@@ -348,6 +349,85 @@ PEERS: tuple[Contender, ...] = (
 def peer(library: str, method: str) -> Contender | None:
     """The peer of :data:`PEERS` called ``library + method``, None when there is none."""
     return next((c for c in PEERS if c.library == library and c.method == method), None)
+
+
+def tune_peer(contender: Contender, valid_task, n_trials: int, seed: int = 0, *, n_threads: int = 1,
+              max_iterations: int | None = None, metric: str = "ndcg@10", n_startup_trials: int = 5):
+    """An Optuna study of a peer on a validation task: the peers' counterpart of
+    :func:`recsampling.tuning.run_study`.
+
+    Each trial draws :meth:`Contender.search_space`, fits on ``valid_task.train`` and is scored
+    on the task (:meth:`recsampling.tasks.Task.figures`, ``metric``). A factor peer is scored at
+    each of its checkpoints (every tenth of its iterations): the trial's value is its best
+    checkpoint, recorded as ``user_attrs["iterations"]``, and the median pruner may stop it there.
+    TPE is seeded by ``seed`` and starts with ``n_startup_trials`` random trials; every fit is
+    seeded by ``seed`` too, so trials differ by their parameters only.
+
+    Parameters
+    ----------
+    contender : Contender
+        A peer (e.g. ``peer("implicit", "als")``).
+    valid_task : recsampling.tasks.Task
+        Train on its training part, score on its test part (a validation split).
+    n_trials : int
+        Trials; a peer without parameters (:attr:`Contender.space` empty) is fitted once instead.
+    seed : int
+    n_threads : int
+        The peer's threads.
+    max_iterations : int, optional
+        The most iterations of a trial of a factor peer (default its :attr:`Contender.max_iterations`).
+    metric : str
+        Maximized, e.g. ``"ndcg@10"``.
+    n_startup_trials : int
+        Of TPE and of the median pruner.
+
+    Returns
+    -------
+    (dict, float, optuna.Study or None)
+        The best parameters (``iterations`` included: the best checkpoint's), their value, the
+        study (None for a peer without parameters).
+    """
+    import optuna
+
+    from recsampling._utils import check_int
+
+    check_int(n_trials, "n_trials", 1)
+    cap = contender.max_iterations if max_iterations is None else check_int(max_iterations, "max_iterations")
+
+    def score(model) -> float:
+        return float(valid_task.figures(model, [metric], device="cpu")[metric])
+
+    def space(trial) -> dict:
+        params = contender.search_space(trial)
+        return params if cap is None else {**params, "iterations": cap}
+
+    if not contender.space:
+        return {}, score(contender.fit(valid_task.train, {}, seed, n_threads=n_threads).model), None
+
+    def objective(trial) -> float:
+        best = [-1.0, None]
+
+        def on_checkpoint(step, model, _):
+            value = score(model)
+            if value > best[0]:
+                best[:] = [value, step]
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at iteration {step}")
+
+        fit = contender.fit(valid_task.train, space(trial), seed, n_threads=n_threads, on_checkpoint=on_checkpoint)
+        if best[1] is None:  # no checkpoints (item-kNN): the fitted model
+            return score(fit.model)
+        trial.set_user_attr("iterations", best[1])
+        return best[0]
+
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                                                   n_warmup_steps=1))
+    study.optimize(objective, n_trials=n_trials, show_progress_bar=False)
+    best = study.best_trial
+    return {**space(optuna.trial.FixedTrial(best.params)), **best.user_attrs}, float(best.value), study
 
 
 def speed_params(model: str, sampler: str, train, settings: Mapping) -> dict:
