@@ -32,18 +32,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 import numpy as np
 import torch
 
 from recsampling._utils import to_jsonable
 from recsampling.bench.flags import add_flags, command_line, result_path, write_results
+from recsampling.bench.negatives import WORLDS, monitored_fit
 from recsampling.bench.report import mean_and_se
 from recsampling.metrics import pooled_auc
-
-WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),
-          "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}
 
 
 def _patched(name: str, init, floor):
@@ -72,22 +69,13 @@ def measure(variant: dict, seed: int, world, rows: int = 20_000, threads: int = 
     """One fit of ``variant`` and its measurements (see the module docstring)."""
     from scipy.stats import spearmanr
 
-    from recsampling.diagnostics import FalseNegativeMonitor
-    from recsampling.models import make_model
-    from recsampling.train import Trainer
-
     v = dict(variant)
     name = v.pop("sampler", "cet")
     cls = _patched(name, v.pop("init", None), v.pop("floor", None))
-    train, test = world.clicks, world.unbiased_test
-    t0 = time.perf_counter()
-    m = make_model("mf", train, factors=32, random_state=seed)
-    s = cls(**v)
-    mon = FalseNegativeMonitor(s, m, world, train, test, n_rows=rows, random_state=seed)
-    Trainer(epochs=10, batch_size=1024, optimizer="adam", lr=0.01, l2=1e-4, progress=False, random_state=seed,
-            device="cpu", n_threads=threads, callbacks=[mon]).fit(m, s, train)
-    out = {"variant": variant, "seed": seed, "time_s": time.perf_counter() - t0,
-           "false_negative_rate": mon.history[-1]["false_negative_rate"], "true_ndcg@10": mon.history[-1]["true_ndcg@10"]}
+    fit = monitored_fit(cls(**v), world, seed=seed, epochs=10, rows=rows, threads=threads)
+    s, m, last = fit.sampler, fit.model, fit.history[-1]
+    out = {"variant": variant, "seed": seed, "time_s": fit.seconds,
+           "false_negative_rate": last["false_negative_rate"], "true_ndcg@10": last["true_ndcg@10"]}
     if name != "cet":
         return out
     from recsampling.samplers.cet import _log1mexp

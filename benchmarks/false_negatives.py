@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 import numpy as np
 
 from recsampling._utils import to_jsonable
 from recsampling.bench.flags import add_flags, command_line, result_path, write_results
+from recsampling.bench.negatives import WORLDS, monitored_fit
 from recsampling.bench.report import mean_and_se
 
 SAMPLERS = ("bpr", "dns", "tophard", "skiphard", "cet")
-WORLDS = {"quick": dict(n_users=300, n_items=500, target_interactions=15_000),      # the suite's --quick world
-          "default": dict(n_users=943, n_items=1682, target_interactions=100_000)}  # make_world's defaults
 WORLD = WORLDS["quick"]
 
 
@@ -41,28 +39,20 @@ def run(samplers=SAMPLERS, seeds=(0, 1, 2), epochs: int = 10, rows: int = 20_000
         world_kw: dict | None = None, threads: int = 2, params: dict | None = None) -> dict:
     """One model: every sampler's last-epoch figures over ``seeds``; ``params`` go to each sampler that takes them."""
     from recsampling.data import make_world
-    from recsampling.diagnostics import FalseNegativeMonitor
-    from recsampling.models import make_model
     from recsampling.samplers import make_sampler
     from recsampling.samplers.base import SAMPLERS as SAMPLERS_REGISTRY
-    from recsampling.train import Trainer
 
     logging.getLogger("recsampling.evaluation").setLevel(logging.ERROR)  # MAR test pairs that are clicks: dropped
     world = make_world(**(world_kw or WORLD), n_logged_lists=0, random_state=0)
-    train, test = world.clicks, world.unbiased_test
     params = dict(params or {})
     out: dict = {"world": world_kw or WORLD, "epochs": epochs, "rows": rows, "model": model, "seeds": list(seeds),
                  "params": params, "samplers": {}}
     for name in samplers:
         runs = []
         for seed in seeds:
-            t0 = time.perf_counter()
-            m = make_model(model, train, factors=32, random_state=seed)
             s = make_sampler(name, **{k: v for k, v in params.items() if SAMPLERS_REGISTRY.lookup(name)._takes(k)})
-            mon = FalseNegativeMonitor(s, m, world, train, test, n_rows=rows, random_state=seed)
-            Trainer(epochs=epochs, batch_size=1024, optimizer="adam", lr=0.01, l2=1e-4, progress=False,
-                    random_state=seed, device="cpu", n_threads=threads, callbacks=[mon]).fit(m, s, train)
-            runs.append({"history": mon.history, "time_s": time.perf_counter() - t0})
+            fit = monitored_fit(s, world, model=model, seed=seed, epochs=epochs, rows=rows, threads=threads)
+            runs.append({"history": fit.history, "time_s": fit.seconds})
         last = [{k: r["history"][-1][k] for k in ("false_negative_rate", "true_ndcg@10")} for r in runs]
         out["samplers"][name] = {
             **mean_and_se(last, single=float("nan")),

@@ -12,7 +12,8 @@
 - :mod:`~recsampling.bench.mnar`: the randomized-test tasks and figures of the MNAR benchmarks;
 - :mod:`~recsampling.bench.saito`: the authors' protocol of Saito's code (its training loops and
   tuned values in :mod:`recsampling.samplers.saito`);
-- :mod:`~recsampling.bench.dla`: the DLA benchmark's biased logs and eq. (7) diagnostics.
+- :mod:`~recsampling.bench.dla`: the DLA benchmark's biased logs and eq. (7) diagnostics;
+- :mod:`~recsampling.bench.negatives`: the false-negative benchmarks' worlds and monitored fit.
 
 A script under ``benchmarks/`` keeps only its own question (STYLE.md rule 17); loading a task is
 :func:`recsampling.tasks.load_task`'s, the grid and its orchestration :mod:`recsampling.suite`'s.
