@@ -31,3 +31,43 @@ def test_rare_candidates_keep_the_less_clicked_items():
     rare, threshold = rare_candidates(train, cand, 0.5)
     assert threshold == 1.5
     np.testing.assert_array_equal(rare, [[-1, -1, 2, -1], [3, 2, -1, -1], [-1, -1, -1, -1], [-1, 3, -1, -1]])
+
+
+def test_tune_on_clicks_is_seeded_and_tunes_on_the_training_clicks_only():
+    from recsampling.bench.contenders import Ours
+    from recsampling.bench.mnar import tune_on_clicks
+    from recsampling.data.synthetic import make_world
+
+    train = make_world(60, 80, 800, n_logged_lists=0, random_state=0).clicks
+    seen = []
+
+    def fit(part, hp):
+        seen.append((part.nnz, sorted(hp)))
+        return Ours("mf", "bpr").fit(part, dict(factors=4, epochs=1, lr=hp["lr"], batch_size=64), 0).model
+
+    def space(trial):
+        return {"lr": trial.suggest_float("lr", 1e-3, 1e-1, log=True), "unused": trial.suggest_int("unused", 0, 3)}
+
+    a = tune_on_clicks(train, fit, space, 3, metric="snips_dcg@5", seed=1, drop=("unused",))
+    b = tune_on_clicks(train, fit, space, 3, metric="snips_dcg@5", seed=1, drop=("unused",))
+    assert a["best_params"] == b["best_params"] and a["best_value"] == b["best_value"]  # seeded
+    assert a["n_trials"] == 3 and list(a["best_params"]) == ["lr"]  # the dropped knob is neither trained nor reported
+    assert a["fit_clicks"] + a["valid_clicks"] == train.nnz and all(n == a["fit_clicks"] for n, _ in seen)
+    assert all(keys == ["lr"] for _, keys in seen)
+    assert tune_on_clicks(train, fit, space, 1, metric="ndcg@5", seed=1)["metric"] == "ndcg@5"
+
+
+def test_randomized_markdown_shows_what_the_run_measured():
+    from recsampling.bench.mnar import randomized_markdown
+
+    keys = [f"{g}/{m}@{k}" for g in ("all", "rare") for m in ("dcg", "recall", "map", "dcg_norm", "rare_share")
+            for k in (3, 5, 8)]
+    row = {k: 0.5 for k in keys} | {"all/rare_share_random": 0.25}
+    info = {"rare_item_max_clicks": 3.0, "rare_items": 7, "n_items": 20}
+    real = randomized_markdown({"naive": row, "ubpr": row}, info, dataset="coat", seeds=2)
+    assert real.startswith("### coat: randomized test") and "| ubpr | 0.5000 |" in real and "random order: 0.250" in real
+    assert "Ideal loss" not in real and "authors' metrics" not in real and "Tuned" not in real
+    world = randomized_markdown({"naive": row | {"ideal_loss": 0.1, "ideal_loss_se": 0.01}}, info, dataset="synthetic",
+                                seeds=2, tuning={"naive": {"best_value": 0.2, "best_params": {"lr": 0.01}}},
+                                tune_text="Tuned here:")
+    assert "| naive | 0.10000 ± 0.01000 |" in world and "Tuned here:" in world and "lr=0.01" in world

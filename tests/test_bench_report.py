@@ -64,3 +64,12 @@ def test_mean_and_se_nests_mean_se_and_marks_a_single_value():
     got = mean_and_se([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": None}], single=float("nan"))
     assert got["a"] == {"mean": 2.0, "se": 1.0}
     assert got["b"]["mean"] == 2.0 and got["b"]["se"] != got["b"]["se"]  # one value: NaN
+
+
+def test_ratios_to_a_baseline():
+    from recsampling.bench.report import ratios_to
+
+    s = {"a": {"x": 2.0, "y": 3.0}, "base": {"x": 4.0, "y": 0.0}}
+    assert ratios_to(s, "base", ["x", "y"]) == {"a/x": 0.5, "base/x": 1.0}  # a zero baseline figure is left out
+    assert ratios_to(s, "base", ["x"], with_baseline=False) == {"a/x": 0.5}
+    assert ratios_to(s, "missing", ["x"]) == {}

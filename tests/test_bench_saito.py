@@ -216,3 +216,32 @@ def test_paired_diffs_are_run_by_run():
     assert out["a/x"] == {"diff": pytest.approx(1.0), "se": pytest.approx(d.std(ddof=1) / np.sqrt(3))}
     assert out["bpr/x"] == {"diff": 0.0, "se": 0.0}
     assert paired_diffs({"bpr": runs["bpr"][:1]}, "bpr", ["x"]) == {} and paired_diffs(runs, "none", ["x"]) == {}
+
+
+def test_run_authors_compares_every_method_with_bpr_run_by_run(tmp_path):
+    from recsampling.bench.saito import PAIRED_KEYS, authors_markdown, run_authors
+    from recsampling.samplers.saito import REPLICATION_RESULTS
+
+    write_fake_coat(tmp_path / "coat")
+    seeds_seen = []
+
+    def prepare(seed):
+        seeds_seen.append(seed)
+        return AuthorsData("coat", str(tmp_path), seed=seed)
+
+    def params_of(method):
+        return authors_params("coat", method, factors=4)
+
+    res = run_authors(prepare, ["bpr", "ubpr"], params_of, seeds=2, redraw=True, steps=3, batch_size=8, lr=0.01)
+    assert len(seeds_seen) == 2 and seeds_seen[1] == seeds_seen[0] + 1  # redraw: a new draw for the second run
+    assert all(len(res["runs"][m][k]) == 2 for m in ("bpr", "ubpr") for k in PAIRED_KEYS)
+    assert res["ratios_vs_bpr"]["bpr/dcg@5"] == pytest.approx(1.0)
+    assert res["ratios_vs_bpr"]["ubpr/dcg@5"] == pytest.approx(res["methods"]["ubpr"]["dcg@5"]
+                                                             / res["methods"]["bpr"]["dcg@5"])
+    assert res["paired_vs_bpr"]["bpr/dcg@5"] == {"diff": 0.0, "se": 0.0}
+    assert res["params"]["ubpr"]["dim"] == 4 and "beta" in res["params"]["ubpr"] and "beta" not in res["params"]["bpr"]
+    assert res["replication"] is REPLICATION_RESULTS["coat"]  # a Coat folder: the replication's table beside ours
+    assert res["replication_ratios_vs_bpr"]["ubpr/dcg@5"] == pytest.approx(0.132963 / 0.128614)
+    text = authors_markdown(res, "coat", 2)
+    assert "### coat, the authors' protocol (mean ± s.e. over 2 runs" in text and "The replication" in text
+    assert "Tuned" not in text  # no tuning asked for

@@ -13,17 +13,23 @@ reports, with the functions here:
 - the popularity propensities of Rel-MF / UBPR under three normalisations (:func:`item_propensities`).
 
 :func:`load_randomized_task` loads its tasks (also those of ``benchmarks/dla_positions.py``'s
-setting 2), :func:`randomized_figures` gathers the figures of one fitted model.
+setting 2), :func:`randomized_figures` gathers the figures of one fitted model,
+:func:`tune_on_clicks` gives a method an Optuna budget on the biased clicks alone, and
+:func:`randomized_markdown` writes the tables of a run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import Callable, Mapping
 
 import numpy as np
 
+from recsampling.bench.report import method_table
+
 __all__ = ["WORLD", "QUICK_WORLD", "TRAINING", "load_randomized_task", "rare_candidates", "item_propensities",
-           "rare_share", "ideal_loss", "n_relevant", "randomized_figures"]
+           "rare_share", "ideal_loss", "n_relevant", "randomized_figures", "tune_on_clicks", "randomized_markdown"]
 
 #: the synthetic world of the MNAR benchmarks (a fresh one per seed; no logged lists), and its --quick size
 WORLD = dict(n_users=943, n_items=1682, target_interactions=60_000)
@@ -166,3 +172,94 @@ def randomized_figures(model, task, rare_items: np.ndarray, *, ks=(3, 5, 8), met
         ev = AuthorsEvaluation(task.source.test)
         out.update({f"authors/{k}": v for k, v in ev(model, variants=False).items()})
     return out
+
+
+def tune_on_clicks(train, fit: Callable, space: Callable, n_trials: int, *, metric: str = "snips_dcg@5",
+                   valid_fraction: float = 0.2, seed: int = 0, device: str = "cpu", drop=()) -> dict:
+    """An Optuna search (TPE, ``seed``) for one method on a validation split of the *biased* clicks.
+
+    The split moves ``valid_fraction`` of each user's clicks in ``train`` to a validation set
+    (:func:`recsampling.data.splits.validation_split`, seeded); a trial trains ``fit(fit_part, hp)``
+    with ``hp = space(trial)`` (less the keys in ``drop``) and is scored by ``metric`` on the
+    validation clicks, ranked against all items the user did not click in the fit part.
+    ``snips_dcg@K`` (and the other ``ips_`` / ``snips_`` metrics) weight each validation click by
+    ``1 / theta_i`` with ``theta_i = (n_i / max n)^0.5`` from all of ``train``, self-normalized per user
+    (the "unbiased evaluator" of Saito et al.'s code; the same propensities for every method); ``ndcg@K``
+    is the plain, popularity-biased metric. A randomized test set is never seen.
+
+    Returns
+    -------
+    dict
+        ``best_params`` (less ``drop``), ``best_value``, ``metric``, ``n_trials``, ``valid_clicks``,
+        ``fit_clicks``, ``wall_s``.
+    """
+    import optuna
+
+    from recsampling.data.splits import validation_split
+    from recsampling.evaluation import evaluate
+    from recsampling.propensity import popularity_propensity
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    split = validation_split(train, valid_fraction, random_state=seed)
+    fit_train, valid = split.train, split.eval_test
+    base, _, k = metric.partition("@")
+    weighted = base.startswith(("ips_", "snips_"))
+    prop = popularity_propensity(train, 0.5)[valid.matrix.indices] if weighted else None  # > 0: clicked items
+
+    def objective(trial) -> float:
+        hp = {key: v for key, v in space(trial).items() if key not in drop}
+        res = evaluate(fit(fit_train, hp), valid, train=fit_train, ks=(int(k),), metrics=[base], propensities=prop,
+                       device=device)
+        value = float(res[metric])
+        if not np.isfinite(value):
+            raise optuna.TrialPruned(f"non-finite {metric}")
+        return value
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=n_trials, catch=(ValueError, RuntimeError))
+    return {"best_params": {key: v for key, v in study.best_params.items() if key not in drop},
+            "best_value": float(study.best_value), "metric": metric, "n_trials": len(study.trials),
+            "valid_clicks": int(valid.nnz), "fit_clicks": int(fit_train.nnz), "wall_s": time.perf_counter() - t0}
+
+
+def randomized_markdown(summary: Mapping[str, dict], info: dict, *, dataset: str, seeds: int, ks=(3, 5, 8),
+                        metrics=("dcg", "recall", "map"), delta: str = "squared", tuning: Mapping[str, dict] | None = None,
+                        tune_text: str = "") -> str:
+    """The Markdown tables of a run: each method's :func:`randomized_figures` (mean ± s.e. over the
+    seeds) on all and on the rare test items, the rare items' share of the top K, ``dcg_norm@K``, the
+    authors' metrics (real data), the true-relevance figures and the ideal loss (a world with a true
+    relevance), and the tuned values (``tuning``: method -> :func:`tune_on_clicks`' result, described by
+    ``tune_text``)."""
+    first = next(iter(summary.values()))
+    cols = [f"{m}@{k}" for m in metrics for k in ks]
+    md = [f"### {dataset}: randomized test, each user's test items ranked (mean ± s.e. over {seeds} seeds)",
+          "", method_table(summary, group="all", metrics=cols), "",
+          f"Rare items (training clicks <= {info['rare_item_max_clicks']:g}; {info['rare_items']} of "
+          f"{info['n_items']} items):", "", method_table(summary, group="rare", metrics=cols), "",
+          f"Share of rare items in each user's top K of all test items (random order: "
+          f"{first['all/rare_share_random']:.3f}):", "",
+          method_table(summary, group="all", metrics=[f"rare_share@{k}" for k in ks]), "",
+          "DCG normalized by the user's relevant test items (Saito et al.'s scale):", "",
+          method_table(summary, group="all", metrics=[f"dcg_norm@{k}" for k in ks]), ""]
+    if "authors/dcg@5" in first:
+        md += ["The same models under the authors' metrics (ratings of 5 relevant, ranks 1 and 2 both weighted 1, "
+               "normalised by the user's relevant items, every test user in the mean; `--protocol authors`):", "",
+               method_table(summary, group="authors", metrics=cols), ""]
+    if "ideal_loss" in first:
+        tcols = [f"{m}@{k}" for m in ("true_dcg", "true_ndcg", "true_recall") for k in ks]
+        md += ["True relevance (all test items):", "", method_table(summary, group="all", metrics=tcols), "",
+               "True relevance (rare test items):", "", method_table(summary, group="rare", metrics=tcols), "",
+               f"Ideal loss (delta={delta}) over all user-item pairs from the true relevance, the objective "
+               "Rel-MF's estimator targets (lower is better; pointwise methods only are calibrated):", "",
+               "| method | ideal loss |", "|---|---|"]
+        md += [f"| {m} | {d['ideal_loss']:.5f}" + (f" ± {d['ideal_loss_se']:.5f}" if "ideal_loss_se" in d else "") + " |"
+               for m, d in summary.items()]
+        md.append("")
+    if tuning:
+        md += [tune_text, "", "| method | validation | best values |", "|---|---|---|"]
+        for m, t in tuning.items():
+            vals = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["best_params"].items())
+            md.append(f"| {m} | {t['best_value']:.4f} | {vals} |")
+        md.append("")
+    return "\n".join(md)

@@ -2,6 +2,7 @@
 
 - :func:`mean_se` / :func:`mean_se_by`: each figure's mean and standard error over runs;
   :func:`mean_and_se` the same as ``{figure: {"mean", "se"}}``;
+- :func:`ratios_to`: each method's figures divided by a baseline method's;
 - :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure;
 - :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
   :func:`false_negative_rates`: the suite's tables built from cell records
@@ -18,8 +19,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["mean_se", "mean_se_by", "mean_and_se", "method_table", "tidy", "summary", "markdown", "results_by_dataset",
-           "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
+__all__ = ["mean_se", "mean_se_by", "mean_and_se", "ratios_to", "method_table", "tidy", "summary", "markdown",
+           "results_by_dataset", "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
 
 
 def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
@@ -64,6 +65,19 @@ def mean_and_se(runs: Sequence[dict], *, single=None) -> dict:
 def mean_se_by(groups: Mapping[str, Sequence[dict]], **kw) -> dict:
     """:func:`mean_se` of each group (e.g. method -> its runs over the seeds), in the groups' order."""
     return {name: mean_se(runs, **kw) for name, runs in groups.items()}
+
+
+def ratios_to(summary: Mapping[str, dict], baseline: str, keys: Sequence[str], *, with_baseline: bool = True) -> dict:
+    """``{"<method>/<key>": summary[method][key] / summary[baseline][key]}`` for every method and key.
+
+    Empty when ``baseline`` is not in ``summary``; a key the baseline lacks (or has as 0 or None) is
+    left out. ``with_baseline=False`` leaves out the baseline's own ratios (all 1).
+    """
+    base = summary.get(baseline)
+    if base is None:
+        return {}
+    return {f"{m}/{k}": d[k] / base[k] for m, d in summary.items() if with_baseline or m != baseline
+            for k in keys if base.get(k)}
 
 
 def method_table(summary: Mapping[str, dict], metrics: Sequence[str], group: str = "", digits: int = 4,

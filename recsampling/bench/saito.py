@@ -3,7 +3,23 @@
 Saito's code (``src/preprocess/preprocessor.py``, ``src/models/recommenders.py``, ``src/trainer.py``,
 ``src/evaluate/{evaluator,metrics}.py``, ``conf/{config,hyper_params}.yaml``) as Dassen, Chintam &
 Feenstra's replication ran it (Maximeswd/RecSys), rebuilt on our torch Trainer (Adam) and MF (no
-biases, Xavier-uniform start); ``benchmarks/mnar.py --protocol authors`` runs it.
+biases, Xavier-uniform start); ``benchmarks/mnar.py --protocol authors`` runs it:
+
+- data (:class:`AuthorsData`): ratings >= 4 are the training positives, every other pair is
+  unlabeled; item propensities ``(n_i / n_users)^0.5`` on Coat, ``(n_i / max n)^0.5`` on Yahoo! R3;
+  10% of all pairs held out; 10 pre-sampled items ``j`` per click (BPR: unlabeled ones; UBPR: any,
+  clicked or not);
+- training (:func:`fit_authors`): 1000 steps of 256 rows drawn with replacement, Adam lr 0.001, L2 on
+  the whole tables; BPR and UBPR on the fixed pairs, WMF, naive and Rel-MF on batches of half clicks,
+  half unlabeled pairs with the squared loss; their tuned ``dim``, ``lam``, ``clip``, ``beta``,
+  ``weight`` (:data:`recsampling.samplers.saito.AUTHORS_HYPER_PARAMS`), or :func:`tune_authors`' values;
+- test (:func:`authors_metrics`): every rated randomized pair is a candidate, only ratings of 5 are
+  relevant (their array is integer: the graded relevance is truncated), DCG with ranks 1 and 2 both
+  weighted 1, divided by the user's relevant items, averaged over *all* test users (a user without a
+  relevant item counts 0). Beside it, the same models under :data:`METRIC_VARIANTS` (one change at a
+  time, then ours), a random order's expectation and the popularity order (the replication's ``ip``).
+
+The pieces:
 
 - :class:`AuthorsData`: the preprocessing (positives, propensities, split, pre-sampled pairs);
 - :func:`fit_authors`: a method's training (its loop from :mod:`recsampling.samplers.saito`);
@@ -11,26 +27,34 @@ biases, Xavier-uniform start); ``benchmarks/mnar.py --protocol authors`` runs it
   :data:`METRIC_VARIANTS`, the random and the popularity orders;
 - :func:`unbiased_validation_dcg` / :func:`tune_authors`: their validation metric and a tuning
   study on it;
-- :func:`paired_diffs`: method minus baseline, run by run.
+- :func:`paired_diffs`: method minus baseline, run by run;
+- :func:`run_authors` / :func:`authors_markdown`: the protocol end to end (tuning, the runs, the
+  baselines, the replication's figures beside ours) and its tables.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Callable, Sequence
 
 import numpy as np
 
-from recsampling.bench.report import mean_se
+from recsampling.bench.report import mean_se, mean_se_by, method_table, ratios_to
 
 __all__ = ["AuthorsData", "AuthorsEvaluation", "authors_metrics", "distinct_draws", "fit_authors",
-           "unbiased_validation_dcg", "tune_authors", "paired_diffs", "METRIC_VARIANTS", "AUTHORS_DATA_SEED",
-           "KS", "BASE_METRICS"]
+           "unbiased_validation_dcg", "tune_authors", "paired_diffs", "run_authors", "authors_markdown", "METRIC_VARIANTS", "AUTHORS_DATA_SEED",
+           "KS", "BASE_METRICS", "PAIRED_KEYS", "RATIO_KEYS"]
 
 KS = (3, 5, 8)
 BASE_METRICS = ("dcg", "recall", "map")
 AUTHORS_PAIRS_PER_CLICK = 10  # ``samples = 10`` in preprocessor.py: the pre-sampled items j of each click
 AUTHORS_VALID_FRACTION = 0.1  # ``train_test_split(train, test_size=0.1)`` over *all* user-item pairs
 AUTHORS_DATA_SEED = 12345  # their preprocessing seeds (split, Bernoulli labels, pair samples)
+#: the figures kept per run (``runs``) and compared run by run with the baseline (``paired_vs_bpr``)
+PAIRED_KEYS = ("dcg@3", "dcg@5", "dcg@8", "recall@5", "map@5", "ours/dcg@5")
+#: the figures given as ratios to the baseline
+RATIO_KEYS = ("dcg@3", "dcg@5", "dcg@8", "recall@5", "map@5")
 
 #: the metric definitions reported beside the authors' (each a change of one thing, then ours)
 METRIC_VARIANTS = {
@@ -423,3 +447,125 @@ def paired_diffs(runs: dict[str, list[dict]], baseline: str, keys) -> dict:
             d = np.array([r[k] for r in rs]) - np.array([r[k] for r in runs[baseline]])
             out[f"{m}/{k}"] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))}
     return out
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_authors(prepare: Callable[[int], AuthorsData], methods: Sequence[str], params_of: Callable[[str], dict], *,
+                seeds: int, tune: int = 0, tune_seed: int = 0, redraw: bool = False, **fit) -> dict:
+    """The authors' protocol end to end, with progress on stderr; returns the result dict.
+
+    Parameters
+    ----------
+    prepare : callable
+        ``prepare(seed) -> AuthorsData``, the preprocessing with that seed; called once with
+        :data:`AUTHORS_DATA_SEED` (their runs share one split and one draw of the pairs, their fixed
+        ``.npy`` files), and with ``redraw`` once more per further run (``AUTHORS_DATA_SEED + run``:
+        the runs' spread then also holds that draw's share of the variance).
+    methods : sequence of str
+        Of :data:`recsampling.samplers.saito.AUTHORS_METHODS`.
+    params_of : callable
+        ``params_of(method)``: its values (:func:`recsampling.samplers.saito.authors_params`).
+    seeds : int
+        Runs (run ``k`` seeds the model's start and the batches with ``k``).
+    tune, tune_seed : int
+        With ``tune`` > 0, :func:`tune_authors` gives every method that many trials first (seed
+        ``tune_seed``); the runs then train its best values.
+    **fit
+        :func:`fit_authors`' keywords (``steps``, ``batch_size``, ``lr``, ``device``, ``n_threads``).
+
+    Returns
+    -------
+    dict
+        ``methods`` (mean, s.e. of every figure of :class:`AuthorsEvaluation`), ``ratios_vs_bpr``,
+        ``baselines`` (random and popularity orders), ``replication`` and its ratios (Coat), the
+        ``params`` trained, ``tuning``, ``runs`` and ``paired_vs_bpr`` (:data:`PAIRED_KEYS`, run by run).
+    """
+    from recsampling.samplers.saito import AUTHORS_BASELINE as baseline
+    from recsampling.samplers.saito import REPLICATION_RESULTS, REPORTED_PARAMS
+
+    t_start = time.perf_counter()
+    data = prepare(AUTHORS_DATA_SEED)
+    ev = AuthorsEvaluation(data.ds.test)
+    tuning = {}
+    for m in methods if tune else ():
+        tuning[m] = tune_authors(data, m, params_of(m), tune, tune_seed, **fit)
+        _say(f"# tuned {m:6s} unbiased validation dcg@5={tuning[m]['best_value']:.4f} {tuning[m]['best_params']} "
+             f"({tuning[m]['wall_s']:.0f}s)")
+    params = {m: {**params_of(m), **tuning.get(m, {}).get("best_params", {})} for m in methods}
+    per_seed: dict[str, list[dict]] = {m: [] for m in methods}
+    for seed in range(seeds):
+        run_data = prepare(AUTHORS_DATA_SEED + seed) if redraw and seed else data
+        for m in methods:
+            t0 = time.perf_counter()
+            model = fit_authors(run_data, m, seed, params[m], **fit)
+            fit_s = time.perf_counter() - t0
+            per_seed[m].append({**ev(model), "fit_s": fit_s})
+            _say(f"# seed {seed} {m:6s} dcg@5={per_seed[m][-1]['dcg@5']:.4f} ({fit_s:.1f}s)")
+    summary = mean_se_by(per_seed)
+    replication = REPLICATION_RESULTS.get(data.dataset, {})
+    return {"benchmark": "mnar", "protocol": "authors", "data": data.info(), "methods": summary,
+            "ratios_vs_bpr": ratios_to(summary, baseline, RATIO_KEYS + tuple(f"{v}/dcg@5" for v in METRIC_VARIANTS)),
+            "baselines": {"random": ev.random_order(), "popularity": ev.item_count_order(data.item_counts)},
+            "replication": replication, "replication_ratios_vs_bpr": ratios_to(replication, baseline, RATIO_KEYS),
+            "params": {m: {k: v for k, v in p.items() if k in ("dim", "lam") + REPORTED_PARAMS.get(m, ())}
+                       for m, p in params.items()},
+            "tuning": tuning, "metric_variants": METRIC_VARIANTS,
+            "runs": {m: {k: [r[k] for r in per_seed[m]] for k in PAIRED_KEYS} for m in methods},
+            "paired_vs_bpr": paired_diffs(per_seed, baseline, PAIRED_KEYS), "wall_s": time.perf_counter() - t_start}
+
+
+def _pairs(d: dict, spec: str) -> str:
+    """``k=v, ...`` with the floats formatted by ``spec``."""
+    return ", ".join(f"{k}={v:{spec}}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
+
+
+def authors_markdown(result: dict, dataset: str, runs: int, tune: int = 0) -> str:
+    """The Markdown tables of a :func:`run_authors` result: ours under their protocol with the
+    baselines, ratios and paired differences to BPR, the replication's table, the metric variants."""
+    from recsampling.samplers.saito import AUTHORS_BASELINE as baseline
+
+    summary, base, info = result["methods"], result["baselines"], result["data"]
+    cols = [f"{m}@{k}" for m in BASE_METRICS for k in KS]
+    pop = base["popularity"]
+    md = [f"### {dataset}, the authors' protocol (mean ± s.e. over {runs} runs; "
+          f"{info['test_users_with_relevant']} of {info['test_users']} test users have a relevant test item)", "",
+          method_table(summary, group="", metrics=cols), "",
+          "| baseline | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols),
+          "| random order (expected) | " + " | ".join(f"{base['random'][c]:.4f}" for c in cols) + " |",
+          "| popularity (10 tie-breaks) | " + " | ".join(f"{pop[c]:.4f} ± {pop[c + '_se']:.4f}" for c in cols) + " |",
+          "", "Ratios to BPR of the same run, and the difference to BPR run by run (mean ± s.e.):", "",
+          "| method | " + " | ".join(RATIO_KEYS) + " | dcg@5 − BPR | ours dcg@5 − BPR |",
+          "|---|" + "---|" * (len(RATIO_KEYS) + 2)]
+    for m in summary:
+        paired = [result["paired_vs_bpr"].get(f"{m}/{k}") for k in ("dcg@5", "ours/dcg@5")]
+        md.append(f"| {m} | " + " | ".join(f"{result['ratios_vs_bpr'].get(f'{m}/{r}', float('nan')):.3f}"
+                                           for r in RATIO_KEYS)
+                  + "".join(f" | {d['diff']:+.4f} ± {d['se']:.4f}" if d else " | " for d in paired) + " |")
+    md.append("")
+    if result["replication"]:
+        rep = result["replication"]
+        md += ["The replication (Maximeswd/RecSys, `paper_results/coat/original/ranking_all.csv`, 10 runs):", "",
+               "| method | " + " | ".join(cols) + " | dcg@5 / BPR |", "|---|" + "---|" * (len(cols) + 1)]
+        md += [f"| {m} | " + " | ".join(f"{d[c]:.4f}" for c in cols) + f" | {d['dcg@5'] / rep[baseline]['dcg@5']:.3f} |"
+               for m, d in rep.items()]
+        md.append("")
+    md += ["DCG@5 under the other metric definitions, same models (ratio to BPR in brackets):", "",
+           "| method | authors | " + " | ".join(METRIC_VARIANTS) + " |", "|---|---|" + "---|" * len(METRIC_VARIANTS)]
+    for m, d in summary.items():
+        cells = []
+        for key in ["dcg@5"] + [f"{v}/dcg@5" for v in METRIC_VARIANTS]:
+            ratio = result["ratios_vs_bpr"].get(f"{m}/{key}")
+            cells.append(f"{d[key]:.4f} ± {d.get(key + '_se', float('nan')):.4f}" + (f" ({ratio:.3f})" if ratio else ""))
+        md.append(f"| {m} | " + " | ".join(cells) + " |")
+    md += [""] + [f"- `{k}`: {v}" for k, v in METRIC_VARIANTS.items()] + [""]
+    md += ["Settings: " + "; ".join(f"{m}: {_pairs(p, '.3g')}" for m, p in result["params"].items()), "",
+           f"Data: {_pairs(info, '.4g')}", ""]
+    if result["tuning"]:
+        md += [f"Tuned ({tune} Optuna trials per method, the authors' unbiased DCG@5 on the held-out 10% "
+               "of the pairs):", "", "| method | validation | best values |", "|---|---|---|"]
+        md += [f"| {m} | {t['best_value']:.4f} | {_pairs(t['best_params'], '.3g')} |" for m, t in result["tuning"].items()]
+        md.append("")
+    return "\n".join(md)

@@ -21,7 +21,8 @@ from recsampling.samplers.base import Batch, Sampler
 from recsampling.samplers.mnar import delta_losses, ubpr_terms
 
 __all__ = ["AuthorsPairwise", "AuthorsPointwise", "AUTHORS_HYPER_PARAMS", "REPLICATION_HYPER_PARAMS",
-           "AUTHORS_METHODS", "AUTHORS_TRAINING", "authors_params", "authors_sampler", "authors_space"]
+           "AUTHORS_METHODS", "AUTHORS_BASELINE", "AUTHORS_TRAINING", "REPORTED_PARAMS", "REPLICATION_RESULTS",
+           "authors_params", "authors_sampler", "authors_space"]
 
 #: ``conf/hyper_params.yaml`` of usaito/unbiased-pairwise-rec (commit 42d3957): the authors' Optuna-tuned
 #: values (``dim`` embedding size, ``lam`` L2, Rel-MF's ``clip``, UBPR's ``beta``, WMF's ``weight``).
@@ -69,6 +70,28 @@ REPLICATION_HYPER_PARAMS = {
 }
 REPLICATION_HYPER_PARAMS["replication-latest"]["yahoo-r3"] = REPLICATION_HYPER_PARAMS["replication"]["yahoo-r3"]
 AUTHORS_METHODS = ("wmf", "naive", "relmf", "bpr", "ubpr")
+#: the method every other one is compared with, run by run
+AUTHORS_BASELINE = "bpr"
+#: beside ``dim`` and ``lam``, the values of :func:`authors_params` a result reports per method
+REPORTED_PARAMS = {"wmf": ("weight",), "relmf": ("clip",), "ubpr": ("beta", "ubpr_clip")}
+#: Dassen, Chintam & Feenstra's replication with the authors' code (Maximeswd/RecSys,
+#: ``paper_results/coat/original/ranking_all.csv``, mean of 10 runs), and the s.e. of DCG@5 over those runs
+#: computed from their per-run ``logs/coat/original/<method>/results/aoa_all.csv``; ``popularity`` is their ``ip``.
+REPLICATION_RESULTS = {"coat": {
+    "wmf": {"dcg@3": 0.1068805, "dcg@5": 0.1319969, "dcg@8": 0.1540414, "recall@3": 0.115882, "recall@5": 0.1695573,
+            "recall@8": 0.230657, "map@3": 0.0924302, "map@5": 0.1092844, "map@8": 0.1233268, "dcg@5_se": 0.0029},
+    "expomf": {"dcg@3": 0.0865942, "dcg@5": 0.106924, "dcg@8": 0.1269105, "recall@3": 0.0939856, "recall@5": 0.1377351,
+               "recall@8": 0.1932206, "map@3": 0.074343, "map@5": 0.0876369, "map@8": 0.1005059},
+    "relmf": {"dcg@3": 0.11021, "dcg@5": 0.134262, "dcg@8": 0.154623, "recall@3": 0.1207213, "recall@5": 0.1723246,
+              "recall@8": 0.2285654, "map@3": 0.0934413, "map@5": 0.1101561, "map@8": 0.123643, "dcg@5_se": 0.0022},
+    "bpr": {"dcg@3": 0.1067488, "dcg@5": 0.128614, "dcg@8": 0.1498999, "recall@3": 0.1185171, "recall@5": 0.1653725,
+            "recall@8": 0.2244584, "map@3": 0.0897395, "map@5": 0.1041108, "map@8": 0.117158, "dcg@5_se": 0.0024},
+    "ubpr": {"dcg@3": 0.11121, "dcg@5": 0.132963, "dcg@8": 0.1527447, "recall@3": 0.1209261, "recall@5": 0.167691,
+             "recall@8": 0.2229563, "map@3": 0.0959539, "map@5": 0.1108479, "map@8": 0.1237603, "dcg@5_se": 0.0015},
+    "popularity": {"dcg@3": 0.0854458, "dcg@5": 0.1109223, "dcg@8": 0.1343302, "recall@3": 0.0969048,
+                   "recall@5": 0.152645, "recall@8": 0.2177915, "map@3": 0.0694349, "map@5": 0.0853155,
+                   "map@8": 0.1028948},
+}}
 #: ``conf/config.yaml``: Adam's learning rate and the batch size. Its ``max_iters: 10`` cannot be what the
 #: papers ran (the models stay at random level, usaito/unbiased-pairwise-rec#3); 1000 is the default of
 #: ``max_iters`` in their ``trainer.py`` (``Trainer``, ``train_pointwise``, ``train_pairwise``).
