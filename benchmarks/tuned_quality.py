@@ -67,40 +67,6 @@ def _tune_peer(name: str, valid_task, n_trials: int, seed: int, threads: int, qu
     return tune_peer(contender, valid_task, n_trials, seed, n_threads=threads, max_iterations=cap)
 
 
-def _tune_ours(name: str, valid_task, n_trials: int, seed: int, fit: dict):
-    """:func:`recsampling.tuning.run_study` of ``MODEL+SAMPLER``; ``(config, best_value, study)``."""
-    import optuna
-
-    from recsampling.tuning import best_config, run_study
-
-    model, sampler = name.split("+")
-    study = run_study(model, sampler, valid_task.train, valid_task.test, n_trials=n_trials,
-                      storage=optuna.storages.InMemoryStorage(), study_name=name, seed=seed, epochs=fit["epochs"],
-                      metric="ndcg@10", n_startup_trials=5, heartbeat_interval=None,
-                      **{k: v for k, v in fit.items() if k != "epochs"})
-    config = best_config(study)
-    steps = study.best_trial.intermediate_values  # epoch (from 0) -> validation NDCG@10
-    config["epochs"] = max(steps, key=steps.get) + 1 if steps else fit["epochs"]
-    return config, config.pop("value"), study
-
-
-def _refit_ours(name: str, config: dict, task, seed: int, fit: dict) -> dict:
-    from recsampling.recommender import Recommender
-
-    model, sampler = name.split("+")
-    rec = Recommender(model=model, sampler=sampler, model_params=config["model_params"],
-                      sampler_params=config["sampler_params"], lr=config["lr"], l2=config["l2"],
-                      random_state=seed, metric="ndcg@10", **{**fit, "epochs": config["epochs"]})
-    return task.figures(rec.fit(task.train), FIGURES, device="cpu")
-
-
-def _trials(study) -> dict:
-    if study is None:
-        return {"run": 0, "complete": 0, "pruned": 0}
-    states = [t.state.name for t in study.trials]
-    return {"run": len(states), "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from recsampling._utils import positive_int
@@ -127,8 +93,9 @@ def main(argv=None) -> int:
     import optuna
     import torch
 
-    from recsampling.samplers import samplers_for
+    from recsampling.bench.contenders import refit_ours, trial_counts, tune_ours
     from recsampling.bench.measure import loadavg, machine
+    from recsampling.samplers import samplers_for
     from recsampling.bench.report import mean_and_se
     from recsampling.tasks import load_task
 
@@ -188,11 +155,12 @@ def main(argv=None) -> int:
             runs = [final.figures(_peer(name).fit(final.train, params, s, n_threads=args.threads).model, FIGURES,
                                   device="cpu") for s in seeds]
         else:
-            params, value, study = _tune_ours(name, valid_task, args.trials, args.seed, fit)
-            runs = [_refit_ours(name, params, final, s, fit) for s in seeds]
+            params, value, study = tune_ours(*name.split("+"), valid_task, args.trials, args.seed, **fit)
+            runs = [final.figures(refit_ours(*name.split("+"), params, final.train, s, **fit), FIGURES, device="cpu")
+                    for s in seeds]
         ms = mean_and_se(runs, single=0.0)
         results[name] = {**{f: ms[f] for f in FIGURES}, "best_params": params,
-                         "valid_ndcg@10": value, "trials": _trials(study), "per_seed": runs,
+                         "valid_ndcg@10": value, "trials": trial_counts(study), "per_seed": runs,
                          "seconds": round(time.perf_counter() - t0, 1)}
         print(f"{name}: test NDCG@10 {ms['ndcg@10']['mean']:.4f} ± {ms['ndcg@10']['se']:.4f} (valid {value:.4f}, "
               f"{results[name]['trials']}, {results[name]['seconds']:.0f}s) {params}", file=sys.stderr, flush=True)

@@ -155,3 +155,22 @@ def test_tune_peer_fits_a_peer_without_parameters_once_and_checks_its_trials(rng
     assert params == {} and study is None and 0.0 < value <= 1.0
     with pytest.raises(ValueError, match="n_trials"):
         tune_peer(peer("implicit", "als"), task, 0)
+
+
+def test_tune_ours_keeps_the_best_trials_best_epoch_and_refits_to_its_value(rng):
+    from recsampling.bench.contenders import refit_ours, trial_counts, tune_ours
+
+    train, test = _world(rng), _world(rng, test=True)
+    task = Task("tiny", train, test)
+    fit = dict(optimizer="adagrad", batch_size=256, device="cpu", n_threads=1)
+    config, value, study = tune_ours("mf", "bpr", task, 3, seed=0, epochs=3, metric="ndcg@5", **fit)
+    best = study.best_trial
+    assert value == study.best_value and set(config) >= {"lr", "l2", "model_params", "sampler_params", "epochs"}
+    assert config["epochs"] == max(best.intermediate_values, key=best.intermediate_values.get) + 1
+    assert trial_counts(study)["run"] == 3 and trial_counts(None) == {"run": 0, "complete": 0, "pruned": 0}
+    counts = trial_counts(study)
+    assert counts["complete"] + counts["pruned"] <= counts["run"]
+    # the best configuration trained again for its best epochs on the same data scores what the trial saw there
+    rec = refit_ours("mf", "bpr", config, train, 0, metric="ndcg@5", epochs=3, **fit)
+    assert len(rec.history_.history) == config["epochs"]
+    assert task.figures(rec, ["ndcg@5"], device="cpu")["ndcg@5"] == pytest.approx(value, abs=1e-6)

@@ -15,8 +15,9 @@ and scores both with the same code.
 
 :data:`PEERS` lists the peers with their documented defaults and their search spaces (each a tuple of
 :class:`Knob`: an Optuna range and the points of a grid over it); :func:`peer` finds one.
-:func:`tune_peer` runs a peer's Optuna study; :func:`speed_params` gives ours' training settings in the
-speed benchmarks.
+:func:`tune_peer` runs a peer's Optuna study, :func:`tune_ours` ours' (:func:`refit_ours` trains its best
+configuration again), :func:`trial_counts` counts a study's trials; :func:`speed_params` gives ours'
+training settings in the speed benchmarks.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from recsampling.models.base import FACTORS
 
 __all__ = ["Fit", "Knob", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
-           "CHECKPOINTS", "speed_params", "tune_peer"]
+           "CHECKPOINTS", "speed_params", "tune_peer", "tune_ours", "refit_ours", "trial_counts"]
 
 #: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
 CHECKPOINTS = 10
@@ -428,6 +429,54 @@ def tune_peer(contender: Contender, valid_task, n_trials: int, seed: int = 0, *,
     study.optimize(objective, n_trials=n_trials, show_progress_bar=False)
     best = study.best_trial
     return {**space(optuna.trial.FixedTrial(best.params)), **best.user_attrs}, float(best.value), study
+
+
+def tune_ours(model: str, sampler: str, valid_task, n_trials: int, seed: int = 0, *, epochs: int,
+              metric: str = "ndcg@10", n_startup_trials: int = 5, **fit):
+    """:func:`recsampling.tuning.run_study` of ``model`` + ``sampler`` in memory on a validation task,
+    the counterpart of :func:`tune_peer` for ours.
+
+    Each trial draws :func:`recsampling.tuning.search_space`, trains on ``valid_task.train`` for at
+    most ``epochs`` epochs and is scored on ``valid_task.test`` after each (``metric``; median
+    pruning); ``fit`` goes to :class:`recsampling.Recommender` (``optimizer``, ``batch_size``,
+    ``device``, ``n_threads``, ...).
+
+    Returns
+    -------
+    (dict, float, optuna.Study)
+        The best configuration (:func:`recsampling.tuning.best_config`, its ``epochs`` the best
+        trial's best epoch), its value and the study.
+    """
+    import optuna
+
+    from recsampling.tuning import best_config, run_study
+
+    study = run_study(model, sampler, valid_task.train, valid_task.test, n_trials=n_trials,
+                      storage=optuna.storages.InMemoryStorage(), study_name=f"{model}+{sampler}", seed=seed,
+                      epochs=epochs, metric=metric, n_startup_trials=n_startup_trials, heartbeat_interval=None, **fit)
+    config = best_config(study)
+    steps = study.best_trial.intermediate_values  # epoch (from 0) -> the validation metric
+    config["epochs"] = max(steps, key=steps.get) + 1 if steps else epochs
+    return config, config.pop("value"), study
+
+
+def refit_ours(model: str, sampler: str, config: dict, train, seed: int, *, metric: str = "ndcg@10", **fit):
+    """A :class:`recsampling.Recommender` of ``model`` + ``sampler`` with a :func:`tune_ours` configuration
+    (its ``epochs`` included), fitted on ``train`` with ``seed``; ``fit`` as in :func:`tune_ours`."""
+    from recsampling.recommender import Recommender
+
+    rec = Recommender(model=model, sampler=sampler, model_params=config["model_params"],
+                      sampler_params=config["sampler_params"], lr=config["lr"], l2=config["l2"], random_state=seed,
+                      metric=metric, **{**fit, "epochs": config["epochs"]})
+    return rec.fit(train)
+
+
+def trial_counts(study) -> dict:
+    """``{"run", "complete", "pruned"}``: the trials of an Optuna study (all 0 for None: no study)."""
+    if study is None:
+        return {"run": 0, "complete": 0, "pruned": 0}
+    states = [t.state.name for t in study.trials]
+    return {"run": len(states), "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}
 
 
 def speed_params(model: str, sampler: str, train, settings: Mapping) -> dict:
