@@ -1,4 +1,4 @@
-"""benchmarks/nbpo_noise.py: where a run writes its results, the flip-ranking AUCs, the authors' loop."""
+"""benchmarks/nbpo_noise.py: result files, the flip-ranking AUCs, the authors' loop (samplers.nbpo_authors)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import torch
 
 from conftest import load_benchmark
 from recsampling.data.synthetic import make_world
+from recsampling.bench.noise import label_noise_task, mislabel_pairs
 from recsampling.models import make_model
+from recsampling.samplers.nbpo import AUTHORS_FLIP_INIT
+from recsampling.samplers.nbpo_authors import authors_sampler
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +55,7 @@ def _sig(z):
 
 
 @pytest.mark.parametrize("name", ["nbpo", "bpr", "bpo"])
-def test_authors_sampler_step_is_the_authors_update(bench, name):
+def test_authors_sampler_step_is_the_authors_update(name):
     """One batch's gradient of (loss x rows), what the Trainer's sgd steps on, is -decay^e (dW - lambda W) of
     the authors' loops (_NBPO.py / _BPR.py / _BPO.py), written out here in numpy over the same draws."""
     world = make_world(30, 40, 150, n_logged_lists=0, n_test_items=0, random_state=0)
@@ -60,8 +63,8 @@ def test_authors_sampler_step_is_the_authors_update(bench, name):
     k, lam_r, lam_phi, decay = 4, 0.5, 1.0, 0.99
     params = {"n_negatives": k}
     if name == "nbpo":
-        params.update(flip_dim=5, flip_l2=0.0, flip_init=bench.AUTHORS_FLIP_INIT)
-    sampler = bench.authors_sampler(name, params, lam_r, lam_phi if name == "nbpo" else 0.0, decay)
+        params.update(flip_dim=5, flip_l2=0.0, flip_init=AUTHORS_FLIP_INIT)
+    sampler = authors_sampler(name, params, lam_r, lam_phi if name == "nbpo" else 0.0, decay)
     model = make_model("mf", train, factors=5, user_bias=False, item_bias=False, random_state=0)
     with torch.no_grad():
         for w in model.parameters():
@@ -111,12 +114,11 @@ def test_authors_sampler_step_is_the_authors_update(bench, name):
         np.testing.assert_allclose(w.grad.double().numpy(), -decay * ascent, rtol=2e-4, atol=1e-5)
 
 
-def test_liked_noise_keeps_the_test_and_the_truth_fixed_across_rates_and_nests_the_training_noise(bench):
+def test_liked_noise_keeps_the_test_and_the_truth_fixed_across_rates_and_nests_the_training_noise():
     """--noise-model liked: one seed's test positives and ranking candidates are the same at every rate; the
     training clicks lose a nested share ~ rho of the truth's training part; the AUC pool marks those as mislabeled."""
-    args = bench.main.__globals__["argparse"].Namespace(exposure="mnar", noise_model="liked", liked_unexposed=1.0,
-                                                         n_users=150, n_items=200, interactions=2500)
-    parts = {r: bench._world_split(r, 1, args) for r in (0.0, 0.2, 0.4)}
+    parts = {r: label_noise_task(r, 1, n_users=150, n_items=200, interactions=2500, noise_model="liked",
+                                 liked_unexposed=1.0) for r in (0.0, 0.2, 0.4)}
     pairs = lambda x: set(zip(x.user_index().tolist(), x.item_index().tolist()))  # noqa: E731
     (t0, _, h0), (t2, w2, h2), (t4, _, _) = parts[0.0], parts[0.2], parts[0.4]
     assert pairs(t0.test) == pairs(t2.test) == pairs(t4.test) == pairs(h0) == pairs(h2)
@@ -124,5 +126,5 @@ def test_liked_noise_keeps_the_test_and_the_truth_fixed_across_rates_and_nests_t
     assert pairs(t4.train) <= pairs(t2.train) <= pairs(t0.train)  # nested
     lost = 1 - t4.train.nnz / t0.train.nnz
     assert lost == pytest.approx(0.4, abs=0.05)
-    u, i, mislabeled = bench._mislabel_pairs(t2.train, h2, w2, 1)
+    u, i, mislabeled = mislabel_pairs(t2.train, h2, w2, 1)
     assert set(zip(u[mislabeled].tolist(), i[mislabeled].tolist())) == pairs(t0.train) - pairs(t2.train)

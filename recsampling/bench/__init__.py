@@ -14,6 +14,8 @@
   tuned values in :mod:`recsampling.samplers.saito`);
 - :mod:`~recsampling.bench.dla`: the DLA benchmark's biased logs and eq. (7) diagnostics;
 - :mod:`~recsampling.bench.negatives`: the false-negative benchmarks' worlds and monitored fit.
+- :mod:`~recsampling.bench.noise`: the label-noise benchmark's task (hidden true positives) and its
+  flip-ranking figures (the authors' NBPO loops in :mod:`recsampling.samplers.nbpo_authors`).
 
 A script under ``benchmarks/`` keeps only its own question (STYLE.md rule 17); loading a task is
 :func:`recsampling.tasks.load_task`'s, the grid and its orchestration :mod:`recsampling.suite`'s.

@@ -111,7 +111,8 @@ Line by line against the authors' code (issue 18)
 -------------------------------------------------
 ``_NBPO.py`` (with ``_BPO.py`` and ``_BPR.py``, the same loop) of Wenhui-Yu/NBPO against this
 module with the :class:`~recsampling.train.Trainer`, and what ``benchmarks/nbpo_noise.py
---protocol authors`` does about each difference (it runs these samplers on our Trainer):
+--protocol authors`` does about each difference (it runs these samplers on our Trainer, through
+:mod:`recsampling.samplers.nbpo_authors`):
 
 ===================  ===============================  ===============================  ==========================
 part                 ``_NBPO.py``                     here (defaults)                  ``--protocol authors``
