@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from recsampling.bench.contenders import Ours
+from recsampling.bench.contenders import Ours, fit_l2_grid
 from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.report import mean_se_by
 from recsampling.tasks import load_task
@@ -68,19 +68,13 @@ def main(argv=None) -> dict:
                          metrics=METRICS, ks=(10,))
         for name in args.methods:
             t0 = time.perf_counter()
-            best = None
-            for l2 in args.l2:
-                done = Ours("mf", params[name][0]).fit(
-                    task.train, dict(factors=args.factors, sampler_params=params[name][1], epochs=args.epochs,
-                                     batch_size=args.batch_size, lr=args.lr, l2=l2, patience=args.patience,
-                                     metric="ndcg@10"), seed, valid=task.valid)
-                model, fit = done.model, done.result
-                if best is None or fit.best_metric > best[0]:
-                    best = (fit.best_metric, l2, model, fit)
-            _, l2, model, fit = best
+            done, l2, valid_ndcg = fit_l2_grid(Ours("mf", params[name][0]), task.train, dict(
+                factors=args.factors, sampler_params=params[name][1], epochs=args.epochs, batch_size=args.batch_size,
+                lr=args.lr, patience=args.patience, metric="ndcg@10"), args.l2, seed, valid=task.valid)
+            model, fit = done.model, done.result
             res = task.evaluate(model, device="cpu").to_dict()
             row = {f"{m}@10": float(res[f"{m}@10"]) for m in METRICS}
-            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2, valid_ndcg=float(best[0]))
+            row.update(fit_s=time.perf_counter() - t0, best_epoch=fit.best_epoch, l2=l2, valid_ndcg=valid_ndcg)
             runs[name].append(row)
             if not args.json:
                 print(f"seed {seed} {name:5s} ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} "

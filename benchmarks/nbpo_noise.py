@@ -49,7 +49,7 @@ import time
 
 import torch
 
-from recsampling.bench.contenders import Ours
+from recsampling.bench.contenders import Ours, fit_l2_grid
 from recsampling.bench.flags import add_flags, result_path, write_results
 from recsampling.bench.noise import (METRICS, SPLIT, flip_figures, label_noise_task, mislabel_pairs, pair_scores,
                                      summarize, table_lines, world_stats)
@@ -100,19 +100,11 @@ def _carve(train: Interactions, seed: int, args) -> tuple[Interactions, Interact
 def _fit_ours(name: str, params: dict, train: Interactions, seed: int, args):
     """Adam, early stopping and the L2 (``--l2`` grid) chosen on a validation set carved from the clicks."""
     fit_on, valid = _carve(train, seed, args)
-    best = None
-    for l2 in args.l2:
-        fit = Ours("mf", name).fit(fit_on, dict(factors=args.factors, sampler_params=params, epochs=args.epochs,
-                                                batch_size=args.batch_size, optimizer="adam", lr=args.lr, l2=l2,
-                                                patience=args.patience or None, metric="ndcg@10"),
-                                   seed, valid=valid)
-        score = fit.result.best_metric if valid is not None else 0.0
-        if best is None or score > best[0]:
-            best = (score, l2, fit)
-    score, l2, fit = best
-    model, sampler, fit = fit.model, fit.sampler, fit.result
-    return model, sampler, {"l2": l2, "valid_ndcg": float(score) if valid is not None else None,
-                            "best_epoch": fit.best_epoch if valid is not None else args.epochs}
+    fit, l2, score = fit_l2_grid(Ours("mf", name), fit_on, dict(
+        factors=args.factors, sampler_params=params, epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
+        lr=args.lr, patience=args.patience or None, metric="ndcg@10"), args.l2, seed, valid=valid)
+    return fit.model, fit.sampler, {"l2": l2, "valid_ndcg": score,
+                                    "best_epoch": fit.result.best_epoch if valid is not None else args.epochs}
 
 
 def _fit_authors(name: str, params: dict, train: Interactions, seed: int, args):

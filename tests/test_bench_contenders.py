@@ -174,3 +174,17 @@ def test_tune_ours_keeps_the_best_trials_best_epoch_and_refits_to_its_value(rng)
     rec = refit_ours("mf", "bpr", config, train, 0, metric="ndcg@5", epochs=3, **fit)
     assert len(rec.history_.history) == config["epochs"]
     assert task.figures(rec, ["ndcg@5"], device="cpu")["ndcg@5"] == pytest.approx(value, abs=1e-6)
+
+
+def test_fit_l2_grid_keeps_the_best_validation_fit(rng):
+    from recsampling.bench.contenders import fit_l2_grid
+
+    train, valid = _world(rng), _world(rng, test=True)
+    params = dict(factors=4, epochs=2, batch_size=256, optimizer="adam", lr=0.01, metric="ndcg@5")
+    fit, l2, score = fit_l2_grid(Ours("mf", "bpr"), train, params, [10.0, 1e-4], 0, valid=valid)
+    scores = {g: Ours("mf", "bpr").fit(train, {**params, "l2": g}, 0, valid=valid).result.best_metric
+              for g in (10.0, 1e-4)}
+    assert l2 == max(scores, key=scores.get) and score == pytest.approx(scores[l2])
+    assert fit.result.best_metric == pytest.approx(score)
+    fit, l2, score = fit_l2_grid(Ours("mf", "bpr"), train, params, [10.0, 1e-4], 0)
+    assert l2 == 10.0 and score is None  # no validation: the first of the grid

@@ -16,7 +16,8 @@ and scores both with the same code.
 :data:`PEERS` lists the peers with their documented defaults and their search spaces (each a tuple of
 :class:`Knob`: an Optuna range and the points of a grid over it); :func:`peer` finds one.
 :func:`tune_peer` runs a peer's Optuna study, :func:`tune_ours` ours' (:func:`refit_ours` trains its best
-configuration again), :func:`trial_counts` counts a study's trials; :func:`speed_params` gives ours'
+configuration again), :func:`trial_counts` counts a study's trials, :func:`fit_l2_grid` picks ours' L2 from a
+grid on validation; :func:`speed_params` gives ours'
 training settings in the speed benchmarks.
 """
 
@@ -34,7 +35,8 @@ import numpy as np
 from recsampling.models.base import FACTORS
 
 __all__ = ["Fit", "Knob", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
-           "CHECKPOINTS", "speed_params", "tune_peer", "tune_ours", "refit_ours", "trial_counts"]
+           "CHECKPOINTS", "speed_params", "tune_peer", "tune_ours", "refit_ours", "trial_counts",
+           "fit_l2_grid"]
 
 #: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
 CHECKPOINTS = 10
@@ -477,6 +479,28 @@ def trial_counts(study) -> dict:
         return {"run": 0, "complete": 0, "pruned": 0}
     states = [t.state.name for t in study.trials]
     return {"run": len(states), "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}
+
+
+def fit_l2_grid(contender: Contender, train, params: dict, l2s, random_state=None, *, valid=None, **fit):
+    """Fit ``contender`` once per L2 in ``l2s`` (``{**params, "l2": l2}``) and keep the best on validation.
+
+    The score of a fit is its Trainer's best validation metric (``params``' ``metric``, on ``valid``);
+    without ``valid`` every fit scores 0 and the first L2 is kept (ties keep the earlier one).
+    ``fit`` goes to :meth:`Contender.fit` (``n_threads``, ``device``, ...).
+
+    Returns
+    -------
+    (Fit, float, float or None)
+        The kept fit, its L2 and its validation score (None without ``valid``).
+    """
+    best = None
+    for l2 in l2s:
+        done = contender.fit(train, {**params, "l2": l2}, random_state, valid=valid, **fit)
+        score = done.result.best_metric if valid is not None else 0.0
+        if best is None or score > best[2]:
+            best = (done, l2, score)
+    done, l2, score = best
+    return done, l2, (float(score) if valid is not None else None)
 
 
 def speed_params(model: str, sampler: str, train, settings: Mapping) -> dict:
