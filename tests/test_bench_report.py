@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsampling.bench.report import (false_negative_rates, markdown, mean_se, mean_se_by, method_table, summary,
-                                      tidy)
+from recsampling.bench.report import (false_negative_rates, markdown, mean_se, mean_se_by, mean_se_text, method_table,
+                                      summary, tidy)
 
 
 def test_mean_se_over_runs():
@@ -24,6 +24,14 @@ def test_method_table_rows_follow_the_summary():
     assert lines[0] == "| method | x | y |" and lines[1] == "|---|---|---|"
     assert lines[2] == "| bpr | 0.6000 ± 0.1000 |  |"  # s.e. of (0.5, 0.7): 0.1414 / sqrt(2)
     assert lines[3] == "| naive | 0.2500 |  |"  # one run: no standard error
+    eta = method_table({"0.5": s["bpr"]}, ["all/x"], digits=2, label="eta", headers=["x at 0.5"]).splitlines()
+    assert eta == ["| eta | x at 0.5 |", "|---|---|", "| 0.5 | 0.60 ± 0.10 |"]
+
+
+def test_mean_se_text_of_one_figure():
+    d = {"a": 0.5, "a_se": 0.25, "b": 1.0, "c": None}
+    assert mean_se_text(d, "a") == "0.5000 ± 0.2500" and mean_se_text(d, "a", digits=1) == "0.5 ± 0.2"
+    assert mean_se_text(d, "b") == "1.0000" and mean_se_text(d, "c") == mean_se_text(d, "z") == ""
 
 
 def _rec(dataset, model, method, seed, value, fn=None):

@@ -3,7 +3,8 @@
 - :func:`mean_se` / :func:`mean_se_by`: each figure's mean and standard error over runs;
   :func:`mean_and_se` the same as ``{figure: {"mean", "se"}}``;
 - :func:`ratios_to`: each method's figures divided by a baseline method's;
-- :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure;
+- :func:`method_table`: a Markdown table, one row per method, ``mean ± s.e.`` per figure
+  (:func:`mean_se_text` one such cell);
 - :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
   :func:`false_negative_rates`: the suite's tables built from cell records
   (:mod:`recsampling.bench.store`), one row per cell, then per data set x model x method;
@@ -19,8 +20,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["mean_se", "mean_se_by", "mean_and_se", "ratios_to", "method_table", "tidy", "summary", "markdown",
-           "results_by_dataset", "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
+__all__ = ["mean_se", "mean_se_by", "mean_and_se", "ratios_to", "mean_se_text", "method_table", "tidy", "summary",
+           "markdown", "results_by_dataset", "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
 
 
 def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
@@ -80,33 +81,39 @@ def ratios_to(summary: Mapping[str, dict], baseline: str, keys: Sequence[str], *
             for k in keys if base.get(k)}
 
 
+def mean_se_text(d: Mapping, key: str, digits: int = 4, suffix: str = "_se") -> str:
+    """``"mean ± s.e."`` of figure ``key`` of a :func:`mean_se` summary ``d``: the mean alone when it has
+    no standard error, ``""`` when the figure is missing or None."""
+    if d.get(key) is None:
+        return ""
+    se = d.get(key + suffix)
+    return f"{d[key]:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else "")
+
+
 def method_table(summary: Mapping[str, dict], metrics: Sequence[str], group: str = "", digits: int = 4,
-                 suffix: str = "_se") -> str:
+                 suffix: str = "_se", *, label: str = "method", headers: Sequence[str] | None = None) -> str:
     """A Markdown table of a :func:`mean_se_by` summary: one row per method, ``mean ± s.e.`` per figure.
 
     Parameters
     ----------
     summary : mapping
-        Method -> ``{figure: mean, figure + suffix: se}``.
+        Method (a row) -> ``{figure: mean, figure + suffix: se}``.
     metrics : sequence of str
         The columns.
     group : str
         A key prefix: column ``m`` reads ``"<group>/m"`` (none when empty).
     digits : int
     suffix : str
-        Of the standard errors; a figure without one shows its mean only, a missing (or None)
-        figure an empty cell.
+        Of the standard errors; a cell is :func:`mean_se_text`'s.
+    label : str
+        The heading of the row labels' column.
+    headers : sequence of str, optional
+        The columns' headings (default ``metrics``).
     """
-    rows = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    rows = [f"| {label} | " + " | ".join(metrics if headers is None else headers) + " |",
+            "|---|" + "---|" * len(metrics)]
     for method, d in summary.items():
-        cells = []
-        for m in metrics:
-            key = f"{group}/{m}" if group else m
-            if d.get(key) is None:
-                cells.append("")
-                continue
-            se = d.get(key + suffix)
-            cells.append(f"{d[key]:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else ""))
+        cells = [mean_se_text(d, f"{group}/{m}" if group else m, digits, suffix) for m in metrics]
         rows.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
