@@ -1,41 +1,16 @@
 """MovieLens 100K quality: our MF-BPR and two-tower BPR against ``implicit``'s BPR and ALS, one split.
 
 Issue 4, "Speed and quality": on ML-100K (rating >= 4 positive, 80/20 per-user holdout) our
-MF-BPR must reach at least ``implicit``'s BPR NDCG@10 and Recall@10 at its best settings.
+MF-BPR must reach at least ``implicit``'s BPR NDCG@10 and Recall@10 at its best settings. Every
+method's setting is chosen by a grid on a validation split (:func:`recsampling.bench.contenders.grid_search`,
+where the protocol is), then refitted with ``--seeds`` seeds and tested:
 
-Protocol (the same for every method)
-------------------------------------
-- data: ``u.data`` through :func:`recsampling.data.read_movielens` (with the user / item side
-  features of ``u.user`` / ``u.item``), ``to_implicit(4.0)``;
-  :func:`recsampling.data.random_split` 80/20 per user with ``--seed``; evaluated on
-  ``split.eval_test`` (users with training data).
-- tuning, honestly: every method's hyperparameters (a small grid, the same grid for our MF-BPR
-  and implicit BPR, incl. the number of epochs read at checkpoints) are chosen on a validation
-  split carved from the training part (:func:`recsampling.data.validation_split`, 20 % per
-  user); the test set is never looked at while choosing.
-- final: each method's chosen setting is refit on the whole training part with ``--seeds``
-  seeds; the figures are the means over those fits of NDCG@10 and Recall@10 on the test set
-  (full ranking over all items the user did not train on), with the spread over seeds.
-- one evaluation code for all: :func:`recsampling.evaluation.evaluate` on a pair of embedding
-  tables. implicit's tables are used as they are: its BPR ``item_factors`` carry the item bias
-  as the last column and its ``user_factors`` a column of ones, so their dot product is its
-  score; ALS has no bias.
-- threads: ``--threads`` (2) for implicit, the numba kernel and torch.
-
-Methods
--------
-- ``mf_bpr``: ``MatrixFactorization`` + the ``"bpr"`` sampler (uniform negatives, exact
-  rejection), ``optimizer="sgd"``: the Trainer's fused numba path. Our ``l2`` is the coefficient
-  of ``||.||^2`` in the loss, so ``l2 = reg / 2`` makes each SGD step shrink by ``lr * reg``,
-  exactly implicit's ``regularization=reg``: the grids are the same grid.
-- ``twotower_bpr``: ``TwoTower`` with the ML-100K user (age, gender, occupation) and item
-  (genres) features plus IDs, ``"bpr"`` sampler, Adam, torch path.
-- ``implicit_bpr``: ``implicit.cpu.bpr.BayesianPersonalizedRanking`` (negatives drawn by
-  popularity, collisions skipped: its ``verify_negative_samples=True`` default).
-- ``implicit_als``: ``implicit.cpu.als.AlternatingLeastSquares`` on its own grid: factors
-  {32, 64, 128}, regularization {0.01 ... 100}, alpha {1, 10, 40}, read at 5 ... 50 iterations
-  (implicit's defaults lie inside it). ``benchmarks/tuned_quality.py`` tunes every contender,
-  this one included, with the same Optuna budget instead of grids.
+- ``mf_bpr``: MF + the ``"bpr"`` sampler, SGD on the fused numba path (``l2 = reg / 2``: the grid of
+  ``implicit_bpr``);
+- ``twotower_bpr``: ``TwoTower`` with the ML-100K user and item features plus IDs, Adam, torch path;
+- ``implicit_bpr``, ``implicit_als``: ``implicit``'s BPR (negatives drawn by popularity, collisions
+  skipped) and ALS on the grids of :data:`recsampling.bench.contenders.PEERS`
+  (``benchmarks/tuned_quality.py`` tunes every contender with the same Optuna budget instead).
 
 Usage::
 
@@ -46,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
@@ -58,7 +32,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from recsampling.bench.flags import add_flags, emit, result_path, write_results  # noqa: E402
-
 
 
 def main(argv=None) -> int:
@@ -78,9 +51,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from recsampling.bench.contenders import Ours, peer
+    from recsampling.bench.contenders import Ours, checkpoint_figures, grid_search, peer, tuning_tasks
     from recsampling.bench.measure import loadavg
-    from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
     path = Path(args.data_dir) / "ml-100k"
@@ -94,40 +66,8 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown method(s) {bad}; choose from {known}")
 
-    kw = dict(data_dir=args.data_dir, seed=args.seed, metrics=("ndcg", "recall"), ks=(10,))
-    final = load_task("ml-100k", **kw)  # rating >= 4, 80/20 per user, full ranking
-    tuning = load_task("ml-100k", valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
+    final, tuning = tuning_tasks("ml-100k", args.seed, data_dir=args.data_dir, metrics=("ndcg", "recall"), ks=(10,))
     train, test = final.train, final.test
-
-    # ------------------------------------------------------------------ one run of each method
-    # run(cfg, task, seed, checkpoints) -> {epochs: metrics on the task's test set} at each checkpoint
-    def fit(contender, params, task, seed, checkpoints, n_threads=args.threads):
-        out = {}
-
-        def on_checkpoint(step, model, sampler):
-            if step in checkpoints:
-                out[step] = task.figures(model, ["ndcg@10", "recall@10"], device="cpu")
-
-        contender.fit(task.train, params, seed, n_threads=n_threads, on_checkpoint=on_checkpoint, checkpoint_every=1)
-        return out
-
-    def run_mf(cfg, task, seed, checkpoints):
-        return fit(Ours("mf", "bpr"), dict(factors=cfg["factors"], epochs=max(checkpoints), optimizer="sgd",
-                                           lr=cfg["lr"], l2=cfg["reg"] / 2, backend="fused"), task, seed, checkpoints)
-
-    def run_tt(cfg, task, seed, checkpoints):
-        return fit(Ours("twotower", "bpr"), dict(factors=cfg["factors"], model_params=dict(hidden=(128,)),
-                                                 epochs=max(checkpoints), optimizer="adam", lr=cfg["lr"], l2=cfg["l2"],
-                                                 batch_size=cfg["batch"]), task, seed, checkpoints, n_threads=None)
-
-    def run_ibpr(cfg, task, seed, checkpoints):
-        return fit(peer("implicit", "bpr"), dict(factors=cfg["factors"], learning_rate=cfg["lr"],
-                                                 regularization=cfg["reg"], iterations=max(checkpoints)),
-                   task, seed, checkpoints)
-
-    def run_als(cfg, task, seed, checkpoints):
-        return fit(peer("implicit", "als"), dict(factors=cfg["factors"], regularization=cfg["reg"], alpha=cfg["alpha"],
-                                                 iterations=max(checkpoints)), task, seed, checkpoints)
 
     # the peers' grids (recsampling.bench.contenders.PEERS), under this script's names: "reg" is
     # implicit's per-step shrinkage, the same grid for our MF-BPR (l2 = reg / 2) and implicit BPR
@@ -142,40 +82,40 @@ def main(argv=None) -> int:
         bpr_grid, bpr_ck = {"factors": [64], "lr": [0.05], "reg": [0.01]}, (20, 50)
         tt_grid, tt_ck = {**tt_grid, "l2": [0.0]}, (5, 10)
         als_grid, als_ck = {"factors": [64], "reg": [0.1], "alpha": [10.0]}, (15,)
+    # method -> (contender, its parameters at a grid point c fitted for n steps, threads, grid, checkpoints)
     spec = {
-        "mf_bpr": (run_mf, bpr_grid, bpr_ck),
-        "twotower_bpr": (run_tt, tt_grid, tt_ck),
-        "implicit_bpr": (run_ibpr, bpr_grid, bpr_ck),
-        "implicit_als": (run_als, als_grid, als_ck),
+        "mf_bpr": (Ours("mf", "bpr"), lambda c, n: dict(factors=c["factors"], epochs=n, optimizer="sgd", lr=c["lr"],
+                                                        l2=c["reg"] / 2, backend="fused"),
+                   args.threads, bpr_grid, bpr_ck),
+        "twotower_bpr": (Ours("twotower", "bpr"), lambda c, n: dict(
+            factors=c["factors"], model_params=dict(hidden=(128,)), epochs=n, optimizer="adam", lr=c["lr"], l2=c["l2"],
+            batch_size=c["batch"]), None, tt_grid, tt_ck),
+        "implicit_bpr": (peer("implicit", "bpr"), lambda c, n: dict(
+            factors=c["factors"], learning_rate=c["lr"], regularization=c["reg"], iterations=n),
+            args.threads, bpr_grid, bpr_ck),
+        "implicit_als": (peer("implicit", "als"), lambda c, n: dict(
+            factors=c["factors"], regularization=c["reg"], alpha=c["alpha"], iterations=n),
+            args.threads, als_grid, als_ck),
     }
 
     results: dict = {}
-    log = []
     for name in methods:
-        run, grid, checkpoints = spec[name]
+        contender, params, threads, grid, checkpoints = spec[name]
         t0 = time.perf_counter()
-        sweep = []
-        for values in itertools.product(*grid.values()):
-            cfg = dict(zip(grid.keys(), values))
-            got = run(cfg, tuning, args.seed, set(checkpoints))
-            for ep, mets in sorted(got.items()):
-                sweep.append({**cfg, "epochs": ep, "valid_ndcg@10": mets["ndcg@10"],
-                              "valid_recall@10": mets["recall@10"]})
-        best = max(sweep, key=lambda r: r["valid_ndcg@10"])
-        cfg = {k: best[k] for k in grid}
-        finals = [run(cfg, final, args.seed + 100 + s, {best["epochs"]})[best["epochs"]]
-                  for s in range(args.seeds)]
+        best, sweep = grid_search(contender, params, grid, checkpoints, tuning, args.seed, n_threads=threads)
+        cfg, ep = {k: best[k] for k in grid}, best["epochs"]
+        finals = [checkpoint_figures(contender, params(cfg, ep), final, args.seed + 100 + s, {ep},
+                                     n_threads=threads)[ep] for s in range(args.seeds)]
         nd = np.array([f["ndcg@10"] for f in finals])
         rc = np.array([f["recall@10"] for f in finals])
         results[name] = {
             "ndcg@10": float(nd.mean()), "recall@10": float(rc.mean()),
             "ndcg@10_std": float(nd.std()), "recall@10_std": float(rc.std()),
-            "per_seed": finals, "best": {**cfg, "epochs": best["epochs"]},
+            "per_seed": finals, "best": {**cfg, "epochs": ep},
             "valid_ndcg@10": best["valid_ndcg@10"], "sweep": sweep,
             "seconds": time.perf_counter() - t0,
         }
-        log.append(f"{name}: done in {time.perf_counter() - t0:.0f}s, best {cfg} epochs={best['epochs']}")
-        print(log[-1], file=sys.stderr, flush=True)
+        print(f"{name}: done in {time.perf_counter() - t0:.0f}s, best {cfg} epochs={ep}", file=sys.stderr, flush=True)
 
     out = {
         "dataset": "ml-100k", "positive": "rating >= 4", "split": "random 80/20 per user",

@@ -188,3 +188,49 @@ def test_fit_l2_grid_keeps_the_best_validation_fit(rng):
     assert fit.result.best_metric == pytest.approx(score)
     fit, l2, score = fit_l2_grid(Ours("mf", "bpr"), train, params, [10.0, 1e-4], 0)
     assert l2 == 10.0 and score is None  # no validation: the first of the grid
+
+
+def test_checkpoint_figures_read_the_asked_steps_and_match_a_plain_fit(rng):
+    from recsampling.bench.contenders import checkpoint_figures
+
+    train, test = _world(rng), _world(rng, test=True)
+    task = Task("tiny", train, test)
+    params = dict(factors=8, epochs=3, batch_size=64, lr=0.05, optimizer="adam")
+    got = checkpoint_figures(Ours("mf", "bpr"), params, task, 0, {1, 3}, ("ndcg@5", "recall@5"))
+    assert sorted(got) == [1, 3] and list(got[3]) == ["ndcg@5", "recall@5"]
+    plain = Ours("mf", "bpr").fit(train, params, 0)
+    assert got[3] == task.figures(plain.model, ["ndcg@5", "recall@5"], device="cpu")  # the seeded fit, at its end
+
+
+def test_grid_search_reads_every_point_at_its_checkpoints_and_keeps_the_best(rng):
+    pytest.importorskip("implicit")
+    from recsampling.bench.contenders import checkpoint_figures, grid_search
+
+    task = Task("tiny", _world(rng), _world(rng, test=True))
+    als = peer("implicit", "als")
+    grid = {"factors": [4, 8], "reg": [0.01, 10.0]}
+
+    def params(point, n):
+        return dict(factors=point["factors"], regularization=point["reg"], alpha=1.0, iterations=n)
+
+    best, sweep = grid_search(als, params, grid, (2, 4), task, 0, metric="ndcg@5", figures=("ndcg@5", "recall@5"))
+    assert [(r["factors"], r["reg"], r["epochs"]) for r in sweep] == [
+        (f, g, n) for f in (4, 8) for g in (0.01, 10.0) for n in (2, 4)]
+    assert list(sweep[0]) == ["factors", "reg", "epochs", "valid_ndcg@5", "valid_recall@5"]
+    assert best == max(sweep, key=lambda r: r["valid_ndcg@5"])
+    point = {k: best[k] for k in grid}  # a refit of the best row gives its figure back (seeded fits)
+    again = checkpoint_figures(als, params(point, best["epochs"]), task, 0, {best["epochs"]}, ("ndcg@5",))
+    assert again[best["epochs"]]["ndcg@5"] == pytest.approx(best["valid_ndcg@5"])
+
+
+def test_tuning_tasks_carve_the_validation_part_out_of_the_training_part():
+    from recsampling.bench.contenders import tuning_tasks
+
+    world = dict(n_users=60, n_items=80, target_interactions=900, n_logged_lists=0)
+    final, valid = tuning_tasks("synthetic", 3, world=world, metrics=("ndcg",), ks=(5,))
+    assert final.train.shape == valid.train.shape and valid.test.nnz > 0
+    assert valid.train.nnz + valid.test.nnz == final.train.nnz
+    assert (valid.train.matrix.multiply(valid.test.matrix)).nnz == 0  # disjoint
+    assert (final.train.matrix.multiply(valid.test.matrix)).nnz == valid.test.nnz  # held out of the training part
+    again, _ = tuning_tasks("synthetic", 3, world=world, metrics=("ndcg",), ks=(5,))
+    assert (again.train.matrix != final.train.matrix).nnz == 0

@@ -19,6 +19,18 @@ and scores both with the same code.
 configuration again), :func:`trial_counts` counts a study's trials, :func:`fit_l2_grid` picks ours' L2 from a
 grid on validation; :func:`speed_params` gives ours'
 training settings in the speed benchmarks.
+
+Selection without looking at the test set (the tuned benchmarks, ``benchmarks/tuned_quality.py``
+and ``benchmarks/ml100k_quality.py``): :func:`tuning_tasks` loads a data set's test task (a seeded
+80/20 split per user, e.g. ML-100K with rating >= 4 positive) and the validation task carved out of
+its training part (20 % of each user's training positives); a contender's setting is chosen on the
+validation task, by an Optuna study (:func:`tune_peer`, :func:`tune_ours`) or by
+:func:`grid_search` (every point of a grid, each read at checkpoints of its epochs / iterations,
+:func:`checkpoint_figures`), then refitted on the whole training part with several seeds and
+scored on the test set (full ranking over the items the user did not train on) by the same code
+for all. With the same grid for our MF-BPR and ``implicit``'s BPR, our ``l2`` is half of its
+``regularization``: our ``l2`` is the coefficient of ``||.||^2`` in the loss, so ``l2 = reg / 2``
+makes each SGD step shrink by ``lr * reg``, as ``implicit`` does.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from recsampling.models.base import FACTORS
 
 __all__ = ["Fit", "Knob", "Contender", "Ours", "ImplicitFactors", "ImplicitItemKNN", "Popularity", "PEERS", "peer",
            "CHECKPOINTS", "speed_params", "tune_peer", "tune_ours", "refit_ours", "trial_counts",
-           "fit_l2_grid"]
+           "fit_l2_grid", "tuning_tasks", "checkpoint_figures", "grid_search"]
 
 #: checkpoints (``on_checkpoint`` calls) per fit of a peer's factor model: every tenth of its iterations
 CHECKPOINTS = 10
@@ -501,6 +513,92 @@ def fit_l2_grid(contender: Contender, train, params: dict, l2s, random_state=Non
             best = (done, l2, score)
     done, l2, score = best
     return done, l2, (float(score) if valid is not None else None)
+
+
+def tuning_tasks(dataset: str, seed: int = 0, *, valid_fraction: float = 0.2, **kw):
+    """The test task of ``dataset`` and the validation task carved out of its training part.
+
+    Parameters
+    ----------
+    dataset : str
+    seed : int
+        Of the split (:func:`recsampling.tasks.load_task`); ``seed + 1`` draws the validation part.
+    valid_fraction : float
+        Of each user's training positives held out for validation.
+    **kw
+        More :func:`~recsampling.tasks.load_task` arguments (``data_dir``, ``metrics``, ``ks``, ``world``).
+
+    Returns
+    -------
+    (Task, Task)
+        ``(test task, validation task)``: fit on the first's ``train`` and score on its test set;
+        select on the second (:meth:`~recsampling.tasks.Task.validation_task`).
+    """
+    from recsampling.tasks import load_task
+
+    final = load_task(dataset, seed=seed, **kw)
+    valid = load_task(dataset, seed=seed, valid_fraction=valid_fraction, valid_seed=seed + 1, **kw)
+    return final, valid.validation_task()
+
+
+def checkpoint_figures(contender: Contender, params: dict, task, seed, checkpoints, figures=("ndcg@10", "recall@10"),
+                       *, n_threads: int | None = None) -> dict:
+    """Fit ``contender`` on ``task.train`` and score it on ``task`` at some of its epochs / iterations.
+
+    ``params`` are its parameters (their epochs / iterations at least ``max(checkpoints)``);
+    ``checkpoints``: the steps at which ``figures`` are read (:meth:`~recsampling.tasks.Task.figures`).
+    Returns ``{step: {figure: value}}``.
+    """
+    out = {}
+
+    def on_checkpoint(step, model, _):
+        if step in checkpoints:
+            out[step] = task.figures(model, list(figures), device="cpu")
+
+    contender.fit(task.train, params, seed, n_threads=n_threads, on_checkpoint=on_checkpoint, checkpoint_every=1)
+    return out
+
+
+def grid_search(contender: Contender, params: Callable[[dict, int], dict], grid: Mapping, checkpoints, valid_task,
+                seed, *, metric: str = "ndcg@10", figures=("ndcg@10", "recall@10"),
+                n_threads: int | None = None) -> tuple[dict, list]:
+    """Every point of a grid, each fitted once and read at its ``checkpoints`` on ``valid_task``.
+
+    Parameters
+    ----------
+    contender : Contender
+    params : callable
+        ``params(point, steps)``: the contender's parameters of a grid point fitted for ``steps``
+        epochs / iterations.
+    grid : mapping
+        Name -> its values; the points are their product (in this order).
+    checkpoints : iterable of int
+        The steps read (one fit of ``max(checkpoints)`` steps per point, :func:`checkpoint_figures`).
+    valid_task : recsampling.tasks.Task
+    seed : int
+        Of every fit.
+    metric : str
+        Maximized, one of ``figures``.
+    figures, n_threads
+        As in :func:`checkpoint_figures`.
+
+    Returns
+    -------
+    (dict, list of dict)
+        The best row and all rows (point by point, step by step), each ``{**point, "epochs": step,
+        "valid_<figure>": value, ...}``; the first of equal best rows.
+    """
+    import itertools
+
+    sweep = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid.keys(), values))
+        steps = set(checkpoints)
+        got = checkpoint_figures(contender, params(point, max(steps)), valid_task, seed, steps, figures,
+                                 n_threads=n_threads)
+        sweep += [{**point, "epochs": step, **{f"valid_{k}": v for k, v in figs.items()}}
+                  for step, figs in sorted(got.items())]
+    return max(sweep, key=lambda r: r[f"valid_{metric}"]), sweep
 
 
 def speed_params(model: str, sampler: str, train, settings: Mapping) -> dict:
