@@ -11,7 +11,6 @@ best_value, best_params, seconds (also written to benchmarks/results/tuning/STUD
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import optuna
 import torch
 
 from recsampling._utils import positive_int
-from recsampling.bench.flags import add_flags
+from recsampling.bench.flags import add_flags, emit, result_path, write_results
 from recsampling.tasks import load_task
 from recsampling.tuning import run_study, save_plots
 
@@ -50,37 +49,33 @@ def main(argv=None) -> dict:
     # tuned on 20% of each user's clicks held out (the world's randomized test set is never seen)
     task = load_task("synthetic", seed=a.seed, world=dict(zip(("n_users", "n_items", "target_interactions"), size)),
                      valid_fraction=0.2)
+    path = result_path(__file__, study_name, folder="tuning")
     t0 = time.perf_counter()
     study = run_study(a.model, a.sampler, task.train, task.valid, n_trials=n_trials, storage=a.storage,
                       study_name=study_name, pruner=a.pruner, seed=a.seed, epochs=epochs, metric=a.metric,
-                      run_dir=Path(__file__).parent / "results" / "tuning", n_startup_trials=2,
+                      run_dir=path.parent, n_startup_trials=2,
                       n_warmup_steps=1, device="cpu")
     secs = time.perf_counter() - t0
     trials = study.trials
-    print(f"{'#':>3}  {'state':<8}  {a.metric:>8}  params")
+    lines = [f"{'#':>3}  {'state':<8}  {a.metric:>8}  params"]
     for t in trials:
         v = "" if t.value is None else f"{t.value:.4f}"
         if t.value is None and t.intermediate_values:
             v = f"({t.intermediate_values[max(t.intermediate_values)]:.4f})"
         params = ", ".join(f"{k}={v_:.3g}" if isinstance(v_, float) else f"{k}={v_}" for k, v_ in t.params.items())
-        print(f"{t.number:>3}  {t.state.name:<8}  {v:>8}  {params}")
+        lines.append(f"{t.number:>3}  {t.state.name:<8}  {v:>8}  {params}")
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     summary = {"study": study_name, "model": a.model, "sampler": a.sampler, "metric": a.metric,
                "n_trials": len(trials), "n_complete": len(complete), "n_pruned": len(pruned),
                "best_value": study.best_value if complete else None,
                "best_params": study.best_params if complete else None, "seconds": round(secs, 2)}
-    print(f"\n{len(trials)} trials ({len(complete)} complete, {len(pruned)} pruned) in {secs:.1f}s; "
-          f"best {a.metric} = {summary['best_value']}")
-    out = Path(__file__).parent / "results" / "tuning"
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f"{study_name}.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / f"{study_name}.json")
+    lines.append(f"\n{len(trials)} trials ({len(complete)} complete, {len(pruned)} pruned) in {secs:.1f}s; "
+                 f"best {a.metric} = {summary['best_value']}")
+    write_results(path, summary, indent=2)
     if a.plots and complete:
         summary["plots"] = save_plots(study, Path(a.plots), study_name)
-    if a.json:
-        print(json.dumps(summary))
+    emit(summary, "\n".join(lines), a.json)
     return summary
 
 

@@ -34,6 +34,9 @@ def test_emit_puts_the_json_last_and_write_results(tmp_path, capsys):
     assert capsys.readouterr().out == "text\nend\n"
     path = write_results(tmp_path / "r" / "x.json", {"a": 1}, "md")
     assert json.loads(path.read_text()) == {"a": 1} and (tmp_path / "r" / "x.md").read_text() == "md\n"
+    write_results(path, {"a": 2}, indent=2)  # replaced whole, no temporary file left behind
+    assert path.read_text() == '{\n  "a": 2\n}'
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.json", "x.md"]
 
 
 def test_result_path_joins_the_parts_that_are_set():
@@ -42,6 +45,8 @@ def test_result_path_joins_the_parts_that_are_set():
         "/somewhere/benchmarks/results/mnar_coat_quick_t.json"
     assert result_path(script, "mnar", "coat", False and "quick", "", None, tag="").name == "mnar_coat.json"
     assert result_path(script, "mnar", out="elsewhere.json").as_posix() == "elsewhere.json"
+    assert result_path(script, "mf-bpr", folder="tuning").as_posix() == \
+        "/somewhere/benchmarks/results/tuning/mf-bpr.json"
     with pytest.raises(ValueError):
         result_path(script, "", tag="")
 

@@ -5,9 +5,9 @@
   picks its own default and help text;
 - :func:`command_line`: the command that reproduces a run, for its result file;
 - :func:`check_threads`: a usage error when ``--threads`` exceeds numba's pool;
-- :func:`result_path`: where a script's results go, ``results/<name>_<part>..[_<tag>].json`` beside
-  it unless ``--out`` says otherwise;
-- :func:`write_results`: that JSON file (and its ``.md`` beside it);
+- :func:`result_path`: where a script's results go, ``results/[<folder>/]<name>_<part>..[_<tag>].json``
+  beside it unless ``--out`` says otherwise;
+- :func:`write_results`: that JSON file (and its ``.md`` beside it), each replaced at once;
 - :func:`emit`: the human-readable text, and with ``--json`` one JSON object as the last stdout
   line (the text then goes to stderr), the contract every script's checks read.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -87,9 +88,9 @@ def check_threads(parser: argparse.ArgumentParser, threads: int) -> None:
                      "set NUMBA_NUM_THREADS")
 
 
-def result_path(script: str | Path, *parts, tag: str = "", out: str | Path | None = None) -> Path:
+def result_path(script: str | Path, *parts, tag: str = "", out: str | Path | None = None, folder: str = "") -> Path:
     """Where a script writes its results: ``out`` when given, else ``results/<stem>.json`` beside
-    ``script`` (its ``__file__``).
+    ``script`` (its ``__file__``), in ``results/<folder>/`` with a ``folder``.
 
     The stem is the ``parts`` that are not empty (nor False nor None) and ``tag``, joined by ``_``:
     ``result_path(__file__, "mnar", dataset, args.quick and "quick", tag=args.tag)`` is
@@ -100,7 +101,7 @@ def result_path(script: str | Path, *parts, tag: str = "", out: str | Path | Non
     stem = "_".join(str(p) for p in (*parts, tag) if p)
     if not stem:
         raise ValueError("a result file needs a name")
-    return Path(script).resolve().parent / "results" / f"{stem}.json"
+    return Path(script).resolve().parent / "results" / folder / f"{stem}.json"
 
 
 def write_results(path: str | Path, result: dict, text: str | None = None, indent: int = 1, newline: bool = False,
@@ -108,14 +109,22 @@ def write_results(path: str | Path, result: dict, text: str | None = None, inden
     """Write ``result`` to ``path`` (a ``.json`` file, its folder created) and ``text`` to the ``.md``
     beside it; returns ``path``.
 
-    ``newline`` ends the JSON with one; ``dumps`` goes to :func:`json.dumps` (e.g. ``default=float``).
+    Each file is written to ``<name>.tmp`` first and then renamed: a reader (or a second process
+    writing the same file) never sees half of one. ``newline`` ends the JSON with one; ``dumps`` goes
+    to :func:`json.dumps` (e.g. ``default=float``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=indent, **dumps) + ("\n" if newline else ""))
+    _replace(path, json.dumps(result, indent=indent, **dumps) + ("\n" if newline else ""))
     if text is not None:
-        path.with_suffix(".md").write_text(text + "\n")
+        _replace(path.with_suffix(".md"), text + "\n")
     return path
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def emit(result: dict, text: str, as_json: bool, footer: str | None = None, **dumps) -> None:
