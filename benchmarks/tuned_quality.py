@@ -93,11 +93,10 @@ def main(argv=None) -> int:
     import optuna
     import torch
 
-    from recsampling.bench.contenders import refit_ours, trial_counts, tune_ours
+    from recsampling.bench.contenders import refit_ours, trial_counts, tune_ours, tuning_tasks
     from recsampling.bench.measure import loadavg, machine
     from recsampling.samplers import samplers_for
     from recsampling.bench.report import mean_and_se
-    from recsampling.tasks import load_task
 
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -113,17 +112,12 @@ def main(argv=None) -> int:
     fit = dict(epochs=epochs, optimizer=args.optimizer, batch_size=4096 if big else 1024, device="cpu",
                n_threads=args.threads)
 
-    kw = dict(seed=args.seed, metrics=("ndcg", "recall"), ks=(10,))
-    if dataset == "synthetic":
-        kw["world"] = QUICK_WORLD
-    else:
-        kw["data_dir"] = args.data_dir
-    try:
-        final = load_task(dataset, **kw)  # 80/20 per user (ML-100K: rating >= 4), full ranking
+    where = dict(world=QUICK_WORLD) if dataset == "synthetic" else dict(data_dir=args.data_dir)
+    try:  # 80/20 per user (ML-100K: rating >= 4), full ranking; 20% of the training part for validation
+        final, valid_task = tuning_tasks(dataset, args.seed, metrics=("ndcg", "recall"), ks=(10,), **where)
     except FileNotFoundError as e:
         print(f"error: {e}; pass --data-dir pointing at the folder holding {dataset}/", file=sys.stderr)
         return 2
-    valid_task = load_task(dataset, valid_fraction=0.2, valid_seed=args.seed + 1, **kw).validation_task()
     load_start = loadavg()
     seeds = [args.seed + 100 + s for s in range(args.seeds)]
 
