@@ -1,14 +1,11 @@
 """Scale (issue 15): a 20M-interaction world on one machine, with each step's time and peak memory.
 
-For each world size ``N`` (``--interactions N``; by default 1M, 5M and 20M) a world of the
-MovieLens-20M shape scaled in users (:func:`recsampling.bench.speed.ml20m_shape`), built by
-``make_world``; then each step in a fresh subprocess (``--step``) with its own peak resident memory:
-the build, one epoch of each (model, sampler) pair and of implicit's BPR and ALS (implicit's BPR
-timed again before each pair, ``ratio_vs_implicit_bpr`` its adjacent figure), and top-10 of every
-user, ours (``topk``) vs implicit's ``recommend`` (``topk_speedup_vs_implicit``). The steps, their
-settings and the targets: :mod:`recsampling.bench.speed`. ``--json`` prints the largest size's
-figures with every size under ``sizes`` as the last line; without ``--quick`` / ``--no-write``
-they are merged into ``benchmarks/results/scale.json`` and RESULTS.md's ``scale`` section.
+For each world size (``--interactions N``; by default 1M, 5M and 20M) a world of ML-20M's shape
+scaled in users; each step (the build, one epoch of each pair and of implicit's BPR and ALS, top-10
+of every user, ours and implicit's) in a fresh process with its own peak memory; the ratios use
+implicit's figures of the same run. The steps, settings and targets: :mod:`recsampling.bench.speed`.
+``--json``'s last line: the largest size's figures, every size under ``sizes``; without ``--quick`` /
+``--no-write`` they are merged by size into ``results/scale.json`` and RESULTS.md's ``scale`` section.
 
 Usage::
 

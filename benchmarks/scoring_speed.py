@@ -1,11 +1,9 @@
 """Top-k scoring speed: recsampling.scoring.topk vs implicit's recommend vs the bare matrix product.
 
-On seeded random factors of the MovieLens-1M shape with a realistic exclusion matrix
-(:func:`recsampling.bench.speed.scoring_problem`), one run times on the same factors and threads:
-``ours``, ``topk(U, V, k, exclude=seen)`` for all users; ``implicit``, its ``recommend`` on the
-same factors (:func:`~recsampling.bench.speed.implicit_recommender`, its faster BLAS setting);
-``matmul``, ``U @ V.T`` alone (the floor of an exact full scorer). Best and median of repeats; the
-ratios use the medians. ``--large`` adds 100k users x 200k items with the peak resident memory.
+On seeded random factors of ML-1M's shape and a realistic exclusion matrix, one run times ours
+(``topk``), implicit's ``recommend`` and the bare ``U @ V.T`` on the same factors and threads
+(best and median of repeats; ratios of the medians); ``--large`` adds 100k users x 200k items with
+the peak memory. The data and the contenders: :mod:`recsampling.bench.speed`.
 
 Examples
 --------

@@ -1,12 +1,10 @@
 """Training throughput against ``implicit``'s CPU BPR, same run: MF-BPR, or every model + sampler.
 
-Default mode (issue 4): MF + uniform BPR with exact rejection (headline), the implicit-like draw
-(popularity, skip) and popularity with rejection, ``--repeats`` times interleaved with implicit's
-CPU BPR; the JSON has ``ratio``, ``ours_samples_per_s`` and ``implicit_samples_per_s``.
-``--samplers all`` (or a comma list): every (model, sampler) pair of the suite's grid on a seeded
-80/20 split, with the settings of ``benchmarks/speed_settings.json``: samples/s, the ratio to
-implicit's timed right before it, backend and NDCG@10; a pair on the fused kernel also on the
-torch path (``--torch-batch``; the ``torch_*`` keys). What is timed, and how: :mod:`recsampling.bench.speed`.
+Default mode (issue 4): MF-BPR (uniform, exact rejection), the implicit-like draw (popularity,
+skip) and popularity with rejection, interleaved with implicit's CPU BPR. ``--samplers all`` (or a
+comma list): every (model, sampler) pair of the suite's grid on a seeded 80/20 split with
+``speed_settings.json``'s settings: samples/s, ratio, backend, NDCG@10, and a fused pair's torch
+path beside it. What is timed and how: :mod:`recsampling.bench.speed`.
 
 Usage::
 
@@ -29,9 +27,8 @@ from recsampling.bench.contenders import Ours, peer, speed_params
 from recsampling.bench.flags import add_flags, check_threads, result_path, write_results
 from recsampling.bench.measure import epoch_rate, loadavg, machine
 from recsampling.bench.report import write_table
-from recsampling.bench.speed import movielens_pairs, ndcg_se, synthetic_ml1m
+from recsampling.bench.speed import grid_pairs, movielens_pairs, ndcg_se, synthetic_ml1m
 from recsampling.data.splits import random_split
-from recsampling.suite import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the pairs' training settings (defaults, per-sampler overrides, the torch-only setting)
@@ -84,14 +81,11 @@ def run_bpr(args, data, name) -> dict:
     return res
 
 
-def run_all(args, data, name) -> dict:
+def run_all(args, data, name, pairs) -> dict:
     """Every (model, sampler) pair on a seeded 80/20 split; speed, ratio, backend, NDCG@10."""
     split = random_split(data, test_fraction=0.2, random_state=args.seed)
     train, test = split.train, split.test
     m = train.matrix
-    wanted = None if args.samplers == "all" else set(args.samplers.split(","))
-    g = grid()
-    pairs = [(mo, s) for mo in args.models.split(",") for s in g[mo] if wanted is None or s in wanted]
     if not pairs:
         raise SystemExit(f"no pair matches --samplers {args.samplers} --models {args.models}")
 
@@ -183,6 +177,8 @@ def write_markdown(res: dict, mode: str, name: str) -> None:
                  "torch NDCG@10"], rows,
                 "± is the standard error over test users. The fused kernels step once per training positive; "
                 "the torch path steps on batches of the size shown, with the same optimizer, lr and l2.", left=3)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_flags(p, "data_dir", "threads", "quick", "seed", "no_write", "json", defaults={"threads": 2},
@@ -212,16 +208,12 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    pairs = None
     if args.samplers is not None:
-        from recsampling.models import MODELS
-
-        g = grid()
-        bad = [mo for mo in args.models.split(",") if mo not in MODELS]
-        known = {s for mo in MODELS for s in g.get(mo, ())}
-        bad += [s for s in ([] if args.samplers == "all" else args.samplers.split(",")) if s not in known]
-        if bad:
-            p.error(f"unknown model or sampler {bad}; models: {', '.join(MODELS)}; samplers: all or some of "
-                    f"{sorted(known)}")
+        try:
+            pairs = grid_pairs(args.models.split(","), None if args.samplers == "all" else args.samplers.split(","))
+        except ValueError as e:
+            p.error(str(e))
     name = "ML-1M pairs" if args.dataset == "ml-1m" else "ML-100K, rating >= 4"
     data = None if args.synthetic else movielens_pairs(args.data_dir, args.dataset)
     if data is None:
@@ -234,7 +226,7 @@ def main(argv=None) -> int:
     load_before = loadavg()
     mode = "bpr" if args.samplers is None else "all"
     args.epochs = args.epochs or (5 if mode == "bpr" else 3)
-    res = run_bpr(args, data, name) if mode == "bpr" else run_all(args, data, name)
+    res = run_bpr(args, data, name) if mode == "bpr" else run_all(args, data, name, pairs)
     res["load_before"], res["load_after"] = load_before, loadavg()
     if not args.no_write and not args.quick:
         stem = "_".join(x for x in ("training_speed", mode == "all" and "all",

@@ -128,3 +128,15 @@ def test_the_scale_steps_build_train_and_save_factors(tmp_path):
     assert f["U"].dtype == f["V"].dtype == np.float32
     whole = speed.pair_epoch(data, "mf", "bpr", params, 0, 1)
     assert not whole["extrapolated"] and whole["timed_clicks"] == data.nnz
+
+
+def test_grid_pairs_follow_the_suite_grid_and_name_what_is_unknown():
+    from recsampling.suite import grid
+
+    g = grid()
+    assert speed.grid_pairs(["mf"]) == [("mf", s) for s in g["mf"]]
+    assert speed.grid_pairs(["mf", "twotower"], ["bpr"]) == [("mf", "bpr"), ("twotower", "bpr")]
+    assert speed.grid_pairs(["twotower"], ["inbatch"]) == [("twotower", "inbatch")]
+    assert speed.grid_pairs(["mf"], ["inbatch"]) == []  # known, of another model's grid only
+    with pytest.raises(ValueError, match=r"unknown model or sampler \['nope', 'none'\]; models: .*samplers: all or"):
+        speed.grid_pairs(["mf", "nope"], ["bpr", "none"])

@@ -29,6 +29,7 @@ Timings
   A pair on the fused kernel is also trained on the torch path with the same optimizer, lr and l2
   (``--torch-batch`` rows per step; DLA keeps its batch size). On ML-1M pairs the two-tower model has
   no side features: it is MF-shaped (its vectors are its ID embeddings) and takes the MF kernel.
+- :func:`grid_pairs`: the (model, sampler) pairs of the suite's grid that a run times.
 - :func:`ndcg_se`: NDCG@k and its standard error over users (full ranking, training items
   excluded), printed beside a speed so that speed cannot hide a broken loss.
 - Top-k: ours is :func:`recsampling.scoring.topk`; implicit's is :func:`implicit_recommender`'s
@@ -37,6 +38,17 @@ Timings
   :func:`by_blas_threads` times it with BLAS at one thread (implicit's advice) and at the
   benchmark's threads, and the scripts keep its faster setting. :func:`same_lists` and
   :func:`excluded_returned` check the answers beside the times.
+
+Scoring (``scoring_speed.py``)
+------------------------------
+On :func:`scoring_problem`'s factors (ML-1M's 6,040 users x 3,706 items, 64 factors, about a million
+seen pairs by default): ours, ``topk(U, V, k, exclude=seen)`` for all users (exact exclusion,
+deterministic ties); implicit's ``recommend(all users, seen, N=k, filter_already_liked_items=True)``
+with the same factors assigned; the bare product ``U @ V.T`` (torch, and numpy on the CPU: the floor
+any exact full scorer pays is the faster). Each is repeated after a warm-up
+(:func:`~recsampling.bench.measure.best_and_median`); the ratios use the medians. The large case
+(100k users x 200k items) scores a subset of the users (``--large-users``) with the process's peak
+resident memory; its time for all users is extrapolated linearly and labelled so.
 
 Scale (``scale.py``, issue 15)
 ------------------------------
@@ -75,12 +87,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 __all__ = ["movielens_pairs", "synthetic_ml1m", "scoring_problem", "ml20m_shape", "save_clicks", "load_clicks",
-           "head", "ndcg_se", "implicit_recommender", "by_blas_threads", "same_lists", "excluded_returned",
+           "head", "ndcg_se", "implicit_recommender", "by_blas_threads", "grid_pairs", "same_lists", "excluded_returned",
            "build_world", "peer_epoch", "pair_epoch", "topk_time", "ML20M"]
 
 #: MovieLens-20M's users, items and interactions
@@ -211,6 +223,27 @@ def by_blas_threads(fn: Callable[[], object], threads: int) -> dict:
         with threadpool_limits(limits=blas, user_api="blas"):
             out[blas] = fn()
     return out
+
+
+def grid_pairs(models: Sequence[str], samplers: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """The (model, sampler) pairs of :func:`recsampling.suite.grid` of ``models``, in its order; only
+    the ``samplers`` given (None: all).
+
+    Raises
+    ------
+    ValueError
+        naming the models and samplers that are not registered (the samplers of no model's grid).
+    """
+    from recsampling.models import MODELS
+    from recsampling.suite import grid
+
+    g = grid()
+    known = {s for mo in MODELS for s in g.get(mo, ())}
+    bad = [mo for mo in models if mo not in MODELS] + [s for s in samplers or () if s not in known]
+    if bad:
+        raise ValueError(f"unknown model or sampler {bad}; models: {', '.join(MODELS)}; samplers: all or some of "
+                         f"{sorted(known)}")
+    return [(mo, s) for mo in models for s in g[mo] if samplers is None or s in samplers]
 
 
 def same_lists(a: np.ndarray, b: np.ndarray) -> float:
