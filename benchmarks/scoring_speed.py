@@ -1,18 +1,9 @@
 """Top-k scoring speed: recsampling.scoring.topk vs implicit's recommend vs the bare matrix product.
 
-On seeded random factors of the MovieLens-1M shape (6,040 users x 3,706 items, 64 factors) with a
-realistic exclusion matrix (about a million seen pairs, long-tail item popularity, log-normal
-user activity), one run times, on the same factors and the same thread count:
-
-- ``ours``: ``topk(U, V, k, exclude=seen)`` for all users (exact exclusion, deterministic ties);
-- ``implicit``: ``AlternatingLeastSquares.recommend(all users, seen, N=k,
-  filter_already_liked_items=True)`` with the same factors assigned;
-- ``matmul``: ``U @ V.T`` alone in torch (the floor any exact full scorer pays).
-
-Each is repeated and the best and the median are reported; the ratios use the medians.
-``--large`` adds the 100k users x 200k items case with the process's peak resident memory
-(a subset of the users by default: ``--large-users``; the time for all users is extrapolated
-linearly and labelled so).
+On seeded random factors of ML-1M's shape and a realistic exclusion matrix, one run times ours
+(``topk``), implicit's ``recommend`` and the bare ``U @ V.T`` on the same factors and threads
+(best and median of repeats; ratios of the medians); ``--large`` adds 100k users x 200k items with
+the peak memory. The data and the contenders: :mod:`recsampling.bench.speed`.
 
 Examples
 --------
@@ -32,7 +23,9 @@ import time
 
 from recsampling._utils import positive_int
 from recsampling.bench.flags import add_flags, result_path, write_results
-from recsampling.bench.measure import best_and_median, peak_rss_mb, reset_peak_rss, rss_mb
+from recsampling.bench.measure import best_and_median, cpu_model, peak_rss_mb, reset_peak_rss, rss_mb
+from recsampling.bench.speed import (by_blas_threads, excluded_returned, implicit_recommender, same_lists,
+                                     scoring_problem)
 
 
 def _parse() -> argparse.Namespace:
@@ -57,35 +50,6 @@ def _parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _problem(n_users, n_items, factors, n_seen, seed):
-    import numpy as np
-    import scipy.sparse as sp
-
-    rng = np.random.default_rng(seed)
-    U = (rng.standard_normal((n_users, factors)) * 0.1).astype(np.float32)
-    V = (rng.standard_normal((n_items, factors)) * 0.1).astype(np.float32)
-    # long tail: item popularity ~ rank^-0.9, user activity log-normal (like MovieLens)
-    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    pop = rng.permutation(pop / pop.sum())
-    act = rng.lognormal(0.0, 1.0, n_users)
-    act /= act.sum()
-    target = int(n_seen)
-    draw = int(target * 1.25)
-    seen = None
-    for _ in range(4):  # draw, deduplicate, top up until about ``n_seen`` unique pairs
-        u = rng.choice(n_users, size=draw, p=act)
-        i = rng.choice(n_items, size=draw, p=pop)
-        m = sp.csr_matrix((np.ones(draw, np.float32), (u, i)), shape=(n_users, n_items))
-        seen = m if seen is None else seen + m
-        seen.sum_duplicates()
-        if seen.nnz >= target:
-            break
-        draw = int((target - seen.nnz) * 1.5) + 1
-    seen.data[:] = 1.0
-    seen.sort_indices()
-    return U, V, seen
-
-
 def main() -> int:
     args = _parse()
     import numpy as np
@@ -100,36 +64,28 @@ def main() -> int:
 
     dev = resolve_device(args.device)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), device_name)
-    except OSError:
-        cpu = device_name
-    if dev.type == "cpu":
-        device_name = cpu
+    cpu = cpu_model(device_name)
+    device_name = cpu if dev.type == "cpu" else device_name
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    U, V, seen = _problem(args.users, args.items, args.factors, args.seen, args.seed)
+    U, V, seen = scoring_problem(args.users, args.items, args.factors, args.seen, args.seed)
     res: dict = {
         "shape": [args.users, args.items, args.factors], "seen_pairs": int(seen.nnz), "k": args.k,
         "threads": args.threads, "device": str(dev), "device_name": device_name, "cpu": cpu,
         "repeats": args.repeats, "memory_budget_mb": args.memory_budget_mb, "torch": torch.__version__,
         "load_avg_before": os.getloadavg()[0],
     }
-
     ours_out = {}
 
     def ours():
         ours_out["r"] = topk(U, V, args.k, exclude=seen, device=dev, memory_budget_mb=args.memory_budget_mb)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        sync()
 
-    Ut = torch.from_numpy(U).to(dev)
-    Vt = torch.from_numpy(V).to(dev)
+    Ut, Vt = torch.from_numpy(U).to(dev), torch.from_numpy(V).to(dev)
 
     def matmul():
         torch.mm(Ut, Vt.T)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        sync()
 
     res["ours_best_s"], res["ours_s"] = best_and_median(ours, args.repeats)
     res["matmul_torch_best_s"], res["matmul_torch_s"] = best_and_median(matmul, args.repeats)
@@ -143,59 +99,36 @@ def main() -> int:
     res["matmul_backend"] = floor
     res["matmul_best_s"], res["matmul_s"] = res[f"matmul_{floor}_best_s"], res[f"matmul_{floor}_s"]
     if not args.no_implicit:
-        import warnings
-
         import implicit
-        from implicit.cpu.als import AlternatingLeastSquares
 
-        # implicit warns about OpenBLAS threads at model creation (advice for ALS training); the
-        # benchmark times its recommend with both BLAS settings below and keeps the faster
-        warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
-
-        model = AlternatingLeastSquares(factors=args.factors, num_threads=args.threads, random_state=0)
-        model.user_factors = U
-        model.item_factors = V
-        userids = np.arange(args.users)
-        imp_out = {}
+        model, userids, imp_out = implicit_recommender(U, V, args.threads), np.arange(args.users), {}
 
         def imp():
             imp_out["r"] = model.recommend(userids, seen, N=args.k, filter_already_liked_items=True)
 
-        # implicit runs its batches on its own threads and calls numpy's BLAS inside each: time it
-        # with BLAS at 1 thread (implicit's advice) and at --threads, and keep its faster setting
-        by_blas = {}
-        for blas in sorted({1, args.threads}):
-            with threadpool_limits(limits=blas, user_api="blas"):
-                by_blas[blas] = best_and_median(imp, args.repeats)
+        by_blas = by_blas_threads(lambda: best_and_median(imp, args.repeats), args.threads)
         res["implicit_by_blas_threads"] = {str(b): {"best_s": v[0], "median_s": v[1]} for b, v in by_blas.items()}
         best_blas = min(by_blas, key=lambda b: by_blas[b][1])
         res["implicit_blas_threads"] = best_blas
         res["implicit_best_s"], res["implicit_s"] = by_blas[best_blas]
         res["implicit_version"] = implicit.__version__
-        # same answers? (random float factors: ties are rare, so the lists should be equal)
-        a = ours_out["r"][0]
-        b = np.asarray(imp_out["r"][0])
-        res["same_lists_as_implicit"] = float(np.mean(np.all(np.sort(a, 1) == np.sort(b, 1), axis=1)))
+        res["same_lists_as_implicit"] = same_lists(ours_out["r"][0], imp_out["r"][0])
         res["speedup_vs_implicit"] = res["implicit_s"] / res["ours_s"]
         res["speedup_vs_implicit_best"] = res["implicit_best_s"] / res["ours_best_s"]
-    excl = ours_out["r"][0]
-    rows = np.repeat(np.arange(args.users), args.k)
-    res["excluded_items_returned"] = int(np.asarray(seen[rows, np.maximum(excl.ravel(), 0)]).ravel()
-                                         [excl.ravel() >= 0].sum())
+    res["excluded_items_returned"] = excluded_returned(ours_out["r"][0], seen)
     res["matmul_share"] = res["matmul_s"] / res["ours_s"]
     res["matmul_share_best"] = res["matmul_best_s"] / res["ours_best_s"]
 
     if args.large:
         n_users, n_items = 100_000, 200_000
         del U, V, Ut, Vt, seen, ours_out
-        LU, LV, lseen = _problem(n_users, n_items, args.factors, args.large_seen, args.seed + 1)
+        LU, LV, lseen = scoring_problem(n_users, n_items, args.factors, args.large_seen, args.seed + 1)
         sub = np.arange(min(args.large_users, n_users))
         rss_before = rss_mb()
         reset = reset_peak_rss()
         t = time.perf_counter()
-        ids, _ = topk(LU, LV, args.k, exclude=lseen, users=sub, device=dev, memory_budget_mb=args.memory_budget_mb)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        topk(LU, LV, args.k, exclude=lseen, users=sub, device=dev, memory_budget_mb=args.memory_budget_mb)
+        sync()
         dt = time.perf_counter() - t
         res["large"] = {
             "shape": [n_users, n_items, args.factors], "seen_pairs": int(lseen.nnz), "users_scored": int(sub.size),
@@ -213,13 +146,11 @@ def main() -> int:
     print(f"top-{args.k} for {args.users} users x {args.items} items x {args.factors} factors, "
           f"{res['seen_pairs']} seen pairs excluded, {args.threads} threads, {device_name} ({dev})")
     print(f"{'contender':<28}{'median s':>10}{'best s':>10}")
-    print(f"{'recsampling topk':<28}{res['ours_s']:>10.4f}{res['ours_best_s']:>10.4f}")
-    if "implicit_s" in res:
-        print(f"{'implicit recommend':<28}{res['implicit_s']:>10.4f}{res['implicit_best_s']:>10.4f}"
-              f"  (BLAS threads {res['implicit_blas_threads']})")
-    print(f"{'matmul alone, torch':<28}{res['matmul_torch_s']:>10.4f}{res['matmul_torch_best_s']:>10.4f}")
-    if "matmul_numpy_s" in res:
-        print(f"{'matmul alone, numpy':<28}{res['matmul_numpy_s']:>10.4f}{res['matmul_numpy_best_s']:>10.4f}")
+    for label, key in (("recsampling topk", "ours"), ("implicit recommend", "implicit"),
+                       ("matmul alone, torch", "matmul_torch"), ("matmul alone, numpy", "matmul_numpy")):
+        if f"{key}_s" in res:
+            print(f"{label:<28}{res[f'{key}_s']:>10.4f}{res[f'{key}_best_s']:>10.4f}"
+                  + (f"  (BLAS threads {res['implicit_blas_threads']})" if key == "implicit" else ""))
     if "implicit_s" in res:
         print(f"speed-up vs implicit: {res['speedup_vs_implicit']:.2f}x (best-of: {res['speedup_vs_implicit_best']:.2f}x);"
               f" identical lists: {100 * res['same_lists_as_implicit']:.1f}% of users")

@@ -34,3 +34,19 @@ def test_epoch_rate_leaves_the_first_epoch_out():
 
     assert epoch_rate([{"samples_per_s": 1.0}, {"samples_per_s": 10.0}, {"samples_per_s": 20.0}]) == 15.0
     assert epoch_rate([{"samples_per_s": 3.0}]) == 3.0
+
+
+def test_cpu_model_reads_cpuinfo_or_gives_the_default(monkeypatch):
+    import builtins
+
+    name = measure.cpu_model("fallback")
+    assert isinstance(name, str) and name
+    real_open = builtins.open
+
+    def no_cpuinfo(path, *a, **k):
+        if path == "/proc/cpuinfo":
+            raise OSError("none")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_cpuinfo)
+    assert measure.cpu_model("fallback") == "fallback"

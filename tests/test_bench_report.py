@@ -81,3 +81,15 @@ def test_ratios_to_a_baseline():
     assert ratios_to(s, "base", ["x", "y"]) == {"a/x": 0.5, "base/x": 1.0}  # a zero baseline figure is left out
     assert ratios_to(s, "base", ["x"], with_baseline=False) == {"a/x": 0.5}
     assert ratios_to(s, "missing", ["x"]) == {}
+
+
+def test_write_table_writes_a_titled_table_between_its_markers(tmp_path):
+    from recsampling.bench.report import write_table
+
+    path = tmp_path / "RESULTS.md"
+    lines = write_table(path, "t", "Title", "Intro.", ["", "a", "b"], [["x", "1", ""]], "Foot.", left=2)
+    assert lines == ["<!-- t:begin -->", "## Title", "", "Intro.", "", "| | a | b |", "|---|---|---:|",
+                     "| x | 1 | |", "", "Foot.", "<!-- t:end -->"]
+    write_table(path, "t", "Title 2", "Intro.", ["a"], [["1"]])
+    assert path.read_text() == ("# Benchmark results\n\n<!-- t:begin -->\n## Title 2\n\nIntro.\n\n| a |\n|---|\n"
+                                "| 1 |\n<!-- t:end -->\n")

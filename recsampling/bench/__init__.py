@@ -9,6 +9,8 @@
 - :mod:`~recsampling.bench.flags`: the scripts' shared flags, result paths and files, JSON-last-line output;
 - :mod:`~recsampling.bench.measure`: the speed scripts' repeat timer, epoch rate, memory readers, load
   and machine;
+- :mod:`~recsampling.bench.speed`: the speed scripts' data (ML-1M pairs or their synthetic stand-in,
+  the scoring problem, the scaled ML-20M worlds), implicit's top-k, the scale benchmark's steps;
 - :mod:`~recsampling.bench.mnar`: the randomized-test tasks and figures of the MNAR benchmarks;
 - :mod:`~recsampling.bench.saito`: the authors' protocol of Saito's code (its training loops and
   tuned values in :mod:`recsampling.samplers.saito`);

@@ -5,7 +5,8 @@
 - :func:`peak_rss_mb` / :func:`rss_mb` / :func:`reset_peak_rss`: this process's resident memory
   (Linux ``/proc/self/status``), and a reset of its peak;
 - :func:`peak_rss_gib`: the peak by ``getrusage`` (``ru_maxrss``), in GiB;
-- :func:`loadavg` / :func:`machine`: the load averages and the machine, to print beside a timing.
+- :func:`loadavg` / :func:`machine` / :func:`cpu_model`: the load averages and the machine, to print
+  beside a timing.
 
 A timing claim is a ratio against a baseline measured in the same run (STYLE.md), printed with
 the machine's load.
@@ -19,7 +20,8 @@ import resource
 import time
 from typing import Callable
 
-__all__ = ["best_and_median", "epoch_rate", "peak_rss_mb", "rss_mb", "reset_peak_rss", "peak_rss_gib", "loadavg", "machine"]
+__all__ = ["best_and_median", "epoch_rate", "peak_rss_mb", "rss_mb", "reset_peak_rss", "peak_rss_gib", "loadavg", "machine",
+           "cpu_model"]
 
 
 def best_and_median(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -98,3 +100,12 @@ def machine() -> dict:
     """``when`` (UTC, to the minute), ``cpu`` and ``cpu_count`` of this run."""
     return {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count()}
+
+
+def cpu_model(default: str = "") -> str:
+    """The CPU's ``model name`` of ``/proc/cpuinfo``; ``default`` where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), default)
+    except OSError:
+        return default

@@ -8,7 +8,8 @@
 - :func:`tidy`, :func:`summary`, :func:`markdown`, :func:`results_by_dataset`,
   :func:`false_negative_rates`: the suite's tables built from cell records
   (:mod:`recsampling.bench.store`), one row per cell, then per data set x model x method;
-- :func:`write_section`: a script's own section of ``benchmarks/RESULTS.md``, between its markers.
+- :func:`write_section`: a script's own section of ``benchmarks/RESULTS.md``, between its markers;
+  :func:`write_table` such a section holding a title, a paragraph, one table and a footnote.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["mean_se", "mean_se_by", "mean_and_se", "ratios_to", "mean_se_text", "method_table", "tidy", "summary",
-           "markdown", "results_by_dataset", "false_negative_rates", "write_section", "CONFIG_COLUMNS"]
+           "markdown", "results_by_dataset", "false_negative_rates", "write_section", "write_table", "CONFIG_COLUMNS"]
 
 
 def mean_se(runs: Sequence[dict], *, suffix: str = "_se", always: bool = False) -> dict:
@@ -241,3 +242,36 @@ def write_section(path: str | Path, lines: Sequence[str], begin: str, end: str) 
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def write_table(path: str | Path, name: str, title: str, intro: str, header: Sequence[str],
+                rows: Sequence[Sequence[str]], footer: str = "", left: int = 1) -> list[str]:
+    """Write the section ``name`` of the Markdown file ``path`` (:func:`write_section`, between the
+    markers ``<!-- name:begin -->`` and ``<!-- name:end -->``): ``## title``, the paragraph
+    ``intro``, a table and the paragraph ``footer`` (none when empty).
+
+    Parameters
+    ----------
+    path : path
+        E.g. ``benchmarks/RESULTS.md``.
+    name, title, intro, footer : str
+    header : sequence of str
+        The column names.
+    rows : sequence of sequences of str
+        The cells of each row (an empty cell is written ``| |``).
+    left : int
+        How many leading columns are left-aligned; the others (numbers) are right-aligned.
+
+    Returns
+    -------
+    list of str
+        The section's lines, its markers included.
+    """
+    def line(cells) -> str:
+        return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    lines = [begin, f"## {title}", "", intro, "", line(header), "|" + "---|" * left + "---:|" * (len(header) - left),
+             *map(line, rows), *(["", footer] if footer else []), end]
+    write_section(path, lines, begin, end)
+    return lines
