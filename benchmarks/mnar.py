@@ -50,14 +50,12 @@ from recsampling.bench.flags import add_flags, emit, result_path, write_results
 from recsampling.bench.mnar import (TRAINING, item_propensities, load_randomized_task, randomized_figures,
                                     randomized_markdown, rare_candidates, tune_on_clicks)
 from recsampling.bench.report import mean_se_by, ratios_to
-from recsampling.bench.saito import AUTHORS_DATA_SEED, AuthorsData, authors_markdown, run_authors
+from recsampling.bench.saito import AUTHORS_DATA_SEED, BASE_METRICS, KS, AuthorsData, authors_markdown, run_authors
 from recsampling.propensity import DEFAULT_CLIP
 from recsampling.samplers.saito import (AUTHORS_HYPER_PARAMS, AUTHORS_METHODS, AUTHORS_TRAINING,
                                         REPLICATION_HYPER_PARAMS, authors_params)
 from recsampling.tuning import search_space
 
-KS = (3, 5, 8)
-BASE_METRICS = ("dcg", "recall", "map")
 METHODS = ("naive", "bpr", "relmf", "relmf_true_propensity", "ubpr")
 #: on request only (``--methods``): the naive loss with a tunable weight of the unclicked pairs
 EXTRA_METHODS = ("naive_weighted",)
