@@ -77,9 +77,9 @@ def test_mean_and_se_nests_mean_se_and_marks_a_single_value():
 def test_ratios_to_a_baseline():
     from recsampling.bench.report import ratios_to
 
-    s = {"a": {"x": 2.0, "y": 3.0}, "base": {"x": 4.0, "y": 0.0}}
+    s = {"a": {"x": 2.0, "y": 3.0}, "base": {"x": 4.0, "y": 0.0}, "c": {"x": None}}
     assert ratios_to(s, "base", ["x", "y"]) == {"a/x": 0.5, "base/x": 1.0}  # a zero baseline figure is left out
-    assert ratios_to(s, "base", ["x"], with_baseline=False) == {"a/x": 0.5}
+    assert ratios_to(s, "base", ["x", "z"], with_baseline=False) == {"a/x": 0.5}  # missing / None: left out
     assert ratios_to(s, "missing", ["x"]) == {}
 
 

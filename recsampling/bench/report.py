@@ -72,14 +72,15 @@ def mean_se_by(groups: Mapping[str, Sequence[dict]], **kw) -> dict:
 def ratios_to(summary: Mapping[str, dict], baseline: str, keys: Sequence[str], *, with_baseline: bool = True) -> dict:
     """``{"<method>/<key>": summary[method][key] / summary[baseline][key]}`` for every method and key.
 
-    Empty when ``baseline`` is not in ``summary``; a key the baseline lacks (or has as 0 or None) is
-    left out. ``with_baseline=False`` leaves out the baseline's own ratios (all 1).
+    Empty when ``baseline`` is not in ``summary``; a key the baseline lacks (or has as 0 or None), or
+    the method lacks (or has as None), is left out. ``with_baseline=False`` leaves out the baseline's
+    own ratios (all 1).
     """
     base = summary.get(baseline)
     if base is None:
         return {}
     return {f"{m}/{k}": d[k] / base[k] for m, d in summary.items() if with_baseline or m != baseline
-            for k in keys if base.get(k)}
+            for k in keys if base.get(k) and d.get(k) is not None}
 
 
 def mean_se_text(d: Mapping, key: str, digits: int = 4, suffix: str = "_se") -> str:
