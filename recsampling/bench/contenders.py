@@ -17,8 +17,7 @@ and scores both with the same code.
 :class:`Knob`: an Optuna range and the points of a grid over it); :func:`peer` finds one.
 :func:`tune_peer` runs a peer's Optuna study, :func:`tune_ours` ours' (:func:`refit_ours` trains its best
 configuration again), :func:`trial_counts` counts a study's trials, :func:`fit_l2_grid` picks ours' L2 from a
-grid on validation; :func:`speed_params` gives ours'
-training settings in the speed benchmarks.
+grid on validation; :func:`speed_params` gives ours' training settings in the speed benchmarks.
 
 Selection without looking at the test set (the tuned benchmarks, ``benchmarks/tuned_quality.py``
 and ``benchmarks/ml100k_quality.py``): :func:`tuning_tasks` loads a data set's test task (a seeded
@@ -591,9 +590,9 @@ def grid_search(contender: Contender, params: Callable[[dict, int], dict], grid:
     import itertools
 
     sweep = []
+    steps = set(checkpoints)
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid.keys(), values))
-        steps = set(checkpoints)
         got = checkpoint_figures(contender, params(point, max(steps)), valid_task, seed, steps, figures,
                                  n_threads=n_threads)
         sweep += [{**point, "epochs": step, **{f"valid_{k}": v for k, v in figs.items()}}

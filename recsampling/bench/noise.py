@@ -374,11 +374,10 @@ def summarize(raw: Mapping[str, Mapping[str, Sequence[dict]]], world_raw: Mappin
     out = {}
     for key, by_method in raw.items():
         block: dict = {label: mean_se(runs, suffix="_sem", always=True) for label, runs in by_method.items()}
-        world_means = mean_se(world_raw[key])
-        block["world"] = {f: world_means[f] for f in world_raw[key][0]}
-        block["rarity_auc_mislabeled"] = world_means["rarity_auc_mislabeled"]
-        block["rarity_auc_mislabeled_sem"] = mean_se(world_raw[key], suffix="_sem",
-                                                     always=True)["rarity_auc_mislabeled_sem"]
+        world = mean_se(world_raw[key], suffix="_sem", always=True)
+        block["world"] = {f: world[f] for f in world_raw[key][0]}
+        block["rarity_auc_mislabeled"] = world["rarity_auc_mislabeled"]
+        block["rarity_auc_mislabeled_sem"] = world["rarity_auc_mislabeled_sem"]
         for label in by_method:
             block[f"score_auc_mislabeled_{label}"] = block[label]["score_auc_mislabeled"]
         nb = block.get(headline)
